@@ -1,0 +1,204 @@
+"""Typed experiment config: JSON in, JSON out, validated with actionable messages.
+
+The web form, the database row, the CLI and the checkpoint all hold the same JSON, which
+`ExperimentConfig.from_dict` turns back into these dataclasses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distill_core.errors import ConfigError
+
+DATA_FORMATS = ("tsv", "csv", "jsonl")
+STUDENT_TYPES = ("textcnn", "bilstm")
+STUDENT_VOCABS = ("char", "word", "teacher")
+KD_LOSSES = ("kl", "ce", "mse")
+OPTIMIZERS = ("adamw", "adam", "sgd", "adadelta")
+
+
+@dataclass
+class DataConfig:
+    """Where the examples are and how to read them."""
+
+    train: str = ""
+    dev: str | None = None
+    test: str | None = None
+    format: str = "tsv"
+    has_header: bool = False
+    # Column names (with a header / JSONL keys) or 0-based indices (headerless TSV/CSV).
+    text_column: int | str = 0
+    text_pair_column: int | str | None = None
+    label_column: int | str = 1
+    # Label names in class-index order. A file's label value may be a name from this
+    # list or an integer index into it.
+    labels: list[str] = field(default_factory=list)
+    max_length: int = 32
+
+
+@dataclass
+class TeacherConfig:
+    """A local Hugging Face checkpoint directory (AutoModelForSequenceClassification)."""
+
+    path: str = ""
+
+
+@dataclass
+class StudentConfig:
+    """Which student to build; `options` go to the student's constructor."""
+
+    type: str = "textcnn"
+    vocab: str = "char"  # char | word vocabulary from the train split, or the teacher's pieces
+    embedding_dim: int = 128
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class KDConfig:
+    """Prediction-layer KD: alpha*CE(student, y) + (1-alpha)*T^2*KL(teacher/T || student/T)."""
+
+    temperature: float = 2.0
+    alpha: float = 0.8  # weight of the hard-label cross-entropy
+    t2_scaling: bool = True
+    loss: str = "kl"
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and evaluation cadence."""
+
+    epochs: int = 3
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    optimizer: str = "adamw"
+    weight_decay: float = 0.0
+    log_every: int = 10  # steps between step-metric events
+    eval_every: int = 0  # steps between dev evaluations; 0 = once per epoch
+    max_steps: int | None = None
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+
+@dataclass
+class ExperimentConfig:
+    """One distillation experiment."""
+
+    name: str = "experiment"
+    seed: int = 42
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    kd: KDConfig = field(default_factory=KDConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    output_dir: str | None = None
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ExperimentConfig:
+        """Build and validate a config from its JSON form; unknown keys are an error."""
+        if not isinstance(raw, dict):
+            raise ConfigError("The config must be a JSON object.")
+        cfg = _build(cls, raw, "")
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def from_json(cls, text: str) -> ExperimentConfig:
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"The config is not valid JSON: {exc}") from exc
+        return cls.from_dict(raw)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ExperimentConfig:
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+
+    def validate(self) -> None:
+        """Check ranges and names; paths are checked when the run opens them."""
+        d, s, k, t = self.data, self.student, self.kd, self.train
+        _check(bool(self.name and self.name.strip()), "name", "Give the experiment a name.")
+        _check(bool(d.train), "data.train", "Choose a training file.")
+        _choice(d.format, DATA_FORMATS, "data.format")
+        _check(1 <= d.max_length <= 4096, "data.max_length", "max_length must be between 1 and 4096.")
+        _check(bool(self.teacher.path), "teacher.path", "Choose a teacher checkpoint directory.")
+        _choice(s.type, STUDENT_TYPES, "student.type")
+        _choice(s.vocab, STUDENT_VOCABS, "student.vocab")
+        _check(1 <= s.embedding_dim <= 4096, "student.embedding_dim", "embedding_dim must be between 1 and 4096.")
+        _check(math.isfinite(k.temperature) and k.temperature > 0, "kd.temperature",
+               f"Temperature must be greater than 0 (got {k.temperature}).")
+        _check(math.isfinite(k.alpha) and 0.0 <= k.alpha <= 1.0, "kd.alpha",
+               f"alpha (hard-label weight) must be between 0 and 1 (got {k.alpha}).")
+        _choice(k.loss, KD_LOSSES, "kd.loss")
+        _check(1 <= t.epochs <= 1000, "train.epochs", "epochs must be between 1 and 1000.")
+        _check(1 <= t.batch_size <= 65536, "train.batch_size", "batch_size must be between 1 and 65536.")
+        _check(math.isfinite(t.learning_rate) and 0 < t.learning_rate <= 10, "train.learning_rate",
+               f"learning_rate must be greater than 0 and at most 10 (got {t.learning_rate}).")
+        _choice(t.optimizer, OPTIMIZERS, "train.optimizer")
+        _check(t.log_every >= 1, "train.log_every", "log_every must be at least 1.")
+        _check(t.eval_every >= 0, "train.eval_every", "eval_every must be 0 (per epoch) or more.")
+        _check(t.max_steps is None or t.max_steps >= 1, "train.max_steps", "max_steps must be at least 1.")
+
+
+def _check(ok: bool, field_name: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(message, field=field_name)
+
+
+def _choice(value: str, allowed: tuple[str, ...], field_name: str) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{field_name}={value!r} is not one of: {', '.join(allowed)}.", field=field_name)
+
+
+def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
+    """Instantiate dataclass `cls` from `raw`, recursing into nested dataclasses."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        where = prefix.rstrip(".") or "the config"
+        raise ConfigError(f"Unknown key(s) in {where}: {', '.join(unknown)}.", field=prefix + unknown[0])
+    kwargs: dict[str, Any] = {}
+    for name, value in raw.items():
+        f = fields[name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{prefix}{name} must be an object.", field=prefix + name)
+            kwargs[name] = _build(type(default), value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(value, str(f.type), prefix + name)
+    return cls(**kwargs)
+
+
+_TYPE_NAMES = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
+               "list": "a list", "dict": "an object"}
+
+
+def _coerce(value: Any, annotation: str, path: str) -> Any:
+    """Check `value` against the field's annotation ("int | str | None"); ints pass for floats."""
+    allowed = [part.strip().split("[")[0] for part in annotation.split("|")]
+    if value is None:
+        if "None" in allowed:
+            return None
+        raise ConfigError(f"{path} must not be empty.", field=path)
+    if isinstance(value, bool):
+        ok = "bool" in allowed
+    elif isinstance(value, int):
+        ok = "int" in allowed or "float" in allowed
+        if ok and "int" not in allowed:
+            value = float(value)
+    else:
+        ok = any(isinstance(value, {"float": float, "str": str, "list": list, "dict": dict}.get(t, ())) for t in allowed)
+    if not ok:
+        wanted = " or ".join(_TYPE_NAMES[t] for t in allowed if t in _TYPE_NAMES)
+        raise ConfigError(f"{path} must be {wanted} (got {value!r}).", field=path)
+    return value
