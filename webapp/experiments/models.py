@@ -1,0 +1,149 @@
+"""Teacher checkpoints, datasets, experiments and their metric streams."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from webapp.accounts.models import Team
+
+
+class Checkpoint(models.Model):
+    """A registered local Hugging Face checkpoint directory usable as a teacher."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="checkpoints")
+    name = models.CharField(max_length=100)
+    path = models.CharField(max_length=1000)
+    # distill_core.teachers.inspect_checkpoint(): model_type, num_labels, labels, layers, ...
+    info = models.JSONField(default=dict)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["team", "name"], name="unique_checkpoint_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def num_labels(self) -> int | None:
+        return self.info.get("num_labels")
+
+
+class Dataset(models.Model):
+    """A text-classification dataset: split files plus how to read them."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="datasets")
+    name = models.CharField(max_length=100)
+    train_path = models.CharField(max_length=1000)
+    dev_path = models.CharField(max_length=1000, blank=True)
+    test_path = models.CharField(max_length=1000, blank=True)
+    format = models.CharField(max_length=10, default="tsv")
+    has_header = models.BooleanField(default=False)
+    # Column name or 0-based index, stored as text ("0", "text"); blank pair = single sentence.
+    text_column = models.CharField(max_length=100, default="0")
+    text_pair_column = models.CharField(max_length=100, blank=True)
+    label_column = models.CharField(max_length=100, default="1")
+    labels = models.JSONField(default=list)
+    # Rows and class counts per split, computed when the dataset is registered.
+    stats = models.JSONField(default=dict)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["team", "name"], name="unique_dataset_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def data_config(self) -> dict:
+        """The `data` section of a distill_core config (without max_length)."""
+
+        def column(value: str) -> int | str:
+            return int(value) if value.isdigit() else value
+
+        return {
+            "train": self.train_path,
+            "dev": self.dev_path or None,
+            "test": self.test_path or None,
+            "format": self.format,
+            "has_header": self.has_header,
+            "text_column": column(self.text_column),
+            "text_pair_column": column(self.text_pair_column) if self.text_pair_column else None,
+            "label_column": column(self.label_column),
+            "labels": list(self.labels),
+        }
+
+
+class Experiment(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "QUEUED", "Queued"
+        CLAIMED = "CLAIMED", "Claimed"
+        RUNNING = "RUNNING", "Running"
+        SUCCEEDED = "SUCCEEDED", "Succeeded"
+        FAILED = "FAILED", "Failed"
+        CANCELLED = "CANCELLED", "Cancelled"
+
+    ACTIVE = (Status.QUEUED, Status.CLAIMED, Status.RUNNING)
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="experiments")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="experiments")
+    name = models.CharField(max_length=200)
+    teacher = models.ForeignKey(Checkpoint, on_delete=models.PROTECT, related_name="experiments")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="experiments")
+    student_type = models.CharField(max_length=50)
+    # The full distill_core ExperimentConfig as JSON: what the worker runs and the CLI re-runs.
+    config = models.JSONField()
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    pool = models.CharField(max_length=50, default="default")
+    priority = models.IntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+
+    total_steps = models.PositiveIntegerField(null=True, blank=True)
+    current_step = models.PositiveIntegerField(default=0)
+    progress = models.FloatField(default=0.0)  # 0..1
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker_name = models.CharField(max_length=200, blank=True)
+
+    latest = models.JSONField(default=dict)  # latest value of every metric key
+    best = models.JSONField(default=dict)  # best dev metrics so far
+    results = models.JSONField(null=True, blank=True)  # distill_core's "result" event
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "pool", "-priority", "created_at"], name="queue_order")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+
+class MetricPoint(models.Model):
+    """One value of one metric at one step; unique so a retried flush cannot duplicate."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="metrics")
+    key = models.CharField(max_length=100)  # "train/loss", "train/lr", "dev/accuracy", ...
+    step = models.PositiveIntegerField()
+    value = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "key", "step"], name="unique_metric_point"),
+        ]

@@ -1,0 +1,34 @@
+"""Wake workers up. Postgres holds the queue; a message only says "look for work in pool P"."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+log = logging.getLogger(__name__)
+
+
+def pool_queue(pool: str) -> str:
+    """The broker queue that workers of `pool` listen on."""
+    from django.conf import settings
+
+    return f"{settings.CELERY_TASK_DEFAULT_QUEUE}.{pool}"
+
+
+def wake_workers(pool: str = "default") -> None:
+    """After the current transaction commits, send one wake-up to `pool`'s workers.
+
+    A lost or duplicated message is harmless: the beat task sends wake-ups while work is
+    queued, and a worker that finds nothing to claim simply returns.
+    """
+
+    def send() -> None:
+        from workers.tasks import run_next
+
+        try:
+            run_next.apply_async(args=[pool], queue=pool_queue(pool))
+        except Exception:  # the broker being down must not fail the web request
+            log.exception("Could not send a wake-up to pool %s; the beat task will retry", pool)
+
+    transaction.on_commit(send)
