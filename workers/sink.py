@@ -1,0 +1,109 @@
+"""Turn distill_core events into database rows, in batches, surviving dropped connections."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.utils import timezone
+
+from webapp.experiments.models import Experiment, MetricPoint
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def with_db_retry(fn: Callable[[], T], attempts: int = 5, delay: float = 0.5) -> T:
+    """Run `fn`, reconnecting and retrying when the database connection drops."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except DatabaseError:
+            if attempt == attempts:
+                raise
+            log.warning("Database error (attempt %d/%d); reconnecting", attempt, attempts, exc_info=True)
+            connection.close()
+            time.sleep(delay * attempt)
+            close_old_connections()
+    raise AssertionError("unreachable")
+
+
+class DatabaseSink:
+    """Event sink for distill_core.distiller.run that writes to an Experiment row.
+
+    Step points are buffered and flushed every `flush_seconds` or `max_buffer` points;
+    evaluations flush at once. MetricPoint is unique on (experiment, key, step) and
+    written with ignore_conflicts, so a retried flush neither loses nor duplicates.
+    The same timer renews the heartbeat and reads the cancel flag.
+    """
+
+    def __init__(self, experiment_id: int, flush_seconds: float = 2.0, max_buffer: int = 2000,
+                 clock: Callable[[], float] = time.monotonic):
+        self.experiment_id = experiment_id
+        self.flush_seconds = flush_seconds
+        self.max_buffer = max_buffer
+        self.clock = clock
+        self.buffer: dict[tuple[str, int], float] = {}
+        self.latest: dict[str, float] = {}
+        self.best: dict[str, float] = {}
+        self.total_steps: int | None = None
+        self.step = 0
+        self.cancel_requested = False
+        self.results: dict[str, Any] | None = None
+        self._last_flush = clock()
+
+    # --- the sink protocol ---------------------------------------------------------
+    def emit(self, kind: str, payload: dict[str, Any]) -> None:
+        if kind == "start":
+            self.total_steps = int(payload["total_steps"])
+            with_db_retry(lambda: Experiment.objects.filter(pk=self.experiment_id).update(
+                total_steps=self.total_steps, heartbeat_at=timezone.now()))
+        elif kind == "step":
+            self.step = int(payload["step"])
+            self._add("train", payload["step"], payload["metrics"])
+            if len(self.buffer) >= self.max_buffer or self.clock() - self._last_flush >= self.flush_seconds:
+                self.flush()
+        elif kind == "eval":
+            split = payload.get("split", "dev")
+            self._add(split, payload["step"], payload["metrics"])
+            for name, value in payload["metrics"].items():
+                key = f"{split}/{name}"
+                if key not in self.best or value > self.best[key]:
+                    self.best[key] = value
+            self.flush()
+        elif kind == "result":
+            self.results = payload
+
+    def should_cancel(self) -> bool:
+        """Polled by the training loop; flushes on the way so heartbeats keep coming."""
+        if self.clock() - self._last_flush >= self.flush_seconds:
+            self.flush()
+        return self.cancel_requested
+
+    # --- writing -------------------------------------------------------------------
+    def _add(self, prefix: str, step: int, metrics: dict[str, float]) -> None:
+        for name, value in metrics.items():
+            key = f"{prefix}/{name}"
+            self.buffer[(key, int(step))] = float(value)
+            self.latest[key] = float(value)
+
+    def flush(self) -> None:
+        """Write buffered points and progress; read the cancel flag."""
+        points = [MetricPoint(experiment_id=self.experiment_id, key=k, step=s, value=v)
+                  for (k, s), v in self.buffer.items()]
+        progress = min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
+
+        def write() -> bool:
+            with transaction.atomic():
+                MetricPoint.objects.bulk_create(points, batch_size=1000, ignore_conflicts=True)
+                Experiment.objects.filter(pk=self.experiment_id).update(
+                    current_step=self.step, progress=progress, latest=self.latest, best=self.best,
+                    heartbeat_at=timezone.now())
+            return Experiment.objects.filter(pk=self.experiment_id, cancel_requested=True).exists()
+
+        self.cancel_requested = with_db_retry(write)
+        self.buffer.clear()
+        self._last_flush = self.clock()
