@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from webapp.experiments.models import Experiment, MetricPoint
@@ -25,9 +25,9 @@ def with_db_retry(fn: Callable[[], T], attempts: int = 5, delay: float = 0.5) ->
             if attempt == attempts:
                 raise
             log.warning("Database error (attempt %d/%d); reconnecting", attempt, attempts, exc_info=True)
-            connection.close()
+            if not connection.in_atomic_block:  # inside a caller's transaction, keep its connection
+                connection.close()
             time.sleep(delay * attempt)
-            close_old_connections()
     raise AssertionError("unreachable")
 
 
