@@ -30,3 +30,7 @@ class UnknownNameError(ConfigError):
 
 class TrainingError(DistillError):
     """Training cannot go on (e.g. a NaN loss); the message names the step and loss term."""
+
+
+class RunCancelled(Exception):
+    """The run's cancel callback asked it to stop. Not a user error, so not a DistillError."""

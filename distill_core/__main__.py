@@ -1,0 +1,114 @@
+"""Command line: `python -m distill_core run config.json`, `predict`, `train-teacher`.
+
+The config is the JSON the web form stores (each experiment page links to its config.json),
+so a dashboard run can be reproduced on any machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+from distill_core.errors import DistillError, RunCancelled
+
+
+class ProgressSink:
+    """Print a tqdm progress bar with the latest loss, and one line per evaluation."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def emit(self, kind: str, payload: dict[str, Any]) -> None:
+        from tqdm import tqdm
+
+        if kind == "start":
+            self.bar = tqdm(total=payload["total_steps"], unit="step", desc="distilling", dynamic_ncols=True)
+        elif kind == "step" and self.bar is not None:
+            self.bar.update(payload["step"] - self.bar.n)
+            m = payload["metrics"]
+            self.bar.set_postfix(loss=f"{m['loss']:.4f}", kd=f"{m['kd_loss']:.4f}", hard=f"{m['hard_loss']:.4f}")
+        elif kind == "eval":
+            m = payload["metrics"]
+            line = f"{payload['split']} step {payload['step']}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}"
+            (self.bar.write if self.bar is not None else print)(line)
+        elif kind == "result" and self.bar is not None:
+            self.bar.close()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from distill_core.config import ExperimentConfig
+    from distill_core.distiller import run
+
+    config = ExperimentConfig.load(args.config)
+    if args.output:
+        config.output_dir = args.output
+    results = run(config, sink=ProgressSink())
+    s, t, size = results["student"], results["teacher"], results["size"]
+    print(f"\n{results['test_split']} accuracy: student {s['accuracy']:.4f} (macro-F1 {s['macro_f1']:.4f}), "
+          f"teacher {t['accuracy']:.4f} (macro-F1 {t['macro_f1']:.4f})")
+    print(f"parameters: student {size['student']['parameters']:,}, teacher {size['teacher']['parameters']:,} "
+          f"({size['compression']:.1f}x smaller); speed-up at batch 32: {size['speedup']}x")
+    if results["export_dir"]:
+        print(f"student exported to {results['export_dir']}")
+    if args.results:
+        with open(args.results, "w", encoding="utf-8") as fh:
+            json.dump(results, fh, indent=2, ensure_ascii=False)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from distill_core.export import predict
+
+    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    for row in predict(args.export_dir, texts):
+        top = max(row["probabilities"].values())
+        print(f"{row['label']}\t{top:.3f}\t{row['text']}")
+    return 0
+
+
+def cmd_train_teacher(args: argparse.Namespace) -> int:
+    from distill_core.teacher_training import train_teacher
+
+    accuracy = train_teacher(args.train, args.dev, args.labels, args.output, epochs=args.epochs,
+                             max_length=args.max_length, progress=print)
+    print(f"teacher saved to {args.output}; dev accuracy {accuracy:.4f}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m distill_core", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run an experiment from its JSON config")
+    p.add_argument("config")
+    p.add_argument("--output", help="export the student here (overrides output_dir)")
+    p.add_argument("--results", help="also write the results JSON to this file")
+    p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("predict", help="classify texts (arguments, or one per line on stdin) with an export")
+    p.add_argument("export_dir")
+    p.add_argument("texts", nargs="*")
+    p.set_defaults(fn=cmd_predict)
+    p = sub.add_parser("train-teacher", help="train a small char-level BERT teacher on hard labels")
+    p.add_argument("--train", required=True)
+    p.add_argument("--dev", required=True)
+    p.add_argument("--labels", required=True, help="a file with one class name per line")
+    p.add_argument("--output", required=True)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--max-length", type=int, default=32)
+    p.set_defaults(fn=cmd_train_teacher)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.fn(args)
+    except DistillError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RunCancelled as exc:
+        print(f"cancelled: {exc}", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

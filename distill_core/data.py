@@ -1,0 +1,186 @@
+"""Read text-classification splits (TSV, CSV, JSONL) as a DataConfig describes them.
+
+Every problem a user can cause raises DatasetError naming the file and, where there is one,
+the line: a missing file, bytes that are not UTF-8, an empty file, a missing column, a ragged
+row, a label outside the label list.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distill_core.config import DataConfig
+from distill_core.errors import DatasetError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Split:
+    """One split: parallel lists of texts, optional second texts and class indices."""
+
+    name: str
+    path: str
+    texts: list[str]
+    pairs: list[str] | None
+    labels: list[int]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, indices: list[int], name: str) -> Split:
+        pairs = [self.pairs[i] for i in indices] if self.pairs is not None else None
+        return Split(name, self.path, [self.texts[i] for i in indices], pairs, [self.labels[i] for i in indices])
+
+
+def read_split(path: str | Path, data: DataConfig, labels: list[str], name: str = "train") -> Split:
+    """Read one file into a Split; `labels` are the class names in index order."""
+    text = _read_text(Path(path), name)
+    where = Path(path).name
+    if data.format == "jsonl":
+        rows = _jsonl_rows(text, where, data)
+    else:
+        rows = _delimited_rows(text, where, data)
+    label_index = {label: i for i, label in enumerate(labels)}
+    texts, pairs, ys = [], [], []
+    for line_no, row in rows:
+        texts.append(row[0])
+        pairs.append(row[1])
+        ys.append(_label_id(row[2], label_index, labels, where, line_no))
+    if not texts:
+        raise DatasetError(f"The {name} file {where} has no examples (only a header or blank lines).",
+                           field=f"data.{name}")
+    has_pairs = data.text_pair_column is not None
+    log.info("Read %d %s examples from %s", len(texts), name, path)
+    return Split(name, str(path), texts, pairs if has_pairs else None, ys)
+
+
+def _read_text(path: Path, name: str) -> str:
+    if not path.is_file():
+        raise DatasetError(f"The {name} file {path} does not exist (relative paths start at the working "
+                           f"directory {Path.cwd()}).", field=f"data.{name}")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line_no = raw.count(b"\n", 0, exc.start) + 1
+        raise DatasetError(f"{path.name} line {line_no}: the file is not UTF-8 text ({exc.reason} at byte "
+                           f"{exc.start}); re-save it as UTF-8.", field=f"data.{name}") from None
+    if not text.strip():
+        raise DatasetError(f"The {name} file {path.name} is empty.", field=f"data.{name}")
+    return text
+
+
+Row = tuple[str, str | None, Any]  # (text, pair, raw label)
+
+
+def _delimited_rows(text: str, where: str, data: DataConfig) -> list[tuple[int, Row]]:
+    """Rows of a TSV/CSV file as (1-based line number, (text, pair, label))."""
+    if data.format == "tsv":  # titles may hold quote characters; a TSV field never spans lines
+        reader = csv.reader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE)
+    else:
+        reader = csv.reader(io.StringIO(text))
+    records = []
+    for fields in reader:
+        if any(f.strip() for f in fields):
+            records.append((reader.line_num, fields))
+    if not records:
+        return []
+    if data.has_header:
+        header_line, header = records[0]
+        records = records[1:]
+        names = [h.strip() for h in header]
+        columns = [_header_column(c, names, where, key) for key, c in _columns(data)]
+        width = len(header)
+    else:
+        columns = [_index_column(c, key) for key, c in _columns(data)]
+        width = len(records[0][1])
+        for (key, _), c in zip(_columns(data), columns, strict=True):
+            if c >= width:
+                raise DatasetError(f"{where} line {records[0][0]}: data.{key}={c} but the row has only {width} "
+                                   f"column(s) (columns count from 0).", field=f"data.{key}")
+    rows = []
+    for line_no, fields in records:
+        if len(fields) != width:
+            raise DatasetError(f"{where} line {line_no}: expected {width} columns but found {len(fields)} "
+                               f"(a stray {'tab' if data.format == 'tsv' else 'comma'} or a missing field?).")
+        values = [fields[c] for c in columns]
+        rows.append((line_no, (values[0], values[2] if len(values) == 3 else None, values[1].strip())))
+    return rows
+
+
+def _columns(data: DataConfig) -> list[tuple[str, int | str]]:
+    """The columns to read, in the order (text, label[, pair])."""
+    cols: list[tuple[str, int | str]] = [("text_column", data.text_column), ("label_column", data.label_column)]
+    if data.text_pair_column is not None:
+        cols.append(("text_pair_column", data.text_pair_column))
+    return cols
+
+
+def _header_column(column: int | str, names: list[str], where: str, key: str) -> int:
+    if isinstance(column, int):
+        return column if column < len(names) else _missing(where, key, column, names)
+    if column not in names:
+        _missing(where, key, column, names)
+    return names.index(column)
+
+
+def _missing(where: str, key: str, column: int | str, names: list[str]) -> int:
+    raise DatasetError(f"{where} line 1: the header has no column {column!r} for data.{key}; it has: "
+                       f"{', '.join(names)}.", field=f"data.{key}")
+
+
+def _index_column(column: int | str, key: str) -> int:
+    if isinstance(column, str):
+        if not column.isdigit():
+            raise DatasetError(f"data.{key}={column!r} is a column name, but the file has no header: set "
+                               f"data.has_header to true or give a 0-based column index.", field=f"data.{key}")
+        column = int(column)
+    if column < 0:
+        raise DatasetError(f"data.{key} must be 0 or more (got {column}).", field=f"data.{key}")
+    return column
+
+
+def _jsonl_rows(text: str, where: str, data: DataConfig) -> list[tuple[int, Row]]:
+    rows = []
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{where} line {line_no}: not valid JSON ({exc.msg}).") from None
+        if not isinstance(obj, dict):
+            raise DatasetError(f"{where} line {line_no}: expected a JSON object, found {type(obj).__name__}.")
+        values = []
+        for key, column in _columns(data):
+            if str(column) not in obj:
+                raise DatasetError(f"{where} line {line_no}: no key {str(column)!r} for data.{key}; the object has: "
+                                   f"{', '.join(obj)}.", field=f"data.{key}")
+            values.append(obj[str(column)])
+        text_value, label, *pair = values
+        rows.append((line_no, (str(text_value), str(pair[0]) if pair else None, label)))
+    return rows
+
+
+def _label_id(value: Any, label_index: dict[str, int], labels: list[str], where: str, line_no: int) -> int:
+    """A label value is a name from `labels`, else an integer index into it."""
+    key = str(value).strip()
+    if key in label_index:
+        return label_index[key]
+    if not isinstance(value, bool):
+        try:
+            index = int(key)
+        except ValueError:
+            index = -1
+        if 0 <= index < len(labels):
+            return index
+    shown = ", ".join(labels[:20]) + (", ..." if len(labels) > 20 else "")
+    raise DatasetError(f"{where} line {line_no}: label {key!r} is neither a name in the label list ({shown}) "
+                       f"nor an index from 0 to {len(labels) - 1}.", field="data.labels")

@@ -1,0 +1,145 @@
+"""Teachers: local Hugging Face sequence-classification checkpoints, inspected, loaded and run once."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from distill_core.errors import CheckpointError
+from distill_core.teacher_training import train_teacher
+
+__all__ = ["inspect_checkpoint", "load_teacher", "teacher_logits", "label_order", "tokenize", "train_teacher"]
+
+log = logging.getLogger(__name__)
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
+FIELD = "teacher.path"
+
+
+def inspect_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Describe a checkpoint directory without loading its weights.
+
+    Returns model_type, architectures, num_labels, labels (from id2label), num_layers, hidden_size,
+    num_heads, vocab_size, max_position_embeddings, parameters and size_bytes (weight files).
+    Raises CheckpointError saying what is missing or wrong.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"Teacher checkpoint directory {path} does not exist (relative paths start at "
+                              f"{Path.cwd()}).", field=FIELD)
+    if not (path / "config.json").is_file():
+        raise CheckpointError(f"{path} has no config.json; is it a directory written by save_pretrained()?", field=FIELD)
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except Exception as exc:  # bad JSON, unknown model_type, ...: transformers raises many kinds
+        raise CheckpointError(f"Cannot read {path / 'config.json'}: {_first_line(exc)}", field=FIELD) from exc
+    if config.model_type not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES:
+        raise CheckpointError(f"{path} holds a {config.model_type!r} model, which has no sequence-classification "
+                              f"head in transformers; choose a text-classification checkpoint.", field=FIELD)
+    weights = [path / name for name in WEIGHT_FILES if (path / name).is_file()]
+    if not weights:
+        raise CheckpointError(f"{path} has no weights ({' or '.join(WEIGHT_FILES[::2])}).", field=FIELD)
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise CheckpointError(f"{path} has no tokenizer files ({', '.join(TOKENIZER_FILES)}); save the tokenizer "
+                              f"with tokenizer.save_pretrained() into the same directory.", field=FIELD)
+    try:
+        with torch.device("meta"):  # shapes only: nothing is allocated or read
+            model = AutoModelForSequenceClassification.from_config(config)
+        parameters = sum(p.numel() for p in model.parameters())
+    except Exception as exc:
+        raise CheckpointError(f"Cannot build the model described by {path / 'config.json'}: {_first_line(exc)}",
+                              field=FIELD) from exc
+    return {
+        "model_type": config.model_type,
+        "architectures": list(getattr(config, "architectures", None) or []),
+        "num_labels": int(config.num_labels),
+        "labels": [str(config.id2label[i]) for i in sorted(config.id2label)],
+        "num_layers": _first_attr(config, "num_hidden_layers", "n_layer", "num_layers"),
+        "hidden_size": _first_attr(config, "hidden_size", "n_embd", "d_model", "dim"),
+        "num_heads": _first_attr(config, "num_attention_heads", "n_head", "num_heads"),
+        "vocab_size": _first_attr(config, "vocab_size"),
+        "max_position_embeddings": _first_attr(config, "max_position_embeddings", "n_positions"),
+        "parameters": int(parameters),
+        "size_bytes": sum(_weights_size(w) for w in weights),
+    }
+
+
+def load_teacher(path: str | Path, device: torch.device | str = "cpu",
+                 labels: list[str] | None = None) -> tuple[torch.nn.Module, Any]:
+    """Load (model in eval mode on `device`, tokenizer); check its label count against `labels`."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    info = inspect_checkpoint(path)
+    if labels is not None and info["num_labels"] != len(labels):
+        raise CheckpointError(f"The teacher has {info['num_labels']} labels but the dataset has {len(labels)}; "
+                              f"choose a teacher fine-tuned on this label set.", field=FIELD)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForSequenceClassification.from_pretrained(path, attn_implementation="eager")
+    except Exception as exc:
+        raise CheckpointError(f"Cannot load the teacher from {path}: {_first_line(exc)}", field=FIELD) from exc
+    model.to(device).eval()
+    log.info("Loaded teacher %s (%s, %d labels)", path, info["model_type"], info["num_labels"])
+    return model, tokenizer
+
+
+def tokenize(tokenizer: Any, texts: list[str], pairs: list[str] | None, max_length: int) -> dict[str, torch.Tensor]:
+    """Teacher inputs for a batch: padded to its longest example, truncated to `max_length`."""
+    return dict(tokenizer(texts, pairs, padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
+
+
+@torch.no_grad()
+def teacher_logits(model: torch.nn.Module, tokenizer: Any, texts: list[str], pairs: list[str] | None,
+                   max_length: int, batch_size: int = 64, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Run the teacher over all examples once: logits (N, C) float32 on the CPU, in input order."""
+    model.eval()
+    out = []
+    for start in range(0, len(texts), batch_size):
+        end = start + batch_size
+        batch = tokenize(tokenizer, texts[start:end], pairs[start:end] if pairs is not None else None, max_length)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        out.append(model(**batch).logits.float().cpu())  # (b, C)
+    return torch.cat(out) if out else torch.zeros(0, model.config.num_labels)
+
+
+def label_order(teacher_labels: list[str], dataset_labels: list[str]) -> list[int] | None:
+    """Teacher column for each dataset label when both name the same classes in another order, else None.
+
+    Generic names (LABEL_0, ...) carry no meaning, so they are taken in index order.
+    """
+    if teacher_labels == dataset_labels or any(re.fullmatch(r"LABEL_\d+", t) for t in teacher_labels):
+        return None
+    if sorted(teacher_labels) != sorted(dataset_labels):
+        log.warning("Teacher labels %s differ from the dataset's %s; matching them by index", teacher_labels,
+                    dataset_labels)
+        return None
+    return [teacher_labels.index(label) for label in dataset_labels]
+
+
+def _first_attr(config: Any, *names: str) -> int | None:
+    for name in names:
+        value = getattr(config, name, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def _weights_size(path: Path) -> int:
+    if not path.name.endswith(".index.json"):
+        return path.stat().st_size
+    shards = set(json.loads(path.read_text())["weight_map"].values())
+    return sum((path.parent / shard).stat().st_size for shard in shards if (path.parent / shard).is_file())
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,28 @@
+"""Tiny random teachers for tests and smoke runs: written with save_pretrained, never downloaded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from distill_core.teacher_training import bert_config, char_pieces, save_char_tokenizer
+
+
+def make_tiny_teacher(path: str | Path, labels: list[str], chars: Iterable[str] | str, *, layers: int = 2,
+                      hidden: int = 32, heads: int = 2, intermediate: int | None = None, seed: int = 0) -> Path:
+    """Write a random char-level BertForSequenceClassification and its tokenizer into `path`.
+
+    `chars` is the text (or characters) whose characters make the vocabulary; words of ASCII
+    letters also get word pieces. The weights are random (seeded): a teacher for plumbing, not quality.
+    """
+    import torch
+    from transformers import BertForSequenceClassification
+
+    path = Path(path)
+    text = chars if isinstance(chars, str) else "".join(chars)
+    tokenizer = save_char_tokenizer(char_pieces([text]), path)
+    torch.manual_seed(seed)
+    config = bert_config(len(tokenizer), list(labels), hidden, layers, heads, intermediate or hidden * 2,
+                         max_position_embeddings=128)
+    BertForSequenceClassification(config).save_pretrained(path)
+    return path
