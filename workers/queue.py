@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -49,10 +50,21 @@ def finish(experiment_id: int, status: str, *, error: str = "", results: dict[st
     """Record the end of a run; only an active run can finish."""
     fields: dict[str, Any] = {"status": status, "finished_at": timezone.now(), "error": error[:20000]}
     if results is not None:
-        fields["results"] = results
+        fields["results"] = json_safe(results)
     if status == S.SUCCEEDED:
         fields["progress"] = 1.0
     Experiment.objects.filter(pk=experiment_id, status__in=Experiment.ACTIVE).update(**fields)
+
+
+def json_safe(value: Any) -> Any:
+    """Replace NaN/inf (which JSON columns refuse) with None, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def fail_lost_runs(now=None) -> list[int]:

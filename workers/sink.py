@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -47,7 +48,7 @@ class DatabaseSink:
         self.max_buffer = max_buffer
         self.clock = clock
         self.buffer: dict[tuple[str, int], float] = {}
-        self.latest: dict[str, float] = {}
+        self.latest: dict[str, float | None] = {}
         self.best: dict[str, float] = {}
         self.total_steps: int | None = None
         self.step = 0
@@ -71,7 +72,7 @@ class DatabaseSink:
             self._add(split, payload["step"], payload["metrics"])
             for name, value in payload["metrics"].items():
                 key = f"{split}/{name}"
-                if key not in self.best or value > self.best[key]:
+                if math.isfinite(value) and (key not in self.best or value > self.best[key]):
                     self.best[key] = value
             self.flush()
         elif kind == "result":
@@ -87,8 +88,12 @@ class DatabaseSink:
     def _add(self, prefix: str, step: int, metrics: dict[str, float]) -> None:
         for name, value in metrics.items():
             key = f"{prefix}/{name}"
-            self.buffer[(key, int(step))] = float(value)
-            self.latest[key] = float(value)
+            value = float(value)
+            if not math.isfinite(value):  # JSON columns refuse NaN; the chart shows a gap
+                self.latest[key] = None
+                continue
+            self.buffer[(key, int(step))] = value
+            self.latest[key] = value
 
     def flush(self) -> None:
         """Write buffered points and progress; read the cancel flag."""

@@ -1,4 +1,22 @@
 from django.urls import path
 
+from webapp.experiments import views_experiments as experiments
+from webapp.experiments import views_json as live
+from webapp.experiments import views_registry as registry
+
 app_name = "experiments"
-urlpatterns: list = []
+urlpatterns = [
+    path("", experiments.experiment_list, name="list"),
+    path("experiments/new/", experiments.experiment_new, name="new"),
+    path("experiments/<int:pk>/", experiments.experiment_detail, name="detail"),
+    path("experiments/<int:pk>/cancel/", experiments.experiment_cancel, name="cancel"),
+    path("experiments/<int:pk>/config.json", experiments.experiment_config, name="config"),
+    path("experiments/<int:pk>/status.json", live.status, name="status"),
+    path("experiments/<int:pk>/metrics.json", live.metrics, name="metrics"),
+    path("checkpoints/", registry.checkpoint_list, name="checkpoints"),
+    path("checkpoints/new/", registry.checkpoint_new, name="checkpoint_new"),
+    path("checkpoints/<int:pk>/", registry.checkpoint_detail, name="checkpoint"),
+    path("datasets/", registry.dataset_list, name="datasets"),
+    path("datasets/new/", registry.dataset_new, name="dataset_new"),
+    path("datasets/<int:pk>/", registry.dataset_detail, name="dataset"),
+]

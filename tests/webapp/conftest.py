@@ -1,0 +1,147 @@
+"""Fixtures for the web tests: alice & bob in Acme, charlie in Other, a tiny teacher, a dataset.
+
+Every test gets its own DATASET_ROOT/ARTIFACT_ROOT under tmp_path; the tiny teacher is
+written once per session into a directory that CHECKPOINT_ROOTS allows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from tests.webapp.factories import DEV_ROWS, LABELS, PASSWORD, TRAIN_ROWS, tsv
+from webapp.accounts.models import Membership, Team
+from webapp.experiments.models import Checkpoint, Dataset, Experiment
+
+
+@pytest.fixture(scope="session")
+def teacher_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("teachers")
+
+
+@pytest.fixture(scope="session")
+def teacher_dir(teacher_root) -> Path:
+    """A tiny random 3-label BERT with its tokenizer, written with save_pretrained."""
+    from distill_core.testing import make_tiny_teacher
+
+    path = teacher_root / "tiny-bert"
+    chars = sorted({ch for text, _ in TRAIN_ROWS + DEV_ROWS for ch in text})
+    make_tiny_teacher(path, LABELS, "".join(chars), layers=2, hidden=32)
+    return path
+
+
+@pytest.fixture(scope="session")
+def teacher_info(teacher_dir) -> dict:
+    from distill_core.teachers import inspect_checkpoint
+
+    return inspect_checkpoint(teacher_dir)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _static_root():
+    # WhiteNoise warns on every request when STATIC_ROOT is missing (we serve from the finders).
+    from django.conf import settings
+
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_storage(settings, tmp_path, teacher_root):
+    settings.DATASET_ROOT = tmp_path / "datasets"
+    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
+    settings.CHECKPOINT_ROOTS = [teacher_root]
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def acme(db) -> Team:
+    return Team.objects.create(name="Acme", slug="acme")
+
+
+@pytest.fixture
+def other(db) -> Team:
+    return Team.objects.create(name="Other", slug="other")
+
+
+def _member(username: str, team: Team, **extra):
+    user = get_user_model().objects.create_user(username, password=PASSWORD, **extra)
+    Membership.objects.create(team=team, user=user)
+    return user
+
+
+@pytest.fixture
+def alice(acme):
+    return _member("alice", acme)
+
+
+@pytest.fixture
+def bob(acme):
+    return _member("bob", acme)
+
+
+@pytest.fixture
+def charlie(other):
+    return _member("charlie", other)
+
+
+@pytest.fixture
+def alice_client(client, alice):
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def charlie_client(client, charlie):
+    client.force_login(charlie)
+    return client
+
+
+@pytest.fixture
+def checkpoint(acme, alice, teacher_dir, teacher_info) -> Checkpoint:
+    return Checkpoint.objects.create(team=acme, name="tiny-bert", path=str(teacher_dir), info=teacher_info,
+                                     created_by=alice)
+
+
+@pytest.fixture
+def dataset_files(tmp_path) -> dict[str, Path]:
+    directory = tmp_path / "data"
+    directory.mkdir()
+    paths = {"train": directory / "train.tsv", "dev": directory / "dev.tsv"}
+    paths["train"].write_text(tsv(TRAIN_ROWS), encoding="utf-8")
+    paths["dev"].write_text(tsv(DEV_ROWS), encoding="utf-8")
+    return paths
+
+
+@pytest.fixture
+def dataset(acme, alice, dataset_files) -> Dataset:
+    from webapp.experiments.datasets import compute_stats
+
+    dataset = Dataset(team=acme, name="headlines", train_path=str(dataset_files["train"]),
+                      dev_path=str(dataset_files["dev"]), labels=list(LABELS), created_by=alice)
+    dataset.stats = compute_stats(dataset)
+    dataset.save()
+    return dataset
+
+
+@pytest.fixture
+def make_experiment(checkpoint, dataset, alice):
+    """Create an Experiment of Acme in any state, with a valid config."""
+
+    def make(status: str = Experiment.Status.QUEUED, name: str = "tiny → textcnn", **fields) -> Experiment:
+        from webapp.experiments.configs import build_config
+
+        config = build_config({"name": name, "student_type": "textcnn", "temperature": 2.0, "alpha": 0.8,
+                               "epochs": 1, "batch_size": 8, "learning_rate": 1e-3, "max_length": 16},
+                              checkpoint, dataset)
+        return Experiment.objects.create(team=checkpoint.team, owner=alice, name=name, teacher=checkpoint,
+                                         dataset=dataset, student_type="textcnn", config=config, status=status,
+                                         **fields)
+
+    return make
+
+
+@pytest.fixture
+def experiment(make_experiment) -> Experiment:
+    return make_experiment()

@@ -1,0 +1,173 @@
+"""Store uploaded dataset files, read them with distill_core.data, compute their statistics.
+
+Nothing half-created survives a refusal: the upload's directory is removed whenever the
+files cannot be read or the row cannot be saved.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+
+from distill_core.config import DataConfig
+from distill_core.data import Split, read_split
+from distill_core.errors import DatasetError
+from webapp.experiments.models import Dataset
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "dev", "test")
+MAX_LABELS = 1000
+
+
+class UploadRefused(Exception):
+    """A dataset upload cannot be registered; `field` names the form field to blame."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def split_paths(dataset: Dataset) -> dict[str, str]:
+    """{split: path} for the splits the dataset has, in train/dev/test order."""
+    paths = {"train": dataset.train_path, "dev": dataset.dev_path, "test": dataset.test_path}
+    return {name: path for name, path in paths.items() if path}
+
+
+def data_config(dataset: Dataset) -> DataConfig:
+    return DataConfig(**dataset.data_config())
+
+
+def read_splits(dataset: Dataset) -> dict[str, Split]:
+    """Every split of `dataset`, read and checked; DatasetError gets a `split` attribute."""
+    config = data_config(dataset)
+    splits = {}
+    for name, path in split_paths(dataset).items():
+        try:
+            splits[name] = read_split(path, config, list(dataset.labels), name)
+        except DatasetError as exc:
+            exc.split = name
+            raise
+    return splits
+
+
+def compute_stats(dataset: Dataset) -> dict[str, Any]:
+    """{split: {"rows": n, "class_counts": [count per label, in label order]}} (raises DatasetError)."""
+    stats = {}
+    for name, split in read_splits(dataset).items():
+        counts = [0] * len(dataset.labels)
+        for y in split.labels:
+            counts[y] += 1
+        stats[name] = {"rows": len(split), "class_counts": counts}
+    return stats
+
+
+def preview_rows(dataset: Dataset, limit: int = 20) -> list[dict[str, Any]]:
+    """The first `limit` train examples as {"text", "pair", "label"} (raises DatasetError)."""
+    split = read_split(dataset.train_path, data_config(dataset), list(dataset.labels), "train")
+    rows = []
+    for i in range(min(limit, len(split))):
+        rows.append({
+            "text": split.texts[i],
+            "pair": split.pairs[i] if split.pairs is not None else None,
+            "label": dataset.labels[split.labels[i]],
+        })
+    return rows
+
+
+def discover_labels(dataset: Dataset) -> list[str]:
+    """The sorted distinct label values of the train split (raises DatasetError)."""
+    values = sorted(raw_label_values(dataset.train_path, data_config(dataset), "train"))
+    if len(values) > MAX_LABELS:
+        raise DatasetError(f"The label column has {len(values)} distinct values (at most {MAX_LABELS}); "
+                           "is it the right column?", field="data.label_column")
+    if len(values) < 2:
+        raise DatasetError(f"The train split has only one label value ({', '.join(values)}); a classifier "
+                           "needs at least two classes.", field="data.label_column")
+    return values
+
+
+def raw_label_values(path: str, config: DataConfig, name: str) -> set[str]:
+    """The distinct label values of one file, as written (raises DatasetError).
+
+    distill_core.data has no public reader that works before the label list is known, so
+    this reuses its row readers (same checks, same messages) rather than parsing twice.
+    """
+    from distill_core import data
+
+    text = data._read_text(Path(path), name)
+    where = Path(path).name
+    rows = data._jsonl_rows(text, where, config) if config.format == "jsonl" else data._delimited_rows(text, where, config)
+    if not rows:
+        raise DatasetError(f"The {name} file {where} has no examples (only a header or blank lines).",
+                           field=f"data.{name}")
+    return {str(label).strip() for _, (_, _, label) in rows}
+
+
+def register_upload(*, team, user, name: str, files: dict[str, UploadedFile | None], format: str,
+                    has_header: bool, text_column: str, text_pair_column: str, label_column: str,
+                    labels: list[str]) -> Dataset:
+    """Store the files under DATASET_ROOT/<team>/<random>/, read them, save the Dataset.
+
+    Raises UploadRefused (naming the form field) after removing whatever was stored.
+    """
+    directory = Path(settings.DATASET_ROOT) / str(team.pk) / secrets.token_hex(8)
+    directory.mkdir(parents=True)
+    try:
+        paths = {split: store(upload, directory / f"{split}.{format}")
+                 for split, upload in files.items() if upload is not None}
+        dataset = Dataset(
+            team=team, name=name, created_by=user, format=format, has_header=has_header,
+            train_path=paths["train"], dev_path=paths.get("dev", ""), test_path=paths.get("test", ""),
+            text_column=text_column, text_pair_column=text_pair_column, label_column=label_column,
+            labels=labels,
+        )
+        try:
+            if not labels:
+                dataset.labels = discover_labels(dataset)
+            dataset.stats = compute_stats(dataset)
+        except DatasetError as exc:
+            raise UploadRefused(exc.message, upload_field(exc, labels_given=bool(labels))) from exc
+        try:
+            with transaction.atomic():
+                dataset.save()
+        except IntegrityError:
+            raise UploadRefused(f"{team} already has a dataset called {name!r}.", "name") from None
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    log.info("Registered dataset %s (%s) for team %s in %s", dataset.pk, name, team.pk, directory)
+    return dataset
+
+
+def store(upload: UploadedFile, path: Path) -> str:
+    """Write an upload to `path` (our own file name: the client's name is never used)."""
+    with open(path, "wb") as out:
+        for chunk in upload.chunks():
+            out.write(chunk)
+    return str(path)
+
+
+_COLUMN_FIELDS = {
+    "data.text_column": "text_column",
+    "data.text_pair_column": "text_pair_column",
+    "data.label_column": "label_column",
+}
+
+
+def upload_field(exc: DatasetError, labels_given: bool) -> str:
+    """The upload form field a DatasetError is about."""
+    if exc.field in _COLUMN_FIELDS:
+        return _COLUMN_FIELDS[exc.field]
+    if exc.field == "data.labels" and labels_given:
+        return "label_names"
+    split = getattr(exc, "split", None) or "train"
+    return f"{split}_file"

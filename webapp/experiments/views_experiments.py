@@ -1,0 +1,107 @@
+"""Experiment pages: the list (home), the new-experiment form, the live page, cancel, config."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from webapp.accounts.models import teams_of
+from webapp.experiments.access import get_owned, owned
+from webapp.experiments.configs import create_experiment
+from webapp.experiments.forms import ExperimentForm
+from webapp.experiments.models import Checkpoint, Dataset, Experiment
+from webapp.experiments.results import summarise
+from webapp.experiments.views_json import status_payload
+
+PAGE_SIZE = 50
+
+# The live charts: (chart id, title, metric keys, y-axis title).
+LIVE_CHARTS = [
+    {"id": "chart-loss", "title": "Training losses", "keys": ["train/loss", "train/kd_loss", "train/hard_loss"],
+     "yaxis": "loss"},
+    {"id": "chart-lr", "title": "Learning rate", "keys": ["train/lr"], "yaxis": "learning rate"},
+    {"id": "chart-dev", "title": "Dev metrics", "keys": ["dev/accuracy", "dev/macro_f1"], "yaxis": "score"},
+]
+
+
+@login_required
+def experiment_list(request):
+    experiments = (owned(request.user, Experiment)
+                   .select_related("teacher", "dataset", "owner", "team")
+                   .defer("config")
+                   .order_by("-created_at"))
+    page = Paginator(experiments, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "experiments/list.html", {
+        "page": page,
+        "has_teams": teams_of(request.user).exists(),
+        "nav": "experiments",
+    })
+
+
+@login_required
+def experiment_new(request):
+    # ?teacher=<id>&dataset=<id> preselect (the "Distil it" buttons); the querysets keep them to the user's teams.
+    initial = {k: v for k in ("teacher", "dataset") if (v := request.GET.get(k, "")).isdigit()}
+    form = ExperimentForm(request.POST or None, user=request.user, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        cd = form.cleaned_data
+        experiment = create_experiment(team=cd["team"], owner=request.user, checkpoint=cd["teacher"],
+                                       dataset=cd["dataset"], fields=cd, config=form.config)
+        messages.success(request, f"Queued “{experiment.name}”.")
+        return redirect("experiments:detail", pk=experiment.pk)
+    return render(request, "experiments/new.html", {
+        "form": form,
+        "has_teams": teams_of(request.user).exists(),
+        "has_checkpoints": owned(request.user, Checkpoint).exists(),
+        "has_datasets": owned(request.user, Dataset).exists(),
+        "nav": "new",
+    })
+
+
+@login_required
+def experiment_detail(request, pk: int):
+    experiment = get_owned(request.user, Experiment.objects.select_related("teacher", "dataset", "owner", "team"),
+                           pk=pk)
+    config_json = json.dumps(experiment.config, indent=2, ensure_ascii=False)
+    return render(request, "experiments/detail.html", {
+        "experiment": experiment,
+        "status": status_payload(experiment),
+        "config_json": config_json,
+        "charts": LIVE_CHARTS,
+        "results": summarise(experiment.results),
+        "nav": "experiments",
+    })
+
+
+@login_required
+@require_POST
+def experiment_cancel(request, pk: int):
+    """QUEUED stops at once; CLAIMED/RUNNING get a flag the worker's training loop reads."""
+    experiment = get_owned(request.user, Experiment, pk=pk)
+    S = Experiment.Status
+    # Conditional updates: a worker may claim or finish the row between our read and write.
+    if Experiment.objects.filter(pk=pk, status=S.QUEUED).update(status=S.CANCELLED, finished_at=timezone.now()):
+        messages.success(request, "Cancelled before it started.")
+    elif Experiment.objects.filter(pk=pk, status__in=(S.CLAIMED, S.RUNNING)).update(cancel_requested=True):
+        messages.info(request, "Cancelling: the worker stops the run at its next check and keeps what it logged.")
+    else:
+        experiment.refresh_from_db(fields=["status"])
+        messages.warning(request, f"Nothing to cancel: the experiment has already {experiment.status.lower()}.")
+    return redirect("experiments:detail", pk=pk)
+
+
+@login_required
+def experiment_config(request, pk: int):
+    """The stored config as a file: `python -m distill_core run config.json` re-runs it."""
+    experiment = get_owned(request.user, Experiment, pk=pk)
+    body = json.dumps(experiment.config, indent=2, ensure_ascii=False) + "\n"
+    response = HttpResponse(body, content_type="application/json; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="experiment-{experiment.pk}-config.json"'
+    return response

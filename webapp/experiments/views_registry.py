@@ -1,0 +1,112 @@
+"""Teacher checkpoints and datasets: list, register/upload, detail."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import IntegrityError, transaction
+from django.db.models import Count
+from django.shortcuts import redirect, render
+
+from distill_core.errors import DatasetError
+from webapp.accounts.models import teams_of
+from webapp.experiments import datasets
+from webapp.experiments.access import get_owned, owned
+from webapp.experiments.forms import CheckpointForm, DatasetForm
+from webapp.experiments.models import Checkpoint, Dataset
+
+PREVIEW_ROWS = 20
+
+
+@login_required
+def checkpoint_list(request):
+    checkpoints = (owned(request.user, Checkpoint).select_related("team", "created_by")
+                   .annotate(num_experiments=Count("experiments")).order_by("team__name", "name"))
+    return render(request, "checkpoints/list.html", {
+        "checkpoints": checkpoints, "has_teams": teams_of(request.user).exists(), "nav": "checkpoints"})
+
+
+@login_required
+def checkpoint_new(request):
+    form = CheckpointForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        cd = form.cleaned_data
+        try:
+            with transaction.atomic():
+                checkpoint = Checkpoint.objects.create(team=cd["team"], name=cd["name"], path=cd["path"],
+                                                       info=form.info, created_by=request.user)
+        except IntegrityError:  # registered by someone else since the form was validated
+            form.add_error("name", f"{cd['team']} already has a checkpoint called {cd['name']!r}.")
+        else:
+            messages.success(request, f"Registered the checkpoint “{checkpoint.name}”.")
+            return redirect("experiments:checkpoint", pk=checkpoint.pk)
+    return render(request, "checkpoints/new.html", {"form": form, "has_teams": teams_of(request.user).exists(),
+                                                    "nav": "checkpoints"})
+
+
+@login_required
+def checkpoint_detail(request, pk: int):
+    checkpoint = get_owned(request.user, Checkpoint.objects.select_related("team", "created_by"), pk=pk)
+    experiments = checkpoint.experiments.select_related("dataset", "owner").defer("config")[:20]
+    return render(request, "checkpoints/detail.html", {
+        "checkpoint": checkpoint, "info": checkpoint.info if isinstance(checkpoint.info, dict) else {},
+        "experiments": experiments, "nav": "checkpoints"})
+
+
+@login_required
+def dataset_list(request):
+    rows = (owned(request.user, Dataset).select_related("team", "created_by")
+            .annotate(num_experiments=Count("experiments")).order_by("team__name", "name"))
+    return render(request, "datasets/list.html", {
+        "datasets": rows, "has_teams": teams_of(request.user).exists(), "nav": "datasets"})
+
+
+@login_required
+def dataset_new(request):
+    form = DatasetForm(request.POST or None, request.FILES or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        cd = form.cleaned_data
+        try:
+            dataset = datasets.register_upload(
+                team=cd["team"], user=request.user, name=cd["name"],
+                files={"train": cd["train_file"], "dev": cd.get("dev_file"), "test": cd.get("test_file")},
+                format=cd["format"], has_header=cd["has_header"], text_column=cd["text_column"],
+                text_pair_column=cd["text_pair_column"], label_column=cd["label_column"],
+                labels=cd["label_names"],
+            )
+        except datasets.UploadRefused as exc:
+            form.add_error(exc.field, exc.message)
+        else:
+            messages.success(request, f"Uploaded the dataset “{dataset.name}”.")
+            return redirect("experiments:dataset", pk=dataset.pk)
+    return render(request, "datasets/new.html", {"form": form, "has_teams": teams_of(request.user).exists(),
+                                                 "nav": "datasets"})
+
+
+@login_required
+def dataset_detail(request, pk: int):
+    dataset = get_owned(request.user, Dataset.objects.select_related("team", "created_by"), pk=pk)
+    labels = [str(label) for label in dataset.labels] if isinstance(dataset.labels, list) else []
+    stats = dataset.stats if isinstance(dataset.stats, dict) else {}
+    splits = []
+    for name in datasets.SPLITS:
+        split = stats.get(name)
+        if not isinstance(split, dict):
+            continue
+        counts = split.get("class_counts")
+        counts = counts if isinstance(counts, list) and len(counts) == len(labels) else None
+        splits.append({"name": name, "rows": split.get("rows"), "counts": counts,
+                       "path": datasets.split_paths(dataset).get(name, "")})
+    chart = {"labels": labels, "splits": [{"name": s["name"], "counts": s["counts"]} for s in splits if s["counts"]]}
+    class_rows = [{"label": label, "counts": [s["counts"][i] if s["counts"] else None for s in splits]}
+                  for i, label in enumerate(labels)]
+    preview, preview_error = [], None
+    try:
+        preview = datasets.preview_rows(dataset, PREVIEW_ROWS)
+    except DatasetError as exc:
+        preview_error = exc.message
+    return render(request, "datasets/detail.html", {
+        "dataset": dataset, "labels": labels, "splits": splits, "class_rows": class_rows, "chart": chart,
+        "preview": preview, "preview_error": preview_error, "has_pairs": bool(dataset.text_pair_column),
+        "experiments": dataset.experiments.select_related("teacher", "owner").defer("config")[:20],
+        "nav": "datasets"})

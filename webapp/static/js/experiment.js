@@ -1,0 +1,241 @@
+// Experiment page: live training charts (polling status.json and metrics.json with a cursor)
+// and, once results exist, confusion matrices and the teacher-vs-student size chart.
+(function () {
+  "use strict";
+  const D = window.Distillery;
+  const root = document.getElementById("experiment");
+  if (!root || !D || !window.Plotly) return;
+
+  const POLL_MS = 2000;
+  const NAMES = {
+    "train/loss": "total loss", "train/kd_loss": "KD loss", "train/hard_loss": "hard-label loss",
+    "train/lr": "learning rate", "dev/accuracy": "dev accuracy", "dev/macro_f1": "dev macro-F1",
+  };
+  const statusUrl = root.dataset.statusUrl;
+  const metricsUrl = root.dataset.metricsUrl;
+  const renderedActive = root.dataset.active === "1";
+  let cursor = -1;
+
+  // --- live charts -------------------------------------------------------------------
+  const charts = D.readJSON("live-charts") || [];
+  const traceOf = {}; // metric key -> {id, index}
+  charts.forEach(function (chart) {
+    const isDev = chart.keys[0].indexOf("dev/") === 0;
+    const traces = chart.keys.map(function (key) {
+      return { type: "scatter", mode: isDev ? "lines+markers" : "lines", name: NAMES[key] || key,
+        x: [], y: [], line: { width: 2 }, marker: { size: 6 } };
+    });
+    chart.keys.forEach(function (key, i) { traceOf[key] = { id: chart.id, index: i }; });
+    const yaxis = { title: { text: chart.yaxis } };
+    if (isDev) { yaxis.tickformat = ".0%"; }
+    if (chart.id === "chart-lr") { yaxis.exponentformat = "e"; }
+    // Axes stay hidden until the first points arrive: an empty plot's default ranges mislead.
+    yaxis.visible = false;
+    Plotly.newPlot(chart.id, traces, D.layout({ xaxis: { title: { text: "step" }, visible: false }, yaxis: yaxis,
+      showlegend: chart.keys.length > 1 }), D.CONFIG);
+  });
+
+  function append(series) {
+    const updates = {};
+    Object.keys(series).forEach(function (key) {
+      const target = traceOf[key];
+      if (!target || !series[key].steps.length) return;
+      const u = updates[target.id] || (updates[target.id] = { x: [], y: [], indices: [] });
+      u.x.push(series[key].steps);
+      u.y.push(series[key].values);
+      u.indices.push(target.index);
+    });
+    Object.keys(updates).forEach(function (id) {
+      const u = updates[id];
+      Plotly.extendTraces(id, { x: u.x, y: u.y }, u.indices);
+      const empty = document.querySelector('.chart-empty[data-for="' + id + '"]');
+      if (empty && !empty.hidden) {
+        empty.hidden = true;
+        Plotly.relayout(id, { "xaxis.visible": true, "yaxis.visible": true });
+      }
+    });
+  }
+
+  function getJSON(url) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (r) {
+      const type = r.headers.get("Content-Type") || "";
+      if (type.indexOf("application/json") !== 0) {
+        const error = new Error("Unexpected answer (signed out?)");
+        error.fatal = true;
+        throw error;
+      }
+      return r.json().then(function (body) {
+        if (!r.ok) {
+          const error = new Error(body.error || ("HTTP " + r.status));
+          error.fatal = r.status === 404 || r.status === 403;
+          throw error;
+        }
+        return body;
+      });
+    });
+  }
+
+  function loadMetrics() {
+    // Keep asking while the server says more points are waiting (long finished runs).
+    return getJSON(metricsUrl + "?after=" + encodeURIComponent(cursor)).then(function (body) {
+      append(body.series);
+      cursor = body.cursor;
+      return body.more ? loadMetrics() : null;
+    });
+  }
+
+  // --- status header -------------------------------------------------------------------
+  function setText(id, text) {
+    const el = document.getElementById(id);
+    if (el) el.textContent = text;
+  }
+
+  let etaSeconds = null;
+  let etaAt = Date.now();
+
+  function showStatus(st) {
+    const badge = document.querySelector("#status-badge .badge");
+    if (badge) {
+      badge.className = "badge badge-" + st.status.toLowerCase();
+      badge.textContent = st.cancel_requested && !st.finished ? "Cancelling" : st.status_label;
+    }
+    const progress = typeof st.progress === "number" ? Math.max(0, Math.min(1, st.progress)) : 0;
+    const bar = document.querySelector(".progress-card .progress");
+    if (bar) {
+      bar.className = "progress progress-lg progress-" + st.status.toLowerCase();
+      bar.setAttribute("aria-valuenow", (progress * 100).toFixed(1));
+      bar.querySelector(".progress-fill").style.width = (progress * 100).toFixed(1) + "%";
+    }
+    setText("progress-percent", D.pct(progress, 0));
+    setText("progress-step", String(st.current_step));
+    setText("progress-total", st.total_steps === null ? "—" : String(st.total_steps));
+    etaSeconds = st.eta_seconds;
+    etaAt = Date.now();
+    showEta();
+    const latest = st.latest || {}, best = st.best || {};
+    setText("kpi-loss", D.num(latest["train/loss"]));
+    setText("kpi-lr", D.sci(latest["train/lr"]));
+    setText("kpi-dev-acc", D.pct(latest["dev/accuracy"]));
+    setText("kpi-best-acc", D.pct(best["dev/accuracy"]));
+    setText("kpi-best-f1", D.pct(best["dev/macro_f1"]));
+  }
+
+  function showEta() {
+    const wrap = document.getElementById("progress-eta-wrap");
+    if (!wrap) return;
+    wrap.hidden = etaSeconds === null || etaSeconds === undefined;
+    if (!wrap.hidden) setText("progress-eta", D.duration(etaSeconds - (Date.now() - etaAt) / 1000));
+  }
+
+  function poll() {
+    getJSON(statusUrl).then(function (st) {
+      showStatus(st);
+      return loadMetrics().then(function () {
+        if (st.finished) {
+          // Render the results section (and the final state) once, server-side.
+          if (renderedActive) window.location.reload();
+          return;
+        }
+        window.setTimeout(poll, POLL_MS);
+      });
+    }).catch(function (error) {
+      if (window.console) console.warn("Distillery: polling failed:", error.message);
+      if (!error.fatal) window.setTimeout(poll, POLL_MS * 2);
+    });
+  }
+
+  const initialEta = document.getElementById("progress-eta");
+  if (initialEta && initialEta.dataset.seconds) {
+    etaSeconds = parseFloat(initialEta.dataset.seconds);
+    showEta();
+  }
+  if (renderedActive) {
+    poll();
+    window.setInterval(showEta, 1000);
+  } else {
+    loadMetrics().catch(function (error) {
+      if (window.console) console.warn("Distillery: could not load metrics:", error.message);
+    });
+  }
+
+  // --- results ---------------------------------------------------------------------------
+  const results = D.readJSON("results-charts");
+  if (!results) return;
+  const labels = (results.labels || []).map(D.plain);
+
+  function normalised(matrix) {
+    return matrix.map(function (row) {
+      const total = row.reduce(function (a, b) { return a + b; }, 0);
+      return row.map(function (v) { return total ? v / total : 0; });
+    });
+  }
+
+  function heatmap(id, matrix, mode) {
+    const el = document.getElementById(id);
+    if (!el || !matrix) return;
+    const z = mode === "normalised" ? normalised(matrix) : matrix;
+    const many = labels.length > 12;
+    Plotly.react(el, [{
+      type: "heatmap", z: z, x: labels, y: labels, colorscale: [[0, "#f7f8ff"], [0.5, "#a5b4fc"], [1, "#3730a3"]], showscale: false,
+      zmin: 0, zmax: mode === "normalised" ? 1 : undefined,
+      texttemplate: many ? "" : (mode === "normalised" ? "%{z:.0%}" : "%{z}"),
+      hovertemplate: "true: %{y}<br>predicted: %{x}<br>" + (mode === "normalised" ? "%{z:.1%}" : "%{z} examples") +
+        "<extra></extra>",
+      xgap: 1, ygap: 1,
+    }], D.layout({
+      hovermode: "closest", margin: { l: 90, r: 8, t: 8, b: 90 },
+      xaxis: { title: { text: "predicted" }, type: "category", tickangle: -40, automargin: true, gridcolor: "rgba(0,0,0,0)" },
+      yaxis: { title: { text: "true" }, type: "category", autorange: "reversed", automargin: true, gridcolor: "rgba(0,0,0,0)" },
+    }), D.CONFIG);
+  }
+
+  function drawMatrices(mode) {
+    heatmap("cm-student", results.confusion.student, mode);
+    heatmap("cm-teacher", results.confusion.teacher, mode);
+  }
+  drawMatrices("counts");
+  document.querySelectorAll("[data-cm-mode]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      document.querySelectorAll("[data-cm-mode]").forEach(function (b) {
+        b.classList.toggle("active", b === button);
+        b.setAttribute("aria-pressed", b === button ? "true" : "false");
+      });
+      drawMatrices(button.dataset.cmMode);
+    });
+  });
+
+  // Student as a share of the teacher, per metric (teacher = 100%).
+  const size = results.size;
+  const sizeEl = document.getElementById("size-chart");
+  if (size && sizeEl) {
+    const names = [], shares = [], text = [];
+    size.metrics.forEach(function (metric, i) {
+      const t = size.teacher[i], s = size.student[i];
+      if (typeof t !== "number" || typeof s !== "number" || t <= 0) return;
+      names.push(metric);
+      shares.push(s / t);
+      text.push(formatValue(s, size.kinds[i]) + " vs " + formatValue(t, size.kinds[i]));
+    });
+    if (names.length) {
+      Plotly.newPlot(sizeEl, [{
+        type: "bar", orientation: "h", name: "student", y: names, x: shares, customdata: text,
+        marker: { color: "#4f46e5" }, texttemplate: "%{x:.1%}", textposition: "outside", cliponaxis: false,
+        hovertemplate: "%{y}: student = %{x:.1%} of the teacher<br>%{customdata}<extra></extra>",
+      }], D.layout({
+        hovermode: "closest", showlegend: false, margin: { l: 120, r: 48, t: 8, b: 40 },
+        xaxis: { tickformat: ".0%", title: { text: "student as % of teacher" }, rangemode: "tozero" },
+        yaxis: { autorange: "reversed", type: "category" },
+        shapes: [{ type: "line", xref: "x", yref: "paper", x0: 1, x1: 1, y0: 0, y1: 1,
+          line: { color: "#94a3b8", dash: "dot", width: 1 } }],
+      }), D.CONFIG);
+    }
+  }
+
+  function formatValue(value, kind) {
+    if (kind === "count") return value >= 1e6 ? (value / 1e6).toFixed(1) + "M" : Math.round(value).toLocaleString();
+    if (kind === "bytes") return (value / 1e6).toFixed(1) + " MB";
+    if (kind === "ms") return value.toFixed(2) + " ms";
+    if (kind === "pct") return D.pct(value);
+    return String(value);
+  }
+})();
