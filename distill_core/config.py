@@ -20,6 +20,7 @@ STUDENT_TYPES = ("textcnn", "bilstm")
 STUDENT_VOCABS = ("char", "word", "teacher")
 KD_LOSSES = ("kl", "ce", "mse")
 OPTIMIZERS = ("adamw", "adam", "sgd", "adadelta")
+LR_SCHEDULES = ("constant", "linear", "cosine")
 
 
 @dataclass
@@ -77,6 +78,9 @@ class TrainConfig:
     learning_rate: float = 1e-3
     optimizer: str = "adamw"
     weight_decay: float = 0.0
+    lr_schedule: str = "linear"  # after warm-up: constant, linear decay to 0, or cosine decay to 0
+    warmup_ratio: float = 0.0  # fraction of the steps spent warming the learning rate up from 0
+    grad_clip: float | None = 1.0  # max global gradient norm; None turns clipping off
     log_every: int = 10  # steps between step-metric events
     eval_every: int = 0  # steps between dev evaluations; 0 = once per epoch
     max_steps: int | None = None
@@ -144,6 +148,11 @@ class ExperimentConfig:
         _check(math.isfinite(t.learning_rate) and 0 < t.learning_rate <= 10, "train.learning_rate",
                f"learning_rate must be greater than 0 and at most 10 (got {t.learning_rate}).")
         _choice(t.optimizer, OPTIMIZERS, "train.optimizer")
+        _choice(t.lr_schedule, LR_SCHEDULES, "train.lr_schedule")
+        _check(math.isfinite(t.warmup_ratio) and 0.0 <= t.warmup_ratio < 1.0, "train.warmup_ratio",
+               f"warmup_ratio must be at least 0 and below 1 (got {t.warmup_ratio}).")
+        _check(t.grad_clip is None or (math.isfinite(t.grad_clip) and t.grad_clip > 0), "train.grad_clip",
+               f"grad_clip must be greater than 0, or null for no clipping (got {t.grad_clip}).")
         _check(t.log_every >= 1, "train.log_every", "log_every must be at least 1.")
         _check(t.eval_every >= 0, "train.eval_every", "eval_every must be 0 (per epoch) or more.")
         _check(t.max_steps is None or t.max_steps >= 1, "train.max_steps", "max_steps must be at least 1.")

@@ -146,6 +146,7 @@ def run(config: ExperimentConfig, sink: Sink | None = None,
     t = config.train
     steps_per_epoch = math.ceil(len(train) / t.batch_size)
     total_steps = steps_per_epoch * t.epochs if t.max_steps is None else min(t.max_steps, steps_per_epoch * t.epochs)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(t.lr_schedule, t.warmup_ratio, total_steps))
     sink.emit("start", {"total_steps": total_steps, "steps_per_epoch": steps_per_epoch,
                         "train_examples": len(train), "device": str(device)})
 
@@ -166,10 +167,14 @@ def run(config: ExperimentConfig, sink: Sink | None = None,
             check_finite(terms, step)
             optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
+            if t.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(student.parameters(), t.grad_clip)
+            lr = optimizer.param_groups[0]["lr"]  # the rate this step used
             optimizer.step()
+            scheduler.step()
             if step % t.log_every == 0 or step == total_steps:
                 metrics = {k: float(v.detach()) for k, v in terms.items()}
-                metrics["lr"] = optimizer.param_groups[0]["lr"]
+                metrics["lr"] = lr
                 sink.emit("step", {"step": step, "epoch": epoch, "metrics": metrics})
             if should_cancel is not None and should_cancel():
                 raise RunCancelled(f"Cancelled at step {step}.")
@@ -232,6 +237,28 @@ def make_optimizer(config: ExperimentConfig, model: torch.nn.Module) -> torch.op
     if t.optimizer == "adadelta":
         return torch.optim.Adadelta(params, lr=t.learning_rate, weight_decay=t.weight_decay)
     return torch.optim.SGD(params, lr=t.learning_rate, momentum=0.9, weight_decay=t.weight_decay)
+
+
+def lr_factor(schedule: str, warmup_ratio: float, total_steps: int) -> Callable[[int], float]:
+    """Multiplier of the base learning rate at (0-based) step s: linear warm-up, then the schedule.
+
+    warm-up: (s + 1) / w for s < w = round(warmup_ratio * total); then with p = (s - w) / (total - w):
+    constant 1, linear 1 - p, cosine (1 + cos(pi * p)) / 2.
+    """
+    warmup = round(warmup_ratio * total_steps)
+    decay_steps = max(1, total_steps - warmup)
+
+    def factor(s: int) -> float:
+        if s < warmup:
+            return (s + 1) / warmup
+        p = min(1.0, (s - warmup) / decay_steps)
+        if schedule == "linear":
+            return 1.0 - p
+        if schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * p))
+        return 1.0
+
+    return factor
 
 
 def check_finite(terms: dict[str, torch.Tensor], step: int) -> None:

@@ -88,7 +88,27 @@ def test_a_cancel_request_stops_the_run(make_config):
 
 
 def test_a_diverging_loss_stops_with_the_step_and_the_term(make_config):
-    config = ExperimentConfig.from_dict(make_config(train={"learning_rate": 10.0, "optimizer": "sgd"},
+    config = ExperimentConfig.from_dict(make_config(train={"learning_rate": 10.0, "optimizer": "sgd", "grad_clip": None},
                                                     kd={"loss": "mse", "alpha": 0.0}))
     with pytest.raises(TrainingError, match=r"The (loss|kd_loss) became (nan|inf) at step \d+"):
         run(config)
+
+
+@pytest.mark.parametrize(("schedule", "expected"), [
+    ("constant", [0.5, 1.0, 1.0, 1.0, 1.0, 1.0]),
+    ("linear", [0.5, 1.0, 1.0, 0.75, 0.5, 0.25]),
+    ("cosine", [0.5, 1.0, 1.0, 0.853553, 0.5, 0.146447]),
+])
+def test_learning_rate_schedules_warm_up_then_decay(schedule, expected):
+    from distill_core.distiller import lr_factor
+
+    factor = lr_factor(schedule, warmup_ratio=2 / 6, total_steps=6)
+    assert [factor(s) for s in range(6)] == pytest.approx(expected, abs=1e-6)
+
+
+def test_the_logged_learning_rate_follows_the_schedule(make_config):
+    sink = ListSink()
+    run(ExperimentConfig.from_dict(make_config(train={"epochs": 1, "lr_schedule": "linear", "warmup_ratio": 0.0},
+                                               output_dir=None)), sink=sink)
+    lrs = [p["metrics"]["lr"] for p in sink.of("step")]
+    assert lrs[0] == pytest.approx(0.005) and lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.005 / 5

@@ -28,7 +28,7 @@
     chart.keys.forEach(function (key, i) { traceOf[key] = { id: chart.id, index: i }; });
     const yaxis = { title: { text: chart.yaxis } };
     if (isDev) { yaxis.tickformat = ".0%"; }
-    if (chart.id === "chart-lr") { yaxis.exponentformat = "e"; }
+    if (chart.id === "chart-lr") { yaxis.exponentformat = "e"; yaxis.rangemode = "tozero"; }
     // Axes stay hidden until the first points arrive: an empty plot's default ranges mislead.
     yaxis.visible = false;
     Plotly.newPlot(chart.id, traces, D.layout({ xaxis: { title: { text: "step" }, visible: false }, yaxis: yaxis,
