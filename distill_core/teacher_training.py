@@ -1,7 +1,8 @@
 """Train a small char-level BERT teacher from scratch (the demo's teacher; also handy for experiments).
 
 Real projects bring a fine-tuned checkpoint; this exists so a fresh clone can distil something
-without downloading one. On ~6,000 THUCNews titles it trains in about a minute on 2 CPU cores.
+without downloading one. The demo (4 layers x 256, ~6,000 THUCNews titles, 4 epochs) trains in about
+two minutes on 2 CPU cores and reaches ~0.80 dev accuracy.
 """
 
 from __future__ import annotations

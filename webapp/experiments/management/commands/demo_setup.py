@@ -78,7 +78,8 @@ class Command(BaseCommand):
             started = time.monotonic()
             accuracy = train_teacher(
                 train_file=dataset.train_path, dev_file=dataset.dev_path, labels=dataset.labels,
-                output_dir=path, epochs=epochs, seed=13,
+                output_dir=path, epochs=epochs, seed=13, hidden_size=256, num_layers=4, heads=4, intermediate=1024,
+                lr=5e-4,
                 progress=lambda msg: self.stdout.write(f"  {msg}"),
             )
             self.stdout.write(f"Teacher trained in {time.monotonic() - started:.0f} s, dev accuracy {accuracy:.3f}.")
