@@ -21,6 +21,10 @@ STUDENT_VOCABS = ("char", "word", "teacher")
 KD_LOSSES = ("kl", "ce", "mse")
 OPTIMIZERS = ("adamw", "adam", "sgd", "adadelta")
 LR_SCHEDULES = ("constant", "linear", "cosine")
+TEMPERATURE_SCHEDULES = ("constant", "linear", "cosine", "flsw", "cwsm")
+WEIGHT_SCHEDULES = ("constant", "linear_growth", "linear_decay")
+AMP_MODES = ("off", "bf16", "fp16")
+BEST_METRICS = ("accuracy", "macro_f1")
 
 
 @dataclass
@@ -67,6 +71,15 @@ class KDConfig:
     alpha: float = 0.8  # weight of the hard-label cross-entropy
     t2_scaling: bool = True
     loss: str = "kl"
+    # constant | linear / cosine (from `temperature` to `temperature_final`) | flsw / cwsm (TextBrewer's
+    # per-example schedules, with beta and gamma)
+    temperature_schedule: str = "constant"
+    temperature_final: float | None = None
+    schedule_beta: float = 1.0
+    schedule_gamma: float = 2.0
+    kd_weight: float | None = None  # weight of the soft-label term; None means 1 - alpha
+    kd_weight_schedule: str = "constant"  # constant | linear_growth | linear_decay, a factor on kd_weight
+    hard_weight_schedule: str = "constant"  # the same, a factor on alpha
 
 
 @dataclass
@@ -81,6 +94,11 @@ class TrainConfig:
     lr_schedule: str = "linear"  # after warm-up: constant, linear decay to 0, or cosine decay to 0
     warmup_ratio: float = 0.0  # fraction of the steps spent warming the learning rate up from 0
     grad_clip: float | None = 1.0  # max global gradient norm; None turns clipping off
+    grad_accumulation: int = 1  # batches per optimisation step
+    checkpoint_every: int = 100  # optimisation steps between resumable checkpoints (and every epoch end)
+    early_stopping_patience: int = 0  # evaluations without a better dev score before stopping; 0 = never
+    best_metric: str = "accuracy"  # dev metric that picks the best student: accuracy | macro_f1
+    amp: str = "off"  # off | bf16 | fp16 mixed precision (CUDA; bf16 also works on CPU)
     log_every: int = 10  # steps between step-metric events
     eval_every: int = 0  # steps between dev evaluations; 0 = once per epoch
     max_steps: int | None = None
@@ -143,6 +161,18 @@ class ExperimentConfig:
         _check(math.isfinite(k.alpha) and 0.0 <= k.alpha <= 1.0, "kd.alpha",
                f"alpha (hard-label weight) must be between 0 and 1 (got {k.alpha}).")
         _choice(k.loss, KD_LOSSES, "kd.loss")
+        _choice(k.temperature_schedule, TEMPERATURE_SCHEDULES, "kd.temperature_schedule")
+        if k.temperature_schedule in ("linear", "cosine"):
+            _check(k.temperature_final is not None and math.isfinite(k.temperature_final) and k.temperature_final > 0,
+                   "kd.temperature_final", f"A {k.temperature_schedule} temperature schedule needs temperature_final "
+                   f"greater than 0 (got {k.temperature_final}).")
+        for name in ("schedule_beta", "schedule_gamma"):
+            _check(math.isfinite(getattr(k, name)) and getattr(k, name) >= 0, f"kd.{name}",
+                   f"{name} must be 0 or more (got {getattr(k, name)}).")
+        _check(k.kd_weight is None or (math.isfinite(k.kd_weight) and k.kd_weight >= 0), "kd.kd_weight",
+               f"kd_weight must be 0 or more, or null for 1 - alpha (got {k.kd_weight}).")
+        _choice(k.kd_weight_schedule, WEIGHT_SCHEDULES, "kd.kd_weight_schedule")
+        _choice(k.hard_weight_schedule, WEIGHT_SCHEDULES, "kd.hard_weight_schedule")
         _check(1 <= t.epochs <= 1000, "train.epochs", "epochs must be between 1 and 1000.")
         _check(1 <= t.batch_size <= 65536, "train.batch_size", "batch_size must be between 1 and 65536.")
         _check(math.isfinite(t.learning_rate) and 0 < t.learning_rate <= 10, "train.learning_rate",
@@ -156,6 +186,12 @@ class ExperimentConfig:
         _check(t.log_every >= 1, "train.log_every", "log_every must be at least 1.")
         _check(t.eval_every >= 0, "train.eval_every", "eval_every must be 0 (per epoch) or more.")
         _check(t.max_steps is None or t.max_steps >= 1, "train.max_steps", "max_steps must be at least 1.")
+        _check(1 <= t.grad_accumulation <= 1024, "train.grad_accumulation", "grad_accumulation must be 1 to 1024.")
+        _check(t.checkpoint_every >= 1, "train.checkpoint_every", "checkpoint_every must be at least 1 step.")
+        _check(t.early_stopping_patience >= 0, "train.early_stopping_patience",
+               "early_stopping_patience must be 0 (off) or more.")
+        _choice(t.best_metric, BEST_METRICS, "train.best_metric")
+        _choice(t.amp, AMP_MODES, "train.amp")
 
 
 def _check(ok: bool, field_name: str, message: str) -> None:

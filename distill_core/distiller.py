@@ -20,16 +20,19 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
+from distill_core import checkpointing
 from distill_core.config import ExperimentConfig
 from distill_core.data import Split, read_split
 from distill_core.errors import ConfigError, RunCancelled, TrainingError
 from distill_core.evaluate import accuracy_and_macro_f1, classification_report
 from distill_core.export import save_student
-from distill_core.losses import distillation_loss
+from distill_core.losses import hard_ce, kd_losses
+from distill_core.schedules import lr_factor, temperature_schedules, weight_schedules
 from distill_core.seeding import seed_everything
 from distill_core.size import compare, size_report
 from distill_core.students import build_student
@@ -37,6 +40,7 @@ from distill_core.teachers import inspect_checkpoint, label_order, load_teacher,
 from distill_core.vocab import Encoder, TeacherPieces, Vocab
 
 log = logging.getLogger(__name__)
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class Sink(Protocol):
@@ -107,11 +111,14 @@ def build_encoder(config: ExperimentConfig, train: Split, tokenizer: Any) -> Enc
     return Vocab.build(train.texts + (train.pairs or []), config.student.vocab)
 
 
-def run(config: ExperimentConfig, sink: Sink | None = None,
-        should_cancel: Callable[[], bool] | None = None) -> dict[str, Any]:
+def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Callable[[], bool] | None = None, *,
+        resume: bool = True, cache_dir: str | Path | None = None) -> dict[str, Any]:
     """Distil the teacher into the student described by `config`; return the results dict.
 
-    Loss per batch: alpha * CE(student, y) + (1 - alpha) * kd(student, teacher, T) (see losses.py).
+    Loss per batch: w_hard * CE(student, y) + w_kd * kd(student, teacher, T) (see losses.py), with
+    w_hard = alpha and w_kd = 1 - alpha unless kd.kd_weight is set, each times its schedule's factor.
+    With `config.output_dir`, a resumable checkpoint is kept there and `run` continues from it when
+    `resume` is true. `cache_dir` keeps teacher outputs on disk for later runs (teacher_cache.py).
     Raises DistillError subclasses for problems a user can fix and RunCancelled when
     `should_cancel()` turns true (polled every step; it must be cheap).
     """
@@ -119,83 +126,33 @@ def run(config: ExperimentConfig, sink: Sink | None = None,
     started = time.monotonic()
     seed_everything(config.seed)
     device = resolve_device(config.train.device)
+    if config.train.amp == "fp16" and device.type != "cuda":
+        raise ConfigError("train.amp='fp16' needs a CUDA device; use 'bf16' or 'off' on the CPU.", field="train.amp")
     labels = list(config.data.labels)
     splits = load_splits(config)
     teacher_info = inspect_checkpoint(config.teacher.path)
     teacher, tokenizer = load_teacher(config.teacher.path, device, labels)
-    order = label_order(teacher_info["labels"], labels)
-
     encoder = build_encoder(config, splits["train"], tokenizer)
-    max_length = config.data.max_length
-    encoded: dict[str, Encoded] = {}
-    for name, split in splits.items():
-        ids, lengths = encoder.encode(split.texts, split.pairs, max_length)
-        logits = teacher_logits(teacher, tokenizer, split.texts, split.pairs, max_length,
-                                batch_size=max(64, config.train.batch_size), device=device)
-        if order is not None:
-            logits = logits[:, order]
-        encoded[name] = Encoded(ids, lengths, torch.tensor(split.labels, dtype=torch.long), logits)
+    encoded = encode_splits(config, splits, encoder, teacher, tokenizer, teacher_info, device, cache_dir)
     teacher_seconds = time.monotonic() - started
-    log.info("Teacher logits for %s in %.1f s", {k: len(v) for k, v in encoded.items()}, teacher_seconds)
+    log.info("Teacher outputs for %s in %.1f s", {k: len(v) for k, v in encoded.items()}, teacher_seconds)
 
     seed_everything(config.seed)  # the student's initialisation must not depend on the teacher's work
     student = build_student(config.student.type, encoder.vocab_size, len(labels), config.student.embedding_dim,
                             config.student.options).to(device)
-    optimizer = make_optimizer(config, student)
-    train = encoded["train"]
-    t = config.train
-    steps_per_epoch = math.ceil(len(train) / t.batch_size)
-    total_steps = steps_per_epoch * t.epochs if t.max_steps is None else min(t.max_steps, steps_per_epoch * t.epochs)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(t.lr_schedule, t.warmup_ratio, total_steps))
-    sink.emit("start", {"total_steps": total_steps, "steps_per_epoch": steps_per_epoch,
-                        "train_examples": len(train), "device": str(device)})
-
-    generator = torch.Generator().manual_seed(config.seed)
-    best: dict[str, Any] = {"accuracy": -1.0}
-    best_state = copy.deepcopy(student.state_dict())
-    step = 0
-    for epoch in range(1, t.epochs + 1):
-        student.train()
-        permutation = torch.randperm(len(train), generator=generator)
-        for start in range(0, len(train), t.batch_size):
-            if step >= total_steps:
-                break
-            step += 1
-            ids, lengths, y, z_t = train.batch(permutation[start: start + t.batch_size], device)
-            terms = distillation_loss(student(ids, lengths), z_t, y, config.kd.temperature, config.kd.alpha,
-                                      config.kd.loss, config.kd.t2_scaling)
-            check_finite(terms, step)
-            optimizer.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            if t.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(student.parameters(), t.grad_clip)
-            lr = optimizer.param_groups[0]["lr"]  # the rate this step used
-            optimizer.step()
-            scheduler.step()
-            if step % t.log_every == 0 or step == total_steps:
-                metrics = {k: float(v.detach()) for k, v in terms.items()}
-                metrics["lr"] = lr
-                sink.emit("step", {"step": step, "epoch": epoch, "metrics": metrics})
-            if should_cancel is not None and should_cancel():
-                raise RunCancelled(f"Cancelled at step {step}.")
-            if t.eval_every and step % t.eval_every == 0:
-                best, best_state = _evaluate_dev(student, encoded["dev"], labels, device, step, epoch, sink, best,
-                                                 best_state, t.batch_size)
-        if not t.eval_every:
-            best, best_state = _evaluate_dev(student, encoded["dev"], labels, device, step, epoch, sink, best,
-                                             best_state, t.batch_size)
-        if step >= total_steps:
-            break
+    trainer = Trainer(config, student, encoded, labels, device, sink, should_cancel)
+    trainer.train(resume)
     train_seconds = time.monotonic() - started - teacher_seconds
 
-    student.load_state_dict(best_state)
+    student.load_state_dict(trainer.best_state)
+    max_length = config.data.max_length
     test_name = "test" if "test" in encoded else "dev"
     test = encoded[test_name]
-    student_pred = predict_labels(student, test, device, t.batch_size)
+    student_pred = predict_labels(student, test, device, config.train.batch_size)
     student_report = classification_report(test.labels.numpy(), student_pred.numpy(), labels)
     teacher_report = classification_report(test.labels.numpy(), test.teacher.argmax(dim=1).numpy(), labels)
     if test_name == "test":  # a dev re-evaluation would collide with the dev point at this step
-        sink.emit("eval", {"step": step, "epoch": best.get("epoch"), "split": "test",
+        sink.emit("eval", {"step": trainer.step, "epoch": trainer.best.get("epoch"), "split": "test",
                            "metrics": {k: student_report[k] for k in ("accuracy", "macro_f1")}})
 
     student_size = size_report(student, lambda b: {"input_ids": torch.randint(3, encoder.vocab_size, (b, max_length),
@@ -210,21 +167,193 @@ def run(config: ExperimentConfig, sink: Sink | None = None,
         export_dir = str(save_student(student, encoder, student_type=config.student.type,
                                       embedding_dim=config.student.embedding_dim, labels=labels,
                                       max_length=max_length, output_dir=config.output_dir, config=config.to_dict()))
+        checkpointing.remove(checkpointing.checkpoint_path(config.output_dir))
     results = {
         "labels": labels,
         "test_split": test_name,
         "student": student_report,
         "teacher": teacher_report,
         "size": compare(teacher_size, student_size),
-        "best_dev": {k: best.get(k) for k in ("accuracy", "macro_f1", "epoch", "step")},
+        "best_dev": {k: trainer.best.get(k) for k in ("accuracy", "macro_f1", "epoch", "step")},
         "export_dir": export_dir,
-        "steps": step,
+        "steps": trainer.step,
+        "stopped_early": trainer.stopped_early,
+        "resumed_from": trainer.resumed_from,
         "examples": {name: len(split) for name, split in encoded.items()},
         "seconds": {"teacher_inference": round(teacher_seconds, 3), "training": round(train_seconds, 3),
                     "total": round(time.monotonic() - started, 3)},
     }
     sink.emit("result", results)
     return results
+
+
+def encode_splits(config: ExperimentConfig, splits: dict[str, Split], encoder: Encoder, teacher: torch.nn.Module,
+                  tokenizer: Any, teacher_info: dict[str, Any], device: torch.device,
+                  cache_dir: str | Path | None) -> dict[str, Encoded]:
+    """Student ids for every split and the teacher's logits, computed once (or read from the cache)."""
+    from distill_core import teacher_cache
+
+    order = label_order(teacher_info["labels"], list(config.data.labels))
+    max_length = config.data.max_length
+    encoded = {}
+    for name, split in splits.items():
+        ids, lengths = encoder.encode(split.texts, split.pairs, max_length)
+
+        def compute(split: Split = split) -> torch.Tensor:
+            return teacher_logits(teacher, tokenizer, split.texts, split.pairs, max_length,
+                                  batch_size=max(64, config.train.batch_size), device=device)
+
+        key = teacher_cache.cache_key(config.teacher.path, split, max_length, features=("logits",))
+        logits = teacher_cache.get_or_compute(cache_dir, key, compute)
+        if order is not None:
+            logits = logits[:, order]
+        encoded[name] = Encoded(ids, lengths, torch.tensor(split.labels, dtype=torch.long), logits)
+    return encoded
+
+
+class Trainer:
+    """The optimisation loop of one run: steps, evaluations, schedules, checkpoints, early stopping."""
+
+    def __init__(self, config: ExperimentConfig, student: torch.nn.Module, encoded: dict[str, Encoded],
+                 labels: list[str], device: torch.device, sink: Sink, should_cancel: Callable[[], bool] | None):
+        self.config, self.student, self.encoded, self.labels = config, student, encoded, labels
+        self.device, self.sink, self.should_cancel = device, sink, should_cancel
+        t = config.train
+        self.train_set = encoded["train"]
+        self.batches_per_epoch = math.ceil(len(self.train_set) / t.batch_size)
+        self.steps_per_epoch = math.ceil(self.batches_per_epoch / t.grad_accumulation)
+        self.total_steps = self.steps_per_epoch * t.epochs
+        if t.max_steps is not None:
+            self.total_steps = min(self.total_steps, t.max_steps)
+        self.optimizer = make_optimizer(config, student)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_factor(t.lr_schedule, t.warmup_ratio, self.total_steps))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=t.amp == "fp16")
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.kd_loss_fn = kd_losses.get(config.kd.loss)
+        self.temperature_fn = temperature_schedules.get(config.kd.temperature_schedule)
+        self.step = 0
+        self.best: dict[str, Any] = {config.train.best_metric: -1.0}
+        self.best_state = copy.deepcopy(student.state_dict())
+        self.bad_evals = 0
+        self.last_eval_step: int | None = None
+        self.stopped_early = False
+        self.resumed_from: int | None = None
+        self.ckpt_path = checkpointing.checkpoint_path(config.output_dir) if config.output_dir else None
+        self.fingerprint = checkpointing.fingerprint(config.to_dict())
+
+    # --- the loop ---------------------------------------------------------------------
+    def train(self, resume: bool) -> None:
+        t = self.config.train
+        epoch, next_batch, permutation = 1, 0, None
+        state = checkpointing.load(self.ckpt_path, self.fingerprint) if resume and self.ckpt_path else None
+        if state is not None:
+            epoch, next_batch, permutation = self._restore(state)
+        self.sink.emit("start", {"total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
+                                 "train_examples": len(self.train_set), "device": str(self.device),
+                                 "resumed_from": self.resumed_from})
+        while epoch <= t.epochs and self.step < self.total_steps and not self.stopped_early:
+            if permutation is None:
+                permutation = torch.randperm(len(self.train_set), generator=self.generator)
+            batches = [permutation[i: i + t.batch_size] for i in range(0, len(self.train_set), t.batch_size)]
+            b = next_batch
+            while b < len(batches) and self.step < self.total_steps and not self.stopped_early:
+                group = batches[b: b + t.grad_accumulation]
+                b += len(group)
+                self._optimisation_step(group, epoch)
+                if t.eval_every and self.step % t.eval_every == 0:
+                    self._evaluate(epoch)
+                if self.step % t.checkpoint_every == 0:
+                    self._save(epoch, b, permutation)
+                if self.should_cancel is not None and self.should_cancel():
+                    self._save(epoch, b, permutation)
+                    raise RunCancelled(f"Cancelled at step {self.step}.")
+            if b >= len(batches) and not t.eval_every:
+                self._evaluate(epoch)
+            epoch, next_batch, permutation = epoch + 1, 0, None
+            self._save(epoch, 0, None)
+        if self.last_eval_step != self.step:  # stopped by max_steps mid-epoch: judge the last student too
+            self._evaluate(epoch - 1)
+
+    def _optimisation_step(self, group: list[torch.Tensor], epoch: int) -> None:
+        t, kd = self.config.train, self.config.kd
+        self.step += 1
+        progress = (self.step - 1) / max(1, self.total_steps)
+        hard_w = kd.alpha * weight_schedules.get(kd.hard_weight_schedule)(progress)
+        kd_w = (1.0 - kd.alpha if kd.kd_weight is None else kd.kd_weight) * weight_schedules.get(
+            kd.kd_weight_schedule)(progress)
+        self.student.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        sums: dict[str, float] = {}
+        for index in group:
+            ids, lengths, y, z_t = self.train_set.batch(index, self.device)
+            with torch.autocast(self.device.type, dtype=AMP_DTYPES.get(t.amp, torch.bfloat16), enabled=t.amp != "off"):
+                z_s = self.student(ids, lengths).float()  # (b, C)
+            T = self.temperature_fn(kd.temperature, kd.temperature_final or kd.temperature, progress, z_s, z_t,
+                                    kd.schedule_beta, kd.schedule_gamma)
+            terms = {"kd_loss": self.kd_loss_fn(z_s, z_t, T, kd.t2_scaling), "hard_loss": hard_ce(z_s, y)}
+            terms["loss"] = hard_w * terms["hard_loss"] + kd_w * terms["kd_loss"]
+            check_finite(terms, self.step)
+            self.scaler.scale(terms["loss"] / len(group)).backward()
+            for name, value in terms.items():
+                sums[name] = sums.get(name, 0.0) + float(value.detach()) / len(group)
+            sums["temperature"] = sums.get("temperature", 0.0) + float(torch.as_tensor(T).float().mean()) / len(group)
+        if t.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.student.parameters(), t.grad_clip)
+        lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        if self.step % t.log_every == 0 or self.step == self.total_steps:
+            metrics = {**sums, "lr": lr, "kd_weight": kd_w, "hard_weight": hard_w}
+            self.sink.emit("step", {"step": self.step, "epoch": epoch, "metrics": metrics})
+
+    def _evaluate(self, epoch: int) -> None:
+        """Dev accuracy/macro-F1 event; keep the best student; count evaluations for early stopping."""
+        t = self.config.train
+        dev = self.encoded["dev"]
+        predictions = predict_labels(self.student, dev, self.device, t.batch_size)
+        metrics = accuracy_and_macro_f1(dev.labels.numpy(), predictions.numpy(), self.labels)
+        self.sink.emit("eval", {"step": self.step, "epoch": epoch, "split": "dev", "metrics": metrics})
+        self.last_eval_step = self.step
+        if metrics[t.best_metric] > self.best[t.best_metric]:
+            self.best = {**metrics, "epoch": epoch, "step": self.step}
+            self.best_state = copy.deepcopy(self.student.state_dict())
+            self.bad_evals = 0
+        else:
+            self.bad_evals += 1
+            if t.early_stopping_patience and self.bad_evals >= t.early_stopping_patience:
+                log.info("Early stop at step %d: no better dev %s in %d evaluations", self.step, t.best_metric,
+                         self.bad_evals)
+                self.stopped_early = True
+
+    # --- checkpoints --------------------------------------------------------------------
+    def _save(self, epoch: int, next_batch: int, permutation: torch.Tensor | None) -> None:
+        if self.ckpt_path is None:
+            return
+        checkpointing.save(self.ckpt_path, {
+            "fingerprint": self.fingerprint, "step": self.step, "epoch": epoch, "next_batch": next_batch,
+            "permutation": permutation, "generator": self.generator.get_state(), "rng": checkpointing.rng_state(),
+            "model": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+            "best": self.best, "best_state": self.best_state, "bad_evals": self.bad_evals,
+            "stopped_early": self.stopped_early, "last_eval_step": self.last_eval_step,
+        })
+        self.sink.emit("checkpoint", {"step": self.step, "path": str(self.ckpt_path)})
+
+    def _restore(self, state: dict[str, Any]) -> tuple[int, int, torch.Tensor | None]:
+        self.student.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.generator.set_state(state["generator"])
+        checkpointing.set_rng_state(state["rng"])
+        self.step = self.resumed_from = state["step"]
+        self.best, self.best_state = state["best"], state["best_state"]
+        self.bad_evals, self.stopped_early = state["bad_evals"], state["stopped_early"]
+        self.last_eval_step = state["last_eval_step"]
+        return state["epoch"], state["next_batch"], state["permutation"]
 
 
 def make_optimizer(config: ExperimentConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -237,28 +366,6 @@ def make_optimizer(config: ExperimentConfig, model: torch.nn.Module) -> torch.op
     if t.optimizer == "adadelta":
         return torch.optim.Adadelta(params, lr=t.learning_rate, weight_decay=t.weight_decay)
     return torch.optim.SGD(params, lr=t.learning_rate, momentum=0.9, weight_decay=t.weight_decay)
-
-
-def lr_factor(schedule: str, warmup_ratio: float, total_steps: int) -> Callable[[int], float]:
-    """Multiplier of the base learning rate at (0-based) step s: linear warm-up, then the schedule.
-
-    warm-up: (s + 1) / w for s < w = round(warmup_ratio * total); then with p = (s - w) / (total - w):
-    constant 1, linear 1 - p, cosine (1 + cos(pi * p)) / 2.
-    """
-    warmup = round(warmup_ratio * total_steps)
-    decay_steps = max(1, total_steps - warmup)
-
-    def factor(s: int) -> float:
-        if s < warmup:
-            return (s + 1) / warmup
-        p = min(1.0, (s - warmup) / decay_steps)
-        if schedule == "linear":
-            return 1.0 - p
-        if schedule == "cosine":
-            return 0.5 * (1.0 + math.cos(math.pi * p))
-        return 1.0
-
-    return factor
 
 
 def check_finite(terms: dict[str, torch.Tensor], step: int) -> None:
@@ -281,14 +388,3 @@ def predict_labels(model: torch.nn.Module, split: Encoded, device: torch.device,
         out.append(model(ids, lengths).argmax(dim=-1).cpu())  # (b,)
     model.train(was_training)
     return torch.cat(out)
-
-
-def _evaluate_dev(student, dev: Encoded, labels, device, step, epoch, sink, best, best_state, batch_size):
-    """Dev accuracy/macro-F1 event; keep a copy of the best student so far (by accuracy)."""
-    metrics = accuracy_and_macro_f1(dev.labels.numpy(), predict_labels(student, dev, device, batch_size).numpy(),
-                                    labels)
-    sink.emit("eval", {"step": step, "epoch": epoch, "split": "dev", "metrics": metrics})
-    if metrics["accuracy"] > best["accuracy"]:
-        best = {**metrics, "epoch": epoch, "step": step}
-        best_state = copy.deepcopy(student.state_dict())
-    return best, best_state

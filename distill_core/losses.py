@@ -13,43 +13,63 @@ import torch.nn.functional as F
 
 from distill_core.registry import Registry
 
-KDLoss = Callable[[torch.Tensor, torch.Tensor, float, bool], torch.Tensor]
+Temperature = float | torch.Tensor  # a constant, or one temperature per example (B,)
+KDLoss = Callable[[torch.Tensor, torch.Tensor, Temperature, bool], torch.Tensor]
 kd_losses: Registry[KDLoss] = Registry("KD loss", field="kd.loss")
 
 
 @kd_losses.register("kl")
-def kd_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float, t2_scaling: bool = True) -> torch.Tensor:
+def kd_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: Temperature,
+          t2_scaling: bool = True) -> torch.Tensor:
     """Soft-label KL divergence (Hinton et al. 2015, "Distilling the Knowledge in a Neural Network").
 
-    loss = s * mean_b sum_c p_t[b,c] * (log p_t[b,c] - log p_s[b,c]),
-    p_t = softmax(teacher/T), p_s = softmax(student/T), s = T^2 if t2_scaling else 1.
+    loss = mean_b s_b * sum_c p_t[b,c] * (log p_t[b,c] - log p_s[b,c]),
+    p_t = softmax(teacher/T_b), p_s = softmax(student/T_b), s_b = T_b^2 if t2_scaling else 1.
     The T^2 factor keeps the soft-target gradients on the scale of the hard-label ones.
 
-    student_logits, teacher_logits: (B, C). Returns a scalar.
+    student_logits, teacher_logits: (B, C); T: a float or a per-example tensor (B,). Returns a scalar.
     """
+    T = _per_example(T, student_logits)  # (B, 1) or float
     log_p_s = F.log_softmax(student_logits / T, dim=-1)  # (B, C)
     log_p_t = F.log_softmax(teacher_logits / T, dim=-1)  # (B, C)
-    kl = F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True)
-    return kl * (T * T if t2_scaling else 1.0)
+    kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=-1)  # (B,)
+    return _scaled_mean(kl, T, t2_scaling)
 
 
 @kd_losses.register("ce")
-def kd_ce(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float, t2_scaling: bool = True) -> torch.Tensor:
+def kd_ce(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: Temperature,
+          t2_scaling: bool = True) -> torch.Tensor:
     """Soft cross-entropy (TextBrewer's `kd_ce_loss`; Hinton et al. 2015).
 
-    loss = s * mean_b -sum_c p_t[b,c] * log p_s[b,c], with p_t, p_s and s as in `kd_kl`.
+    loss = mean_b s_b * -sum_c p_t[b,c] * log p_s[b,c], with p_t, p_s and s_b as in `kd_kl`.
     Equals `kd_kl` plus the teacher's entropy, a constant for the student.
 
-    student_logits, teacher_logits: (B, C). Returns a scalar.
+    student_logits, teacher_logits: (B, C); T: a float or a per-example tensor (B,). Returns a scalar.
     """
+    T = _per_example(T, student_logits)
     p_t = F.softmax(teacher_logits / T, dim=-1)  # (B, C)
     log_p_s = F.log_softmax(student_logits / T, dim=-1)  # (B, C)
-    ce = -(p_t * log_p_s).sum(dim=-1).mean()
-    return ce * (T * T if t2_scaling else 1.0)
+    ce = -(p_t * log_p_s).sum(dim=-1)  # (B,)
+    return _scaled_mean(ce, T, t2_scaling)
+
+
+def _per_example(T: Temperature, logits: torch.Tensor) -> Temperature:
+    """A (B,) temperature becomes (B, 1) so it divides each row; a float stays a float."""
+    if isinstance(T, torch.Tensor) and T.dim() > 0:
+        return T.to(logits.dtype).reshape(-1, 1)
+    return float(T)
+
+
+def _scaled_mean(per_example: torch.Tensor, T: Temperature, t2_scaling: bool) -> torch.Tensor:
+    if not t2_scaling:
+        return per_example.mean()
+    if isinstance(T, torch.Tensor):
+        return (per_example * T.reshape(-1) ** 2).mean()
+    return per_example.mean() * (T * T)
 
 
 @kd_losses.register("mse")
-def logit_mse(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float = 1.0,
+def logit_mse(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: Temperature = 1.0,
               t2_scaling: bool = True) -> torch.Tensor:
     """Logit regression (Tang et al. 2019, "Distilling Task-Specific Knowledge from BERT into Simple Neural Networks").
 
@@ -70,13 +90,14 @@ def hard_ce(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
-                      temperature: float, alpha: float, kind: str = "kl",
-                      t2_scaling: bool = True) -> dict[str, torch.Tensor]:
-    """Combine hard and soft targets: loss = alpha * CE(z_s, y) + (1 - alpha) * kd(z_s, z_t, T).
+                      temperature: Temperature, alpha: float, kind: str = "kl", t2_scaling: bool = True,
+                      kd_weight: float | None = None) -> dict[str, torch.Tensor]:
+    """Combine hard and soft targets: loss = alpha * CE(z_s, y) + w_kd * kd(z_s, z_t, T), w_kd = 1 - alpha by default.
 
     student_logits, teacher_logits: (B, C); labels: (B,). Returns {"loss", "kd_loss", "hard_loss"},
     each a scalar; both terms are always computed so they can be logged at any alpha.
     """
     kd = kd_losses.get(kind)(student_logits, teacher_logits, temperature, t2_scaling)
     hard = hard_ce(student_logits, labels)
-    return {"loss": alpha * hard + (1.0 - alpha) * kd, "kd_loss": kd, "hard_loss": hard}
+    w_kd = 1.0 - alpha if kd_weight is None else kd_weight
+    return {"loss": alpha * hard + w_kd * kd, "kd_loss": kd, "hard_loss": hard}

@@ -53,7 +53,7 @@ def execute(experiment_id: int) -> None:
     sink = DatabaseSink(experiment_id)
     try:
         config = ExperimentConfig.from_dict(experiment.config)
-        results = run(config, sink=sink, should_cancel=sink.should_cancel)
+        results = run(config, sink=sink, should_cancel=sink.should_cancel, cache_dir=teacher_cache_dir())
     except RunCancelled:
         sink.flush()
         queue.finish(experiment_id, S.CANCELLED, error="Cancelled by a user while running.")
@@ -69,6 +69,13 @@ def execute(experiment_id: int) -> None:
     else:
         sink.flush()
         queue.finish(experiment_id, S.SUCCEEDED, results=results)
+
+
+def teacher_cache_dir():
+    """Teacher outputs are shared by every run on the artifact root (one cache per cluster)."""
+    from django.conf import settings
+
+    return settings.ARTIFACT_ROOT / "teacher-cache"
 
 
 def _flush_quietly(sink) -> None:

@@ -27,7 +27,7 @@ def test_a_tiny_run_reports_metrics_confusion_matrices_and_sizes(make_config, st
     assert start["steps_per_epoch"] == 7 and start["total_steps"] == 14  # ceil(200 / 32) * 2 epochs
     steps = sink.of("step")
     assert [p["step"] for p in steps] == list(range(1, 15))
-    assert set(steps[0]["metrics"]) == {"loss", "kd_loss", "hard_loss", "lr"}
+    assert set(steps[0]["metrics"]) == {"loss", "kd_loss", "hard_loss", "lr", "temperature", "kd_weight", "hard_weight"}
     dev = [p for p in sink.of("eval") if p["split"] == "dev"]
     assert [(p["epoch"], p["step"]) for p in dev] == [(1, 7), (2, 14)]
     assert sink.of("result")[0] is results

@@ -71,3 +71,11 @@ def test_an_unknown_kd_loss_names_the_key_and_the_choices():
     with pytest.raises(UnknownNameError, match="Unknown KD loss 'kld'; known: ce, kl, mse") as err:
         kd_losses.get("kld")
     assert err.value.field == "kd.loss"
+
+
+def test_a_per_example_temperature_scales_each_row_by_its_own_t_squared():
+    T = torch.tensor([1.0, 2.0])
+    row = [kd_kl(STUDENT[i:i + 1], TEACHER[i:i + 1], float(T[i]), True) for i in range(2)]
+    close(kd_kl(STUDENT, TEACHER, T, True), (float(row[0]) + float(row[1])) / 2)
+    close(kd_kl(STUDENT, TEACHER, torch.tensor([2.0, 2.0]), True), 4 * KL_T2)
+    close(kd_ce(STUDENT, TEACHER, torch.tensor([1.0, 1.0]), False), CE_T1)

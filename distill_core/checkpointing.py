@@ -1,0 +1,88 @@
+"""Resumable checkpoints: model, optimiser, scheduler, RNG and data-order state, written atomically.
+
+A run with an `output_dir` keeps `<output_dir>/checkpoint/last.pt`. Calling `distiller.run` again
+with the same config continues from it, and N steps straight equal k steps + resume to N
+(bitwise on CPU). The checkpoint is removed when the run succeeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from distill_core.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+# Keys that name or place a run without changing what it computes.
+_NEUTRAL_KEYS = ("name", "output_dir")
+
+
+def checkpoint_path(output_dir: str | Path) -> Path:
+    return Path(output_dir) / "checkpoint" / "last.pt"
+
+
+def fingerprint(config_dict: dict[str, Any]) -> str:
+    """A hash of everything in the config that changes the computation."""
+    material = {k: v for k, v in config_dict.items() if k not in _NEUTRAL_KEYS}
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save(path: Path, state: dict[str, Any]) -> None:
+    """Write `state` with torch.save to a temp file beside `path`, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".last-", suffix=".pt")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(state, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: Path, expected_fingerprint: str) -> dict[str, Any] | None:
+    """The checkpoint at `path` if it belongs to this config; None when there is none."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a truncated file from a crash mid-write cannot happen (atomic), but be clear
+        raise CheckpointError(f"Cannot read the checkpoint {path}: {exc}; delete it to start over.") from exc
+    if state.get("fingerprint") != expected_fingerprint:
+        raise CheckpointError(f"{path} was written by a run with another config; use another output directory "
+                              f"or delete the checkpoint to start over.", field="output_dir")
+    log.info("Resuming from %s (step %d)", path, state["step"])
+    return state
+
+
+def remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    try:
+        path.parent.rmdir()
+    except OSError:
+        pass

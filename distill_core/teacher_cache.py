@@ -1,0 +1,94 @@
+"""A disk cache of teacher outputs, shared by every experiment with the same teacher and data.
+
+Entries live in `<cache_dir>/<key>/` as fp16 `.npy` files (read memory-mapped) plus `meta.json`.
+The key hashes the checkpoint's file contents, the examples themselves, the tokenisation and the
+features cached, so a changed file can never be served stale. Two workers building one entry at
+once are safe: each writes a private temp directory and renames it into place; the loser's copy
+is dropped and both read the winner's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+VERSION = 1
+_content_hashes: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path: Path) -> str:
+    """blake2b of a file's bytes, memoised in-process by (path, size, mtime)."""
+    stat = path.stat()
+    memo_key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if memo_key not in _content_hashes:
+        h = hashlib.blake2b(digest_size=16)
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        _content_hashes[memo_key] = h.hexdigest()
+    return _content_hashes[memo_key]
+
+
+def checkpoint_digest(checkpoint_dir: str | Path) -> str:
+    """A hash of every file of a checkpoint directory (weights, config, tokenizer), by content."""
+    root = Path(checkpoint_dir)
+    h = hashlib.blake2b(digest_size=16)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(file_digest(path).encode())
+    return h.hexdigest()
+
+
+def cache_key(checkpoint_dir: str | Path, split: Any, max_length: int, features: Iterable[str] = ("logits",),
+              extra: dict[str, Any] | None = None) -> str:
+    """The entry name for the teacher's outputs on `split` (texts, optional pairs)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(json.dumps({"v": VERSION, "checkpoint": checkpoint_digest(checkpoint_dir), "max_length": max_length,
+                         "features": sorted(features), "extra": extra or {}}, sort_keys=True).encode())
+    for i, text in enumerate(split.texts):
+        h.update(text.encode())
+        h.update(b"\x1f" + (split.pairs[i].encode() if split.pairs is not None else b"") + b"\x1e")
+    return h.hexdigest()
+
+
+def get_or_compute(cache_dir: str | Path | None, key: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """The cached tensor for `key`, else `compute()` stored as fp16 then read back (same values either way).
+
+    Without a cache_dir, `compute()` is returned as it is.
+    """
+    if cache_dir is None:
+        return compute()
+    entry = Path(cache_dir) / key
+    if (entry / "meta.json").is_file():
+        log.info("Teacher cache hit %s", entry)
+        return _read(entry)
+    log.info("Teacher cache miss %s: running the teacher", entry)
+    values = compute()
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".tmp-{key[:8]}-"))
+    try:
+        np.save(tmp / "logits.npy", values.detach().cpu().numpy().astype(np.float16))
+        (tmp / "meta.json").write_text(json.dumps({"version": VERSION, "shape": list(values.shape)}))
+        try:
+            os.rename(tmp, entry)
+        except OSError:  # another process renamed its copy into place first: use theirs
+            log.info("Teacher cache entry %s was built concurrently; using the first", entry)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return _read(entry)
+
+
+def _read(entry: Path) -> torch.Tensor:
+    array = np.load(entry / "logits.npy", mmap_mode="r")  # (N, C) fp16 on disk
+    return torch.from_numpy(np.asarray(array, dtype=np.float32))  # (N, C) float32 in memory

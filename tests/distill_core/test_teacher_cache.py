@@ -1,0 +1,74 @@
+"""The teacher-output cache: a hit skips the teacher, a changed input misses, concurrent builds are safe."""
+
+from __future__ import annotations
+
+import multiprocessing
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from distill_core import teacher_cache
+from distill_core.config import ExperimentConfig
+from distill_core.distiller import run
+from tests.distill_core.conftest import ListSink
+
+
+def split(texts, pairs=None):
+    return SimpleNamespace(texts=texts, pairs=pairs)
+
+
+def test_a_second_run_reads_the_cache_and_runs_no_teacher_forward(make_config, tmp_path, monkeypatch):
+    config = ExperimentConfig.from_dict(make_config(train={"epochs": 1}, output_dir=None))
+    first = run(config, cache_dir=tmp_path / "cache")
+    entries = [p for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")]
+    assert len(entries) == 3  # train, dev, test
+
+    def no_teacher(*args, **kwargs):
+        raise AssertionError("the teacher ran although its outputs were cached")
+
+    monkeypatch.setattr("distill_core.distiller.teacher_logits", no_teacher)
+    second = run(config, cache_dir=tmp_path / "cache")
+    assert second["teacher"] == first["teacher"] and second["student"] == first["student"]
+
+
+def test_the_key_changes_with_the_texts_the_length_and_the_checkpoint(tiny_teacher, tmp_path):
+    base = teacher_cache.cache_key(tiny_teacher, split(["a", "b"]), 16)
+    assert base == teacher_cache.cache_key(tiny_teacher, split(["a", "b"]), 16)
+    assert base != teacher_cache.cache_key(tiny_teacher, split(["a", "c"]), 16)
+    assert base != teacher_cache.cache_key(tiny_teacher, split(["a", "b"], ["x", "y"]), 16)
+    assert base != teacher_cache.cache_key(tiny_teacher, split(["a", "b"]), 32)
+    assert base != teacher_cache.cache_key(tiny_teacher, split(["a", "b"]), 16, extra={"augment": 1})
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_teacher, copy)
+    assert teacher_cache.cache_key(copy, split(["a", "b"]), 16) == base  # same content, other path
+    (copy / "config.json").write_text((copy / "config.json").read_text().replace("}", ', "x": 1}', 1))
+    assert teacher_cache.cache_key(copy, split(["a", "b"]), 16) != base
+
+
+def test_values_round_trip_through_fp16_on_a_miss_and_a_hit(tmp_path):
+    values = torch.tensor([[0.1234567, -3.3333333], [7.0, 1e-3]])
+    miss = teacher_cache.get_or_compute(tmp_path, "k", lambda: values)
+    hit = teacher_cache.get_or_compute(tmp_path, "k", lambda: pytest.fail("computed twice"))
+    assert torch.equal(miss, hit) and miss.dtype == torch.float32
+    assert torch.allclose(miss, values, atol=2e-3)
+
+
+def _build(args):
+    cache_dir, value = args
+    import time
+
+    def slow():
+        time.sleep(0.3)
+        return torch.full((4, 2), float(value))
+
+    return teacher_cache.get_or_compute(cache_dir, "shared", slow).tolist()
+
+
+def test_two_processes_building_one_entry_agree_on_one_copy(tmp_path):
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        a, b = pool.map(_build, [(str(tmp_path), 1), (str(tmp_path), 2)])
+    assert a == b  # both read the entry that won the rename
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared"]  # no temp directories left
