@@ -48,9 +48,32 @@ class DataConfig:
 
 @dataclass
 class TeacherConfig:
-    """A local Hugging Face checkpoint directory (AutoModelForSequenceClassification)."""
+    """A local Hugging Face checkpoint directory (AutoModelForSequenceClassification).
+
+    `ensemble` adds more teachers as [{"path": ..., "weight": ...}]; the soft targets are the
+    weighted mean of all teachers' logits (`weight` is this first teacher's share).
+    """
 
     path: str = ""
+    weight: float = 1.0
+    ensemble: list[dict[str, Any]] = field(default_factory=list)
+
+    def members(self) -> list[tuple[str, float]]:
+        return [(self.path, self.weight)] + [(m["path"], float(m.get("weight", 1.0))) for m in self.ensemble]
+
+
+@dataclass
+class AugmentConfig:
+    """Data augmentation of the train split (Tang et al. 2019); see augment.py."""
+
+    enabled: bool = False
+    n_iter: int = 10  # augmented copies tried per example (duplicates are dropped)
+    p_mask: float = 0.1
+    p_replace: float = 0.1
+    p_ng: float = 0.25
+    ngram_range: list[int] = field(default_factory=lambda: [1, 5])
+    replace_window: int = 20  # frequency ranks either side to draw a replacement from
+    max_examples: int = 200_000  # cap on augmented copies (teacher inference time grows with it)
 
 
 @dataclass
@@ -116,6 +139,7 @@ class ExperimentConfig:
     student: StudentConfig = field(default_factory=StudentConfig)
     kd: KDConfig = field(default_factory=KDConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     output_dir: str | None = None
 
     @classmethod
@@ -153,6 +177,30 @@ class ExperimentConfig:
         _choice(d.format, DATA_FORMATS, "data.format")
         _check(1 <= d.max_length <= 4096, "data.max_length", "max_length must be between 1 and 4096.")
         _check(bool(self.teacher.path), "teacher.path", "Choose a teacher checkpoint directory.")
+        _check(math.isfinite(self.teacher.weight) and self.teacher.weight > 0, "teacher.weight",
+               f"teacher.weight must be greater than 0 (got {self.teacher.weight}).")
+        for i, member in enumerate(self.teacher.ensemble):
+            where = f"teacher.ensemble.{i}"
+            _check(isinstance(member, dict) and set(member) <= {"path", "weight"} and isinstance(member.get("path"), str)
+                   and bool(member.get("path")), where, f"{where} must be {{\"path\": \"...\", \"weight\": 1.0}} "
+                   f"(got {member!r}).")
+            weight = member.get("weight", 1.0)
+            _check(isinstance(weight, (int, float)) and not isinstance(weight, bool) and math.isfinite(weight)
+                   and weight > 0, f"{where}.weight", f"{where}.weight must be greater than 0 (got {weight!r}).")
+        a = self.augment
+        for name in ("p_mask", "p_replace", "p_ng"):
+            value = getattr(a, name)
+            _check(math.isfinite(value) and 0.0 <= value <= 1.0, f"augment.{name}",
+                   f"augment.{name} is a probability between 0 and 1 (got {value}).")
+        _check(a.p_mask + a.p_replace <= 1.0, "augment.p_replace", "p_mask + p_replace must be at most 1.")
+        _check(1 <= a.n_iter <= 1000, "augment.n_iter", "augment.n_iter must be between 1 and 1000.")
+        _check(len(a.ngram_range) == 2 and all(isinstance(n, int) and not isinstance(n, bool) for n in a.ngram_range)
+               and 1 <= a.ngram_range[0] <= a.ngram_range[1], "augment.ngram_range",
+               f"augment.ngram_range must be [min, max] with 1 <= min <= max (got {a.ngram_range}).")
+        _check(a.replace_window >= 1, "augment.replace_window", "augment.replace_window must be at least 1.")
+        _check(a.max_examples >= 1, "augment.max_examples", "augment.max_examples must be at least 1.")
+        _check(not (a.enabled and d.text_pair_column is not None), "augment.enabled",
+               "Augmentation of sentence pairs is not supported; turn augment.enabled off for pair datasets.")
         _choice(s.type, STUDENT_TYPES, "student.type")
         _choice(s.vocab, STUDENT_VOCABS, "student.vocab")
         _check(1 <= s.embedding_dim <= 4096, "student.embedding_dim", "embedding_dim must be between 1 and 4096.")

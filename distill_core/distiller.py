@@ -28,7 +28,7 @@ import torch
 from distill_core import checkpointing
 from distill_core.config import ExperimentConfig
 from distill_core.data import Split, read_split
-from distill_core.errors import ConfigError, RunCancelled, TrainingError
+from distill_core.errors import CheckpointError, ConfigError, RunCancelled, TrainingError
 from distill_core.evaluate import accuracy_and_macro_f1, classification_report
 from distill_core.export import save_student
 from distill_core.losses import hard_ce, kd_losses
@@ -63,6 +63,15 @@ class Encoded:
 
     def __len__(self) -> int:
         return self.labels.numel()
+
+    def concat(self, other: Encoded) -> Encoded:
+        width = max(self.ids.size(1), other.ids.size(1))
+
+        def pad(ids: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.pad(ids, (0, width - ids.size(1)))  # (N, width)
+
+        return Encoded(torch.cat([pad(self.ids), pad(other.ids)]), torch.cat([self.lengths, other.lengths]),
+                       torch.cat([self.labels, other.labels]), torch.cat([self.teacher, other.teacher]))
 
     def batch(self, index: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, ...]:
         lengths = self.lengths[index]
@@ -130,10 +139,20 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
         raise ConfigError("train.amp='fp16' needs a CUDA device; use 'bf16' or 'off' on the CPU.", field="train.amp")
     labels = list(config.data.labels)
     splits = load_splits(config)
-    teacher_info = inspect_checkpoint(config.teacher.path)
-    teacher, tokenizer = load_teacher(config.teacher.path, device, labels)
+    teachers = load_teachers(config, device, labels)
+    teacher, tokenizer, teacher_info = teachers[0].model, teachers[0].tokenizer, teachers[0].info
     encoder = build_encoder(config, splits["train"], tokenizer)
-    encoded = encode_splits(config, splits, encoder, teacher, tokenizer, teacher_info, device, cache_dir)
+    if config.augment.enabled:
+        from distill_core.augment import augment_texts
+
+        texts = augment_texts(splits["train"].texts, config.augment, config.seed)
+        splits["augmented"] = Split("augmented", splits["train"].path, texts, None, [-1] * len(texts))
+        log.info("Augmentation made %d extra training texts", len(texts))
+    encoded = encode_splits(config, splits, encoder, teachers, device, cache_dir)
+    if "augmented" in encoded:
+        augmented = encoded.pop("augmented")
+        augmented.labels = augmented.teacher.argmax(dim=1)  # the teacher labels the copies
+        encoded["train"] = encoded["train"].concat(augmented)
     teacher_seconds = time.monotonic() - started
     log.info("Teacher outputs for %s in %.1f s", {k: len(v) for k, v in encoded.items()}, teacher_seconds)
 
@@ -173,7 +192,7 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
         "test_split": test_name,
         "student": student_report,
         "teacher": teacher_report,
-        "size": compare(teacher_size, student_size),
+        "size": {**compare(teacher_size, student_size), "teachers": len(teachers)},
         "best_dev": {k: trainer.best.get(k) for k in ("accuracy", "macro_f1", "epoch", "step")},
         "export_dir": export_dir,
         "steps": trainer.step,
@@ -187,27 +206,55 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     return results
 
 
-def encode_splits(config: ExperimentConfig, splits: dict[str, Split], encoder: Encoder, teacher: torch.nn.Module,
-                  tokenizer: Any, teacher_info: dict[str, Any], device: torch.device,
-                  cache_dir: str | Path | None) -> dict[str, Encoded]:
-    """Student ids for every split and the teacher's logits, computed once (or read from the cache)."""
+@dataclass
+class LoadedTeacher:
+    model: torch.nn.Module
+    tokenizer: Any
+    info: dict[str, Any]
+    path: str
+    weight: float
+
+
+def load_teachers(config: ExperimentConfig, device: torch.device, labels: list[str]) -> list[LoadedTeacher]:
+    """The teacher and any ensemble members, each checked against the dataset's label count."""
+    loaded = []
+    for i, (path, weight) in enumerate(config.teacher.members()):
+        try:
+            info = inspect_checkpoint(path)
+            model, tokenizer = load_teacher(path, device, labels)
+        except CheckpointError as exc:
+            if i == 0:
+                raise
+            raise CheckpointError(f"Ensemble teacher {i} ({path}): {exc.message}",
+                                  field=f"teacher.ensemble.{i - 1}.path") from None
+        loaded.append(LoadedTeacher(model, tokenizer, info, path, weight))
+    return loaded
+
+
+def encode_splits(config: ExperimentConfig, splits: dict[str, Split], encoder: Encoder, teachers: list[LoadedTeacher],
+                  device: torch.device, cache_dir: str | Path | None) -> dict[str, Encoded]:
+    """Student ids for every split and the teachers' (weighted mean) logits, computed once or read from the cache."""
     from distill_core import teacher_cache
 
-    order = label_order(teacher_info["labels"], list(config.data.labels))
+    labels = list(config.data.labels)
     max_length = config.data.max_length
+    total_weight = sum(t.weight for t in teachers)
     encoded = {}
     for name, split in splits.items():
         ids, lengths = encoder.encode(split.texts, split.pairs, max_length)
+        mean = None
+        for t in teachers:
+            def compute(split: Split = split, t: LoadedTeacher = t) -> torch.Tensor:
+                return teacher_logits(t.model, t.tokenizer, split.texts, split.pairs, max_length,
+                                      batch_size=max(64, config.train.batch_size), device=device)
 
-        def compute(split: Split = split) -> torch.Tensor:
-            return teacher_logits(teacher, tokenizer, split.texts, split.pairs, max_length,
-                                  batch_size=max(64, config.train.batch_size), device=device)
-
-        key = teacher_cache.cache_key(config.teacher.path, split, max_length, features=("logits",))
-        logits = teacher_cache.get_or_compute(cache_dir, key, compute)
-        if order is not None:
-            logits = logits[:, order]
-        encoded[name] = Encoded(ids, lengths, torch.tensor(split.labels, dtype=torch.long), logits)
+            key = teacher_cache.cache_key(t.path, split, max_length, features=("logits",))
+            logits = teacher_cache.get_or_compute(cache_dir, key, compute)  # (N, C)
+            order = label_order(t.info["labels"], labels)
+            if order is not None:
+                logits = logits[:, order]
+            mean = logits * (t.weight / total_weight) + (0 if mean is None else mean)
+        encoded[name] = Encoded(ids, lengths, torch.tensor(split.labels, dtype=torch.long), mean)
     return encoded
 
 

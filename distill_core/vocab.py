@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,8 +11,10 @@ from typing import Any, Protocol
 
 import torch
 
-PAD, UNK, SEP = "[PAD]", "[UNK]", "[SEP]"
-SPECIALS = (PAD, UNK, SEP)  # ids 0, 1, 2; SEP joins a text pair into one student sequence
+PAD, UNK, SEP, MASK = "[PAD]", "[UNK]", "[SEP]", "[MASK]"
+# ids 0..3; SEP joins a text pair into one student sequence; MASK comes from augmentation
+SPECIALS = (PAD, UNK, SEP, MASK)
+_MASK_SPLIT = re.compile(r"(\[MASK\])")
 
 
 class Encoder(Protocol):
@@ -75,6 +78,10 @@ class Vocab:
 
 
 def split_tokens(text: str, kind: str) -> list[str]:
+    """Characters or whitespace words; "[MASK]" (from augmentation) is always one token."""
+    if MASK in text:
+        return [tok for part in _MASK_SPLIT.split(text) for tok in
+                ([part] if part == MASK else split_tokens(part, kind))]
     if kind == "char":
         return [ch for ch in text if not ch.isspace()]
     return text.split()

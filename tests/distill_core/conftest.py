@@ -46,7 +46,7 @@ def make_config(thucnews_slice, tiny_teacher, tmp_path):
             "output_dir": str(tmp_path / "export"),
         }
         for section, values in sections.items():
-            raw[section] = {**raw[section], **values} if isinstance(values, dict) else values
+            raw[section] = {**raw.get(section, {}), **values} if isinstance(values, dict) else values
         return raw
 
     return make
