@@ -25,6 +25,7 @@ TEMPERATURE_SCHEDULES = ("constant", "linear", "cosine", "flsw", "cwsm")
 WEIGHT_SCHEDULES = ("constant", "linear_growth", "linear_decay")
 AMP_MODES = ("off", "bf16", "fp16")
 BEST_METRICS = ("accuracy", "macro_f1")
+RUN_KINDS = ("distill", "finetune_teacher")
 
 
 @dataclass
@@ -133,6 +134,9 @@ class ExperimentConfig:
     """One distillation experiment."""
 
     name: str = "experiment"
+    # distill: teacher -> student. finetune_teacher: train teacher.path on hard labels and save the
+    # result in output_dir as a new teacher checkpoint.
+    kind: str = "distill"
     seed: int = 42
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
@@ -173,6 +177,7 @@ class ExperimentConfig:
         """Check ranges and names; paths are checked when the run opens them."""
         d, s, k, t = self.data, self.student, self.kd, self.train
         _check(bool(self.name and self.name.strip()), "name", "Give the experiment a name.")
+        _choice(self.kind, RUN_KINDS, "kind")
         _check(bool(d.train), "data.train", "Choose a training file.")
         _choice(d.format, DATA_FORMATS, "data.format")
         _check(1 <= d.max_length <= 4096, "data.max_length", "max_length must be between 1 and 4096.")

@@ -131,6 +131,10 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     Raises DistillError subclasses for problems a user can fix and RunCancelled when
     `should_cancel()` turns true (polled every step; it must be cheap).
     """
+    if config.kind == "finetune_teacher":
+        from distill_core.finetune import run_finetune
+
+        return run_finetune(config, sink, should_cancel, resume=resume)
     sink = sink or NullSink()
     started = time.monotonic()
     seed_everything(config.seed)

@@ -1,0 +1,112 @@
+"""The "fine-tune teacher" run type: train a Hugging Face checkpoint on hard labels, save it as a teacher.
+
+It reuses the distiller's Trainer (schedules, evaluation, best checkpoint, exact resume, cancel):
+the model is wrapped to look like a student, there is no teacher (zero soft targets) and the
+soft-label weight is 0. The output directory becomes a `save_pretrained` checkpoint that any
+later experiment can name as its teacher.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from distill_core import checkpointing
+from distill_core.config import ExperimentConfig
+from distill_core.errors import CheckpointError, ConfigError
+from distill_core.evaluate import classification_report
+from distill_core.seeding import seed_everything
+from distill_core.size import count_parameters, size_report
+
+log = logging.getLogger(__name__)
+
+
+class HFClassifier(torch.nn.Module):
+    """A sequence-classification model called like a student: (input_ids (B, T), lengths (B,)) -> logits (B, C)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if lengths is None:
+            mask = torch.ones_like(input_ids)
+        else:
+            positions = torch.arange(input_ids.size(1), device=input_ids.device)  # (T,)
+            mask = (positions[None, :] < lengths[:, None]).long()  # (B, T)
+        return self.model(input_ids=input_ids, attention_mask=mask).logits  # (B, C)
+
+
+def run_finetune(config: ExperimentConfig, sink: Any = None, should_cancel: Callable[[], bool] | None = None, *,
+                 resume: bool = True) -> dict[str, Any]:
+    """Fine-tune `config.teacher.path` on the dataset's hard labels; the result is a teacher checkpoint."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from distill_core.distiller import Encoded, NullSink, Trainer, load_splits, predict_labels, resolve_device
+    from distill_core.teachers import inspect_checkpoint
+    from distill_core.vocab import TeacherPieces
+
+    sink = sink or NullSink()
+    config = copy.deepcopy(config)  # the hard-label-only settings below must not leak to the caller
+    if not config.output_dir:
+        raise ConfigError("A fine-tune run needs output_dir: the new teacher checkpoint is written there.",
+                          field="output_dir")
+    started = time.monotonic()
+    seed_everything(config.seed)
+    device = resolve_device(config.train.device)
+    labels = list(config.data.labels)
+    splits = load_splits(config)
+    base_info = inspect_checkpoint(config.teacher.path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(config.teacher.path)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            config.teacher.path, num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)}, ignore_mismatched_sizes=True)
+    except Exception as exc:
+        raise CheckpointError(f"Cannot load {config.teacher.path} for fine-tuning: {exc}", field="teacher.path") from exc
+    encoder = TeacherPieces(tokenizer)
+    encoded = {}
+    for name, split in splits.items():
+        ids, lengths = encoder.encode(split.texts, split.pairs, config.data.max_length)
+        y = torch.tensor(split.labels, dtype=torch.long)
+        encoded[name] = Encoded(ids, lengths, y, torch.zeros(len(y), len(labels)))  # no teacher: zero soft targets
+    wrapped = HFClassifier(model).to(device)
+    config.kd.alpha, config.kd.kd_weight = 1.0, 0.0  # hard labels only
+    trainer = Trainer(config, wrapped, encoded, labels, device, sink, should_cancel)
+    trainer.train(resume)
+    wrapped.load_state_dict(trainer.best_state)
+
+    test_name = "test" if "test" in encoded else "dev"
+    test = encoded[test_name]
+    report = classification_report(test.labels.numpy(),
+                                   predict_labels(wrapped, test, device, config.train.batch_size).numpy(), labels)
+    model.save_pretrained(config.output_dir)
+    tokenizer.save_pretrained(config.output_dir)
+    checkpointing.remove(checkpointing.checkpoint_path(config.output_dir))
+    length = config.data.max_length
+    size = size_report(model, lambda b: {"input_ids": torch.randint(0, model.config.vocab_size, (b, length), device=device),
+                                         "attention_mask": torch.ones(b, length, dtype=torch.long, device=device)},
+                       device, bytes_on_disk=inspect_checkpoint(config.output_dir)["size_bytes"])
+    results = {
+        "kind": "finetune_teacher",
+        "labels": labels,
+        "test_split": test_name,
+        "student": report,  # the fine-tuned model, shown where a distillation shows its student
+        "teacher": None,
+        "size": {"student": size, "teacher": {**count_parameters(model), "bytes": base_info["size_bytes"]}},
+        "best_dev": {k: trainer.best.get(k) for k in ("accuracy", "macro_f1", "epoch", "step")},
+        "export_dir": str(config.output_dir),
+        "teacher_checkpoint": str(config.output_dir),
+        "steps": trainer.step,
+        "stopped_early": trainer.stopped_early,
+        "resumed_from": trainer.resumed_from,
+        "examples": {name: len(split) for name, split in encoded.items()},
+        "seconds": {"total": round(time.monotonic() - started, 3)},
+    }
+    sink.emit("result", results)
+    return results
