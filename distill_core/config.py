@@ -18,7 +18,7 @@ from distill_core.errors import ConfigError
 DATA_FORMATS = ("tsv", "csv", "jsonl")
 STUDENT_TYPES = ("textcnn", "bilstm")
 STUDENT_VOCABS = ("char", "word", "teacher")
-KD_LOSSES = ("kl", "ce", "mse")
+KD_LOSSES = ("kl", "ce", "mse", "bce")
 OPTIMIZERS = ("adamw", "adam", "sgd", "adadelta")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 TEMPERATURE_SCHEDULES = ("constant", "linear", "cosine", "flsw", "cwsm")
@@ -45,6 +45,10 @@ class DataConfig:
     # list or an integer index into it.
     labels: list[str] = field(default_factory=list)
     max_length: int = 32
+    # Multi-label: a row's label field holds several names (or indices) split by label_separator
+    # (a JSON list in JSONL); soft targets become per-class sigmoids with temperature.
+    multi_label: bool = False
+    label_separator: str = ","
 
 
 @dataclass
@@ -181,6 +185,8 @@ class ExperimentConfig:
         _check(bool(d.train), "data.train", "Choose a training file.")
         _choice(d.format, DATA_FORMATS, "data.format")
         _check(1 <= d.max_length <= 4096, "data.max_length", "max_length must be between 1 and 4096.")
+        _check(not d.multi_label or bool(d.label_separator), "data.label_separator",
+               "A multi-label dataset needs a label_separator (e.g. \",\").")
         _check(bool(self.teacher.path), "teacher.path", "Choose a teacher checkpoint directory.")
         _check(math.isfinite(self.teacher.weight) and self.teacher.weight > 0, "teacher.weight",
                f"teacher.weight must be greater than 0 (got {self.teacher.weight}).")

@@ -29,7 +29,7 @@ class Split:
     path: str
     texts: list[str]
     pairs: list[str] | None
-    labels: list[int]
+    labels: list[int] | list[list[int]]  # class index, or the indices of every label (multi-label)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -52,7 +52,12 @@ def read_split(path: str | Path, data: DataConfig, labels: list[str], name: str 
     for line_no, row in rows:
         texts.append(row[0])
         pairs.append(row[1])
-        ys.append(_label_id(row[2], label_index, labels, where, line_no))
+        if data.multi_label:
+            values = row[2] if isinstance(row[2], list) else [v for v in str(row[2]).split(data.label_separator)
+                                                               if v.strip()]
+            ys.append(sorted({_label_id(v, label_index, labels, where, line_no) for v in values}))
+        else:
+            ys.append(_label_id(row[2], label_index, labels, where, line_no))
     if not texts:
         raise DatasetError(f"The {name} file {where} has no examples (only a header or blank lines).",
                            field=f"data.{name}")
@@ -165,7 +170,8 @@ def _jsonl_rows(text: str, where: str, data: DataConfig) -> list[tuple[int, Row]
                                    f"{', '.join(obj)}.", field=f"data.{key}")
             values.append(obj[str(column)])
         text_value, label, *pair = values
-        rows.append((line_no, (str(text_value), str(pair[0]) if pair else None, label)))
+        rows.append((line_no, (str(text_value), str(pair[0]) if pair else None,
+                               label if isinstance(label, list) else label)))
     return rows
 
 

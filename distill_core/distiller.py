@@ -29,9 +29,9 @@ from distill_core import checkpointing
 from distill_core.config import ExperimentConfig
 from distill_core.data import Split, read_split
 from distill_core.errors import CheckpointError, ConfigError, RunCancelled, TrainingError
-from distill_core.evaluate import accuracy_and_macro_f1, classification_report
+from distill_core.evaluate import accuracy_and_macro_f1, report_for
 from distill_core.export import save_student
-from distill_core.losses import hard_ce, kd_losses
+from distill_core.losses import hard_bce, hard_ce, kd_losses
 from distill_core.schedules import lr_factor, temperature_schedules, weight_schedules
 from distill_core.seeding import seed_everything
 from distill_core.size import compare, size_report
@@ -58,11 +58,11 @@ class Encoded:
 
     ids: torch.Tensor  # (N, L) long, right-padded with 0
     lengths: torch.Tensor  # (N,) long
-    labels: torch.Tensor  # (N,) long
+    labels: torch.Tensor  # (N,) long class indices, or (N, C) float multi-hot
     teacher: torch.Tensor  # (N, C) float32 teacher logits, columns in dataset label order
 
     def __len__(self) -> int:
-        return self.labels.numel()
+        return self.labels.size(0)
 
     def concat(self, other: Encoded) -> Encoded:
         width = max(self.ids.size(1), other.ids.size(1))
@@ -155,7 +155,7 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     encoded = encode_splits(config, splits, encoder, teachers, device, cache_dir)
     if "augmented" in encoded:
         augmented = encoded.pop("augmented")
-        augmented.labels = augmented.teacher.argmax(dim=1)  # the teacher labels the copies
+        augmented.labels = teacher_predictions(augmented.teacher, config.data.multi_label)  # the teacher labels copies
         encoded["train"] = encoded["train"].concat(augmented)
     teacher_seconds = time.monotonic() - started
     log.info("Teacher outputs for %s in %.1f s", {k: len(v) for k, v in encoded.items()}, teacher_seconds)
@@ -172,8 +172,9 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     test_name = "test" if "test" in encoded else "dev"
     test = encoded[test_name]
     student_pred = predict_labels(student, test, device, config.train.batch_size)
-    student_report = classification_report(test.labels.numpy(), student_pred.numpy(), labels)
-    teacher_report = classification_report(test.labels.numpy(), test.teacher.argmax(dim=1).numpy(), labels)
+    student_report = report_for(test.labels.numpy(), student_pred.numpy(), labels)
+    teacher_report = report_for(test.labels.numpy(),
+                                teacher_predictions(test.teacher, config.data.multi_label).numpy(), labels)
     if test_name == "test":  # a dev re-evaluation would collide with the dev point at this step
         sink.emit("eval", {"step": trainer.step, "epoch": trainer.best.get("epoch"), "split": "test",
                            "metrics": {k: student_report[k] for k in ("accuracy", "macro_f1")}})
@@ -189,7 +190,8 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     if config.output_dir:
         export_dir = str(save_student(student, encoder, student_type=config.student.type,
                                       embedding_dim=config.student.embedding_dim, labels=labels,
-                                      max_length=max_length, output_dir=config.output_dir, config=config.to_dict()))
+                                      max_length=max_length, output_dir=config.output_dir, config=config.to_dict(),
+                                      multi_label=config.data.multi_label))
         checkpointing.remove(checkpointing.checkpoint_path(config.output_dir))
     results = {
         "labels": labels,
@@ -258,8 +260,24 @@ def encode_splits(config: ExperimentConfig, splits: dict[str, Split], encoder: E
             if order is not None:
                 logits = logits[:, order]
             mean = logits * (t.weight / total_weight) + (0 if mean is None else mean)
-        encoded[name] = Encoded(ids, lengths, torch.tensor(split.labels, dtype=torch.long), mean)
+        encoded[name] = Encoded(ids, lengths, label_tensor(split.labels, len(labels), config.data.multi_label), mean)
     return encoded
+
+
+def label_tensor(labels: list, num_labels: int, multi_label: bool) -> torch.Tensor:
+    """(N,) class indices, or (N, C) multi-hot floats for multi-label data."""
+    if not multi_label:
+        return torch.tensor(labels, dtype=torch.long)
+    y = torch.zeros(len(labels), num_labels)
+    for i, row in enumerate(labels):
+        if isinstance(row, list) and row:
+            y[i, row] = 1.0
+    return y
+
+
+def teacher_predictions(logits: torch.Tensor, multi_label: bool) -> torch.Tensor:
+    """Arg-max classes (N,), or the multi-hot set of classes with a positive logit (N, C)."""
+    return (logits > 0).float() if multi_label else logits.argmax(dim=1)
 
 
 class Trainer:
@@ -281,7 +299,9 @@ class Trainer:
             self.optimizer, lr_factor(t.lr_schedule, t.warmup_ratio, self.total_steps))
         self.scaler = torch.amp.GradScaler("cuda", enabled=t.amp == "fp16")
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.kd_loss_fn = kd_losses.get(config.kd.loss)
+        multi = config.data.multi_label
+        self.kd_loss_fn = kd_losses.get("bce" if multi and config.kd.loss in ("kl", "ce") else config.kd.loss)
+        self.hard_loss_fn = hard_bce if multi else hard_ce
         self.temperature_fn = temperature_schedules.get(config.kd.temperature_schedule)
         self.step = 0
         self.best: dict[str, Any] = {config.train.best_metric: -1.0}
@@ -342,7 +362,7 @@ class Trainer:
                 z_s = self.student(ids, lengths).float()  # (b, C)
             T = self.temperature_fn(kd.temperature, kd.temperature_final or kd.temperature, progress, z_s, z_t,
                                     kd.schedule_beta, kd.schedule_gamma)
-            terms = {"kd_loss": self.kd_loss_fn(z_s, z_t, T, kd.t2_scaling), "hard_loss": hard_ce(z_s, y)}
+            terms = {"kd_loss": self.kd_loss_fn(z_s, z_t, T, kd.t2_scaling), "hard_loss": self.hard_loss_fn(z_s, y)}
             terms["loss"] = hard_w * terms["hard_loss"] + kd_w * terms["kd_loss"]
             check_finite(terms, self.step)
             self.scaler.scale(terms["loss"] / len(group)).backward()
@@ -429,13 +449,14 @@ def check_finite(terms: dict[str, torch.Tensor], step: int) -> None:
 
 @torch.no_grad()
 def predict_labels(model: torch.nn.Module, split: Encoded, device: torch.device, batch_size: int) -> torch.Tensor:
-    """Arg-max predictions (N,) on the CPU; the model's train/eval mode is restored."""
+    """Arg-max predictions (N,), or multi-hot (N, C) for multi-label splits, on the CPU; mode is restored."""
     was_training = model.training
     model.eval()
     out = []
     for start in range(0, len(split), max(1, batch_size * 2)):
         index = torch.arange(start, min(start + batch_size * 2, len(split)))
         ids, lengths, _, _ = split.batch(index, device)
-        out.append(model(ids, lengths).argmax(dim=-1).cpu())  # (b,)
+        logits = model(ids, lengths)  # (b, C)
+        out.append((logits > 0).float().cpu() if split.labels.dim() == 2 else logits.argmax(dim=-1).cpu())
     model.train(was_training)
     return torch.cat(out)

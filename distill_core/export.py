@@ -21,7 +21,7 @@ WEIGHTS, MANIFEST, VOCAB = "model.safetensors", "student.json", "vocab.json"
 
 def save_student(model: torch.nn.Module, encoder: Encoder, *, student_type: str, embedding_dim: int,
                  labels: list[str], max_length: int, output_dir: str | Path,
-                 config: dict[str, Any] | None = None) -> Path:
+                 config: dict[str, Any] | None = None, multi_label: bool = False) -> Path:
     """Write the student into `output_dir`; returns the directory.
 
     Files: model.safetensors (weights), student.json (what to build: type, options, labels, ...),
@@ -46,6 +46,7 @@ def save_student(model: torch.nn.Module, encoder: Encoder, *, student_type: str,
         "vocab_size": encoder.vocab_size,
         "labels": list(labels),
         "max_length": max_length,
+        "multi_label": multi_label,
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     if config is not None:
@@ -62,18 +63,25 @@ class Predictor:
     encoder: Encoder
     labels: list[str]
     max_length: int
+    multi_label: bool = False
 
     @torch.no_grad()
     def probabilities(self, texts: list[str], pairs: list[str] | None = None) -> torch.Tensor:
-        """Softmax probabilities (N, C)."""
+        """Softmax probabilities (N, C); per-class sigmoids for a multi-label student."""
         ids, lengths = self.encoder.encode(list(texts), pairs, self.max_length)  # (N, L), (N,)
-        return torch.softmax(self.model(ids, lengths).float(), dim=-1)
+        logits = self.model(ids, lengths).float()  # (N, C)
+        return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
 
     def predict(self, texts: list[str], pairs: list[str] | None = None) -> list[dict[str, Any]]:
         probs = self.probabilities(texts, pairs)
-        return [{"text": text, "label": self.labels[int(row.argmax())],
-                 "probabilities": {label: round(float(p), 6) for label, p in zip(self.labels, row, strict=True)}}
-                for text, row in zip(texts, probs, strict=True)]
+        rows = []
+        for text, row in zip(texts, probs, strict=True):
+            out = {"text": text, "label": self.labels[int(row.argmax())],
+                   "probabilities": {label: round(float(p), 6) for label, p in zip(self.labels, row, strict=True)}}
+            if self.multi_label:
+                out["labels"] = [label for label, p in zip(self.labels, row, strict=True) if p > 0.5]
+            rows.append(out)
+        return rows
 
 
 def load_student(export_dir: str | Path) -> Predictor:
@@ -94,7 +102,8 @@ def load_student(export_dir: str | Path) -> Predictor:
                           manifest["embedding_dim"], manifest["options"])
     model.load_state_dict(load_file(str(out / WEIGHTS)))
     model.eval()
-    return Predictor(model, encoder, list(manifest["labels"]), int(manifest["max_length"]))
+    return Predictor(model, encoder, list(manifest["labels"]), int(manifest["max_length"]),
+                     bool(manifest.get("multi_label", False)))
 
 
 def predict(export_dir: str | Path, texts: list[str], pairs: list[str] | None = None) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ import torch
 from distill_core import checkpointing
 from distill_core.config import ExperimentConfig
 from distill_core.errors import CheckpointError, ConfigError
-from distill_core.evaluate import classification_report
+from distill_core.evaluate import report_for
 from distill_core.seeding import seed_everything
 from distill_core.size import count_parameters, size_report
 
@@ -47,7 +47,8 @@ def run_finetune(config: ExperimentConfig, sink: Any = None, should_cancel: Call
     """Fine-tune `config.teacher.path` on the dataset's hard labels; the result is a teacher checkpoint."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from distill_core.distiller import Encoded, NullSink, Trainer, load_splits, predict_labels, resolve_device
+    from distill_core.distiller import (Encoded, NullSink, Trainer, label_tensor, load_splits, predict_labels,
+                                        resolve_device)
     from distill_core.teachers import inspect_checkpoint
     from distill_core.vocab import TeacherPieces
 
@@ -66,14 +67,15 @@ def run_finetune(config: ExperimentConfig, sink: Any = None, should_cancel: Call
         tokenizer = AutoTokenizer.from_pretrained(config.teacher.path)
         model = AutoModelForSequenceClassification.from_pretrained(
             config.teacher.path, num_labels=len(labels), id2label=dict(enumerate(labels)),
-            label2id={label: i for i, label in enumerate(labels)}, ignore_mismatched_sizes=True)
+            label2id={label: i for i, label in enumerate(labels)}, ignore_mismatched_sizes=True,
+            problem_type="multi_label_classification" if config.data.multi_label else "single_label_classification")
     except Exception as exc:
         raise CheckpointError(f"Cannot load {config.teacher.path} for fine-tuning: {exc}", field="teacher.path") from exc
     encoder = TeacherPieces(tokenizer)
     encoded = {}
     for name, split in splits.items():
         ids, lengths = encoder.encode(split.texts, split.pairs, config.data.max_length)
-        y = torch.tensor(split.labels, dtype=torch.long)
+        y = label_tensor(split.labels, len(labels), config.data.multi_label)
         encoded[name] = Encoded(ids, lengths, y, torch.zeros(len(y), len(labels)))  # no teacher: zero soft targets
     wrapped = HFClassifier(model).to(device)
     config.kd.alpha, config.kd.kd_weight = 1.0, 0.0  # hard labels only
@@ -83,7 +85,7 @@ def run_finetune(config: ExperimentConfig, sink: Any = None, should_cancel: Call
 
     test_name = "test" if "test" in encoded else "dev"
     test = encoded[test_name]
-    report = classification_report(test.labels.numpy(),
+    report = report_for(test.labels.numpy(),
                                    predict_labels(wrapped, test, device, config.train.batch_size).numpy(), labels)
     model.save_pretrained(config.output_dir)
     tokenizer.save_pretrained(config.output_dir)

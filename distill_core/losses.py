@@ -81,6 +81,27 @@ def logit_mse(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: Tem
     return F.mse_loss(student_logits, teacher_logits)
 
 
+@kd_losses.register("bce")
+def kd_bce(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: Temperature,
+           t2_scaling: bool = True) -> torch.Tensor:
+    """Multi-label soft targets: per-class sigmoids with temperature (binary cross-entropy).
+
+    loss = mean_b s_b * mean_c BCE(sigmoid(z_s[b,c] / T_b), q[b,c]), q = sigmoid(z_t / T_b),
+    s_b = T_b^2 if t2_scaling else 1. Zero gradient when z_s = z_t.
+
+    student_logits, teacher_logits: (B, C); T: a float or a per-example tensor (B,). Returns a scalar.
+    """
+    T = _per_example(T, student_logits)
+    q = torch.sigmoid(teacher_logits / T)  # (B, C)
+    per_example = F.binary_cross_entropy_with_logits(student_logits / T, q, reduction="none").mean(dim=-1)  # (B,)
+    return _scaled_mean(per_example, T, t2_scaling)
+
+
+def hard_bce(student_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Multi-label hard loss: mean_{b,c} BCE(sigmoid(z_s[b,c]), y[b,c]); targets (B, C) multi-hot."""
+    return F.binary_cross_entropy_with_logits(student_logits, targets.to(student_logits.dtype))
+
+
 def hard_ce(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy with the gold labels: mean_b -log softmax(z_s)[b, y_b].
 

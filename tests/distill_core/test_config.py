@@ -20,7 +20,7 @@ def test_a_config_round_trips_through_json(make_config):
     ("kd", {"temperature": -1.5}, "kd.temperature", "Temperature must be greater than 0"),
     ("kd", {"alpha": 1.2}, "kd.alpha", "alpha (hard-label weight) must be between 0 and 1"),
     ("kd", {"alpha": -0.1}, "kd.alpha", "between 0 and 1"),
-    ("kd", {"loss": "kld"}, "kd.loss", "kd.loss='kld' is not one of: kl, ce, mse"),
+    ("kd", {"loss": "kld"}, "kd.loss", "kd.loss='kld' is not one of: kl, ce, mse, bce"),
     ("student", {"type": "gpt"}, "student.type", "student.type='gpt' is not one of"),
     ("train", {"epochs": 0}, "train.epochs", "epochs must be between 1 and 1000"),
     ("train", {"batch_size": "big"}, "train.batch_size", "must be an integer"),

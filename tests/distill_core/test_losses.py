@@ -68,7 +68,7 @@ def test_gradients_flow_to_the_student_only():
 
 
 def test_an_unknown_kd_loss_names_the_key_and_the_choices():
-    with pytest.raises(UnknownNameError, match="Unknown KD loss 'kld'; known: ce, kl, mse") as err:
+    with pytest.raises(UnknownNameError, match="Unknown KD loss 'kld'; known: bce, ce, kl, mse") as err:
         kd_losses.get("kld")
     assert err.value.field == "kd.loss"
 
@@ -79,3 +79,13 @@ def test_a_per_example_temperature_scales_each_row_by_its_own_t_squared():
     close(kd_kl(STUDENT, TEACHER, T, True), (float(row[0]) + float(row[1])) / 2)
     close(kd_kl(STUDENT, TEACHER, torch.tensor([2.0, 2.0]), True), 4 * KL_T2)
     close(kd_ce(STUDENT, TEACHER, torch.tensor([1.0, 1.0]), False), CE_T1)
+
+
+def test_multi_label_soft_bce_matches_hand_computed_values():
+    from distill_core.losses import hard_bce, kd_bce
+
+    # mean_b mean_c -(q log s + (1 - q) log(1 - s)), s = sigmoid(z_s / T), q = sigmoid(z_t / T)
+    close(kd_bce(STUDENT, TEACHER, 1.0, True), 0.6120000673635897)
+    close(kd_bce(STUDENT, TEACHER, 2.0, False), 0.6573815162613077)
+    close(kd_bce(STUDENT, TEACHER, 2.0, True), 4 * 0.6573815162613077)
+    close(hard_bce(STUDENT, torch.tensor([[1, 0, 1], [0, 0, 1]])), 0.6746005936437401)
