@@ -261,7 +261,9 @@ class MatchLoss(nn.Module):
     """The weighted intermediate losses of a list of matches, with their projections (trained with the student).
 
     forward returns one term per match, keyed `match{i}_{loss}_T{layer_T}_S{layer_S}`, each already weighted;
-    their sum is the intermediate loss. Teacher features are detached.
+    their sum is the intermediate loss. Teacher features are detached; `mask` (B, T) defaults to the
+    student's attention_mask. Each projection's teacher side is checked against `teacher_hidden_size`
+    here; its student side, whose width may vary by layer (BiLSTM), is checked by `validate_matches`.
     """
 
     def __init__(self, matches: Sequence[MatchConfig], student_hidden_size: int | None,
