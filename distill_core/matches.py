@@ -193,7 +193,10 @@ def validate_matches(matches: Sequence[MatchConfig], teacher_info: dict[str, Any
     name = getattr(student, "name", type(student).__name__)
     n_hidden = student.num_hidden_states() if hasattr(student, "num_hidden_states") else 0
     n_attn = student.num_attentions() if hasattr(student, "num_attentions") else 0
-    t_layers, t_hidden = int(teacher_info["num_layers"]), int(teacher_info["hidden_size"])
+    t_layers, t_hidden = teacher_info.get("num_layers"), teacher_info.get("hidden_size")
+    if matches and not (isinstance(t_layers, int) and isinstance(t_hidden, int)):
+        raise ConfigError("The teacher's config does not give its layer count and hidden size, so intermediate "
+                          "matches cannot be checked; use prediction-layer KD only.", field="matches")
     for i, m in enumerate(matches):
         where = f"matches.{i}"
         loss_named(m.loss, i)

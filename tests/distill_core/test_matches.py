@@ -263,3 +263,9 @@ def test_a_tiny_teacher_and_student_distil_hidden_states_and_attentions_end_to_e
                            "match3_attention_mse_T1_S0", "match4_attention_mse_T3_S1"]
     sum(terms.values()).backward()
     assert all(p.grad is not None for p in loss.parameters())
+
+
+def test_a_teacher_that_does_not_say_its_depth_cannot_take_matches():
+    with pytest.raises(ConfigError, match="does not give its layer count and hidden size") as err:
+        validate_matches(preset("L4_hidden_smmd"), {"num_layers": None, "hidden_size": 768}, transformer("T4-tiny"))
+    assert err.value.field == "matches"
