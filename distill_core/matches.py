@@ -15,6 +15,7 @@ the vocabulary and `MatchLoss` refuses features of different lengths.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from collections.abc import Sequence
@@ -105,12 +106,11 @@ def parse_matches(raw: Any) -> list[MatchConfig]:
 
 # ---- presets: TextBrewer's examples/matches/matches.py, translated to Hugging Face indexing ----
 
-presets: Registry[tuple[dict[str, Any], ...]] = Registry("match preset", field="matches.preset")
+presets: Registry[tuple[MatchConfig, ...]] = Registry("match preset", field="matches.preset")
 
 
 def _define(name: str, pairs: Sequence[tuple[int, int]], feature: str, loss: str, proj: list | None = None) -> None:
-    presets.register(name)(tuple({"layer_T": t, "layer_S": s, "feature": feature, "loss": loss, "weight": 1.0,
-                                  "proj": proj} for t, s in pairs))
+    presets.register(name)(tuple(MatchConfig(t, s, feature, loss, 1.0, proj) for t, s in pairs))
 
 
 def _attention(teacher_layers: Sequence[int], student_layers: Sequence[int]) -> list[tuple[int, int]]:
@@ -139,8 +139,8 @@ _define("small_hidden_smmd", _SMALL, "hidden", "mmd")
 
 
 def preset(name: str) -> list[MatchConfig]:
-    """Fresh MatchConfigs of a named preset (UnknownNameError on `matches.preset` otherwise)."""
-    return [MatchConfig.from_dict(dict(item), i) for i, item in enumerate(presets.get(name))]
+    """Fresh copies of a named preset's matches (UnknownNameError on `matches.preset` otherwise)."""
+    return [copy.deepcopy(m) for m in presets.get(name)]
 
 
 # ---- generators ----

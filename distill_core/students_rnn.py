@@ -39,10 +39,11 @@ class BiRNN(Student):
     backward states (B, 2H) -> tanh fully-connected layer -> dropout -> linear."""
 
     rnn_type: type[nn.RNNBase] = nn.LSTM
+    options_type: type[BiRNNOptions] = BiRNNOptions
 
     def __init__(self, vocab_size: int, num_labels: int, embedding_dim: int = 128, **options: Any):
         super().__init__()
-        self.options = opts = parse_options(BiRNNOptions, options, self.name)
+        self.options = opts = parse_options(self.options_type, options, self.name)
         check_option(opts.hidden_size >= 1, "hidden_size", "at least 1", opts.hidden_size)
         check_option(opts.fc_size >= 1, "fc_size", "at least 1", opts.fc_size)
         check_option(0.0 <= opts.dropout < 1.0, "dropout", "between 0 and 1 (exclusive)", opts.dropout)
@@ -89,6 +90,16 @@ class BiRNN(Student):
         return self.classifier(h)  # (B, C)
 
 
+@dataclass
+class BiLSTMOptions(BiRNNOptions):
+    pass
+
+
+@dataclass
+class BiGRUOptions(BiRNNOptions):
+    pass
+
+
 @register("bilstm")
 class BiLSTM(BiRNN):
     """BiLSTM student (Tang et al. 2019, "Distilling Task-Specific Knowledge from BERT into Simple Neural Networks").
@@ -99,6 +110,7 @@ class BiLSTM(BiRNN):
     """
 
     rnn_type = nn.LSTM
+    options_type = BiLSTMOptions
 
 
 @register("bigru")
@@ -108,6 +120,7 @@ class BiGRU(BiRNN):
     """
 
     rnn_type = nn.GRU
+    options_type = BiGRUOptions
 
 
 def split_at(input_ids: torch.Tensor, lengths: torch.Tensor, sep_id: int) -> tuple[torch.Tensor, ...]:

@@ -269,3 +269,11 @@ def test_a_teacher_that_does_not_say_its_depth_cannot_take_matches():
     with pytest.raises(ConfigError, match="does not give its layer count and hidden size") as err:
         validate_matches(preset("L4_hidden_smmd"), {"num_layers": None, "hidden_size": 768}, transformer("T4-tiny"))
     assert err.value.field == "matches"
+
+
+def test_a_preset_hands_out_copies_so_editing_one_leaves_the_registry_alone():
+    mine = preset("L4t_hidden_mse")
+    mine[0].proj[2] = 1024
+    mine[1].weight = 9.0
+    assert presets.get("L4t_hidden_mse")[0].proj == ["linear", 312, 768]
+    assert presets.get("L4t_hidden_mse")[1].weight == 1.0
