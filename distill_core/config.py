@@ -16,7 +16,7 @@ from typing import Any
 from distill_core.errors import ConfigError
 
 DATA_FORMATS = ("tsv", "csv", "jsonl")
-STUDENT_TYPES = ("textcnn", "bilstm")
+STUDENT_TYPES = ("textcnn", "bilstm", "bigru", "transformer")
 STUDENT_VOCABS = ("char", "word", "teacher")
 KD_LOSSES = ("kl", "ce", "mse", "bce")
 OPTIMIZERS = ("adamw", "adam", "sgd", "adadelta")
@@ -134,6 +134,23 @@ class TrainConfig:
 
 
 @dataclass
+class StageConfig:
+    """One stage of a multi-stage run (e.g. TinyBERT: intermediate layers first, then predictions).
+
+    Unset values fall back on the run's train/kd settings; `matches` is a list or a preset name.
+    Each stage gets a fresh optimiser and learning-rate schedule; steps continue across stages.
+    """
+
+    name: str = ""
+    epochs: int = 1
+    learning_rate: float | None = None
+    alpha: float | None = None  # hard-label weight
+    kd_weight: float | None = None  # soft-label weight; None means 1 - alpha
+    temperature: float | None = None
+    matches: list[dict[str, Any]] | str = field(default_factory=list)
+
+
+@dataclass
 class ExperimentConfig:
     """One distillation experiment."""
 
@@ -148,6 +165,11 @@ class ExperimentConfig:
     kd: KDConfig = field(default_factory=KDConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # Intermediate-layer matches (a list of {layer_T, layer_S, feature, loss, weight, proj}, or a preset
+    # name); see matches.py. Needs student.vocab "teacher" and a student with those features.
+    matches: list[dict[str, Any]] | str = field(default_factory=list)
+    # Multi-stage runs: a list of StageConfig objects; empty means one stage from train/kd/matches.
+    stages: list[dict[str, Any]] = field(default_factory=list)
     output_dir: str | None = None
 
     @classmethod
@@ -170,6 +192,24 @@ class ExperimentConfig:
     @classmethod
     def load(cls, path: str | Path) -> ExperimentConfig:
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+    def stage_configs(self) -> list[StageConfig]:
+        """The stages to run, each complete (defaults filled from train/kd/matches)."""
+        if not self.stages:
+            return [StageConfig(name="main", epochs=self.train.epochs, learning_rate=self.train.learning_rate,
+                                alpha=self.kd.alpha, kd_weight=self.kd.kd_weight, temperature=self.kd.temperature,
+                                matches=self.matches)]
+        out = []
+        for i, raw in enumerate(self.stages):
+            if not isinstance(raw, dict):
+                raise ConfigError(f"stages.{i} must be an object.", field=f"stages.{i}")
+            stage = _build(StageConfig, raw, f"stages.{i}.")
+            stage.name = stage.name or f"stage {i + 1}"
+            stage.learning_rate = self.train.learning_rate if stage.learning_rate is None else stage.learning_rate
+            stage.alpha = self.kd.alpha if stage.alpha is None else stage.alpha
+            stage.temperature = self.kd.temperature if stage.temperature is None else stage.temperature
+            out.append(stage)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -251,6 +291,34 @@ class ExperimentConfig:
                "early_stopping_patience must be 0 (off) or more.")
         _choice(t.best_metric, BEST_METRICS, "train.best_metric")
         _choice(t.amp, AMP_MODES, "train.amp")
+        self._validate_matches_and_stages()
+
+    def _validate_matches_and_stages(self) -> None:
+        _check(len(self.stages) <= 20, "stages", "At most 20 stages.")
+        for i, stage in enumerate(self.stage_configs()):
+            where = f"stages.{i}." if self.stages else ""
+            _check(1 <= stage.epochs <= 1000, f"{where}epochs" if where else "train.epochs",
+                   "epochs must be between 1 and 1000.")
+            _check(math.isfinite(stage.learning_rate) and 0 < stage.learning_rate <= 10,
+                   f"{where}learning_rate" if where else "train.learning_rate",
+                   f"learning_rate must be greater than 0 and at most 10 (got {stage.learning_rate}).")
+            _check(math.isfinite(stage.alpha) and 0 <= stage.alpha <= 1, f"{where}alpha" if where else "kd.alpha",
+                   f"alpha (hard-label weight) must be between 0 and 1 (got {stage.alpha}).")
+            _check(stage.kd_weight is None or (math.isfinite(stage.kd_weight) and stage.kd_weight >= 0),
+                   f"{where}kd_weight" if where else "kd.kd_weight", "kd_weight must be 0 or more.")
+            _check(math.isfinite(stage.temperature) and stage.temperature > 0,
+                   f"{where}temperature" if where else "kd.temperature",
+                   f"Temperature must be greater than 0 (got {stage.temperature}).")
+            if not stage.matches:
+                continue
+            from distill_core.matches import parse_matches  # imports torch: only when there are matches
+
+            try:
+                parse_matches(stage.matches)
+            except ConfigError as exc:
+                if where:
+                    raise ConfigError(f"{stage.name}: {exc.message}", field=where + (exc.field or "matches")) from None
+                raise
 
 
 def _check(ok: bool, field_name: str, message: str) -> None:

@@ -26,15 +26,17 @@ from typing import Any, Protocol
 import torch
 
 from distill_core import checkpointing
-from distill_core.config import ExperimentConfig
+from distill_core.config import ExperimentConfig, StageConfig
 from distill_core.data import Split, read_split
 from distill_core.errors import CheckpointError, ConfigError, RunCancelled, TrainingError
 from distill_core.evaluate import accuracy_and_macro_f1, report_for
 from distill_core.export import save_student
 from distill_core.losses import hard_bce, hard_ce, kd_losses
+from distill_core.matches import MatchLoss, parse_matches, validate_matches
 from distill_core.schedules import lr_factor, temperature_schedules, weight_schedules
 from distill_core.seeding import seed_everything
 from distill_core.size import compare, size_report
+from distill_core.student_base import length_mask
 from distill_core.students import build_student
 from distill_core.teachers import inspect_checkpoint, label_order, load_teacher, teacher_logits
 from distill_core.vocab import Encoder, TeacherPieces, Vocab
@@ -163,7 +165,7 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     seed_everything(config.seed)  # the student's initialisation must not depend on the teacher's work
     student = build_student(config.student.type, encoder.vocab_size, len(labels), config.student.embedding_dim,
                             config.student.options).to(device)
-    trainer = Trainer(config, student, encoded, labels, device, sink, should_cancel)
+    trainer = Trainer(config, student, encoded, labels, device, sink, should_cancel, teacher, teacher_info)
     trainer.train(resume)
     train_seconds = time.monotonic() - started - teacher_seconds
 
@@ -280,23 +282,38 @@ def teacher_predictions(logits: torch.Tensor, multi_label: bool) -> torch.Tensor
     return (logits > 0).float() if multi_label else logits.argmax(dim=1)
 
 
+@dataclass
+class Stage:
+    """A resolved stage: its settings, matches (with their projections) and step budget."""
+
+    config: StageConfig
+    match_loss: MatchLoss | None
+    steps: int
+
+
 class Trainer:
-    """The optimisation loop of one run: steps, evaluations, schedules, checkpoints, early stopping."""
+    """The optimisation loop of one run: stages, steps, evaluations, schedules, checkpoints, early stopping.
+
+    With intermediate matches the teacher runs on every batch (output_hidden_states/attentions);
+    without them its cached logits are all the loop needs.
+    """
 
     def __init__(self, config: ExperimentConfig, student: torch.nn.Module, encoded: dict[str, Encoded],
-                 labels: list[str], device: torch.device, sink: Sink, should_cancel: Callable[[], bool] | None):
+                 labels: list[str], device: torch.device, sink: Sink, should_cancel: Callable[[], bool] | None,
+                 teacher: torch.nn.Module | None = None, teacher_info: dict[str, Any] | None = None):
         self.config, self.student, self.encoded, self.labels = config, student, encoded, labels
         self.device, self.sink, self.should_cancel = device, sink, should_cancel
+        self.teacher = teacher
         t = config.train
         self.train_set = encoded["train"]
         self.batches_per_epoch = math.ceil(len(self.train_set) / t.batch_size)
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / t.grad_accumulation)
-        self.total_steps = self.steps_per_epoch * t.epochs
+        self.stages = [Stage(sc, build_match_loss(config, sc, student, teacher_info, i).to(device)
+                             if sc.matches else None, self.steps_per_epoch * sc.epochs)
+                       for i, sc in enumerate(config.stage_configs())]
+        self.total_steps = sum(stage.steps for stage in self.stages)
         if t.max_steps is not None:
             self.total_steps = min(self.total_steps, t.max_steps)
-        self.optimizer = make_optimizer(config, student)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_factor(t.lr_schedule, t.warmup_ratio, self.total_steps))
         self.scaler = torch.amp.GradScaler("cuda", enabled=t.amp == "fp16")
         self.generator = torch.Generator().manual_seed(config.seed)
         multi = config.data.multi_label
@@ -304,14 +321,33 @@ class Trainer:
         self.hard_loss_fn = hard_bce if multi else hard_ce
         self.temperature_fn = temperature_schedules.get(config.kd.temperature_schedule)
         self.step = 0
-        self.best: dict[str, Any] = {config.train.best_metric: -1.0}
-        self.best_state = copy.deepcopy(student.state_dict())
-        self.bad_evals = 0
-        self.last_eval_step: int | None = None
+        self.stage_index = 0
+        self.stage_start_step = 0
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler: Any = None
+        self._reset_best()
         self.stopped_early = False
         self.resumed_from: int | None = None
         self.ckpt_path = checkpointing.checkpoint_path(config.output_dir) if config.output_dir else None
         self.fingerprint = checkpointing.fingerprint(config.to_dict())
+
+    def _reset_best(self) -> None:
+        """Each stage picks its own best student; the last stage's is the run's."""
+        self.best: dict[str, Any] = {self.config.train.best_metric: -1.0}
+        self.best_state = copy.deepcopy(self.student.state_dict())
+        self.bad_evals = 0
+        self.last_eval_step: int | None = None
+
+    def _start_stage(self, index: int, start_step: int | None = None) -> None:
+        stage = self.stages[index]
+        self.stage_index = index
+        self.stage_start_step = self.step if start_step is None else start_step
+        params = list(self.student.parameters()) + (list(stage.match_loss.parameters()) if stage.match_loss else [])
+        self.optimizer = make_optimizer(self.config, params, stage.config.learning_rate)
+        t = self.config.train
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_factor(t.lr_schedule, t.warmup_ratio,
+                                      min(stage.steps, self.total_steps - self.stage_start_step)))
 
     # --- the loop ---------------------------------------------------------------------
     def train(self, resume: bool) -> None:
@@ -320,10 +356,21 @@ class Trainer:
         state = checkpointing.load(self.ckpt_path, self.fingerprint) if resume and self.ckpt_path else None
         if state is not None:
             epoch, next_batch, permutation = self._restore(state)
+        else:
+            self._start_stage(0)
         self.sink.emit("start", {"total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
                                  "train_examples": len(self.train_set), "device": str(self.device),
-                                 "resumed_from": self.resumed_from})
-        while epoch <= t.epochs and self.step < self.total_steps and not self.stopped_early:
+                                 "resumed_from": self.resumed_from, "stages": [s.config.name for s in self.stages]})
+        while self.step < self.total_steps:
+            stage = self.stages[self.stage_index]
+            stage_epochs_done = (self.step - self.stage_start_step) // self.steps_per_epoch
+            if stage_epochs_done >= stage.config.epochs or (self.stopped_early and next_batch == 0):
+                if self.stage_index + 1 == len(self.stages):
+                    break
+                self._start_stage(self.stage_index + 1)
+                self._reset_best()
+                self.stopped_early = False
+                continue
             if permutation is None:
                 permutation = torch.randperm(len(self.train_set), generator=self.generator)
             batches = [permutation[i: i + t.batch_size] for i in range(0, len(self.train_set), t.batch_size)]
@@ -331,7 +378,7 @@ class Trainer:
             while b < len(batches) and self.step < self.total_steps and not self.stopped_early:
                 group = batches[b: b + t.grad_accumulation]
                 b += len(group)
-                self._optimisation_step(group, epoch)
+                self._optimisation_step(group, epoch, stage)
                 if t.eval_every and self.step % t.eval_every == 0:
                     self._evaluate(epoch)
                 if self.step % t.checkpoint_every == 0:
@@ -341,29 +388,44 @@ class Trainer:
                     raise RunCancelled(f"Cancelled at step {self.step}.")
             if b >= len(batches) and not t.eval_every:
                 self._evaluate(epoch)
+            if self.stopped_early:  # skip the rest of this stage's epochs
+                self.step = max(self.step, self.stage_start_step + stage.steps) if self.stage_index + 1 < len(
+                    self.stages) else self.step
             epoch, next_batch, permutation = epoch + 1, 0, None
             self._save(epoch, 0, None)
+            if self.stopped_early and self.stage_index + 1 == len(self.stages):
+                break
         if self.last_eval_step != self.step:  # stopped by max_steps mid-epoch: judge the last student too
             self._evaluate(epoch - 1)
 
-    def _optimisation_step(self, group: list[torch.Tensor], epoch: int) -> None:
-        t, kd = self.config.train, self.config.kd
+    def _optimisation_step(self, group: list[torch.Tensor], epoch: int, stage: Stage) -> None:
+        t, kd, sc = self.config.train, self.config.kd, stage.config
         self.step += 1
         progress = (self.step - 1) / max(1, self.total_steps)
-        hard_w = kd.alpha * weight_schedules.get(kd.hard_weight_schedule)(progress)
-        kd_w = (1.0 - kd.alpha if kd.kd_weight is None else kd.kd_weight) * weight_schedules.get(
+        hard_w = sc.alpha * weight_schedules.get(kd.hard_weight_schedule)(progress)
+        kd_w = (1.0 - sc.alpha if sc.kd_weight is None else sc.kd_weight) * weight_schedules.get(
             kd.kd_weight_schedule)(progress)
         self.student.train()
         self.optimizer.zero_grad(set_to_none=True)
         sums: dict[str, float] = {}
+        amp = torch.autocast(self.device.type, dtype=AMP_DTYPES.get(t.amp, torch.bfloat16), enabled=t.amp != "off")
         for index in group:
             ids, lengths, y, z_t = self.train_set.batch(index, self.device)
-            with torch.autocast(self.device.type, dtype=AMP_DTYPES.get(t.amp, torch.bfloat16), enabled=t.amp != "off"):
-                z_s = self.student(ids, lengths).float()  # (b, C)
-            T = self.temperature_fn(kd.temperature, kd.temperature_final or kd.temperature, progress, z_s, z_t,
+            with amp:
+                if stage.match_loss is None:
+                    z_s, match_terms = self.student(ids, lengths), {}
+                else:
+                    out = self.student.features(ids, lengths)
+                    z_s, match_terms = out.logits, self._match_terms(stage.match_loss, out, ids, lengths)
+            z_s = z_s.float()  # (b, C)
+            T = self.temperature_fn(sc.temperature, kd.temperature_final or sc.temperature, progress, z_s, z_t,
                                     kd.schedule_beta, kd.schedule_gamma)
             terms = {"kd_loss": self.kd_loss_fn(z_s, z_t, T, kd.t2_scaling), "hard_loss": self.hard_loss_fn(z_s, y)}
             terms["loss"] = hard_w * terms["hard_loss"] + kd_w * terms["kd_loss"]
+            if match_terms:
+                terms.update({k: v.float() for k, v in match_terms.items()})
+                terms["intermediate_loss"] = sum(terms[k] for k in match_terms)
+                terms["loss"] = terms["loss"] + terms["intermediate_loss"]
             check_finite(terms, self.step)
             self.scaler.scale(terms["loss"] / len(group)).backward()
             for name, value in terms.items():
@@ -378,7 +440,16 @@ class Trainer:
         self.scheduler.step()
         if self.step % t.log_every == 0 or self.step == self.total_steps:
             metrics = {**sums, "lr": lr, "kd_weight": kd_w, "hard_weight": hard_w}
-            self.sink.emit("step", {"step": self.step, "epoch": epoch, "metrics": metrics})
+            self.sink.emit("step", {"step": self.step, "epoch": epoch, "stage": self.stage_index, "metrics": metrics})
+
+    def _match_terms(self, match_loss: MatchLoss, out: Any, ids: torch.Tensor,
+                     lengths: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Run the teacher on the student's own tokens and compare the matched layers."""
+        mask = out.attention_mask if out.attention_mask is not None else length_mask(lengths, ids.size(1))
+        with torch.no_grad():
+            t_out = self.teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True,
+                                 output_attentions=True)
+        return match_loss(out, t_out.hidden_states, t_out.attentions, mask)
 
     def _evaluate(self, epoch: int) -> None:
         """Dev accuracy/macro-F1 event; keep the best student; count evaluations for early stopping."""
@@ -386,7 +457,8 @@ class Trainer:
         dev = self.encoded["dev"]
         predictions = predict_labels(self.student, dev, self.device, t.batch_size)
         metrics = accuracy_and_macro_f1(dev.labels.numpy(), predictions.numpy(), self.labels)
-        self.sink.emit("eval", {"step": self.step, "epoch": epoch, "split": "dev", "metrics": metrics})
+        self.sink.emit("eval", {"step": self.step, "epoch": epoch, "stage": self.stage_index, "split": "dev",
+                                "metrics": metrics})
         self.last_eval_step = self.step
         if metrics[t.best_metric] > self.best[t.best_metric]:
             self.best = {**metrics, "epoch": epoch, "step": self.step}
@@ -406,8 +478,10 @@ class Trainer:
         checkpointing.save(self.ckpt_path, {
             "fingerprint": self.fingerprint, "step": self.step, "epoch": epoch, "next_batch": next_batch,
             "permutation": permutation, "generator": self.generator.get_state(), "rng": checkpointing.rng_state(),
+            "stage_index": self.stage_index, "stage_start_step": self.stage_start_step,
             "model": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+            "matches": [s.match_loss.state_dict() if s.match_loss else None for s in self.stages],
             "best": self.best, "best_state": self.best_state, "bad_evals": self.bad_evals,
             "stopped_early": self.stopped_early, "last_eval_step": self.last_eval_step,
         })
@@ -415,28 +489,45 @@ class Trainer:
 
     def _restore(self, state: dict[str, Any]) -> tuple[int, int, torch.Tensor | None]:
         self.student.load_state_dict(state["model"])
+        for stage, match_state in zip(self.stages, state["matches"], strict=True):
+            if stage.match_loss is not None:
+                stage.match_loss.load_state_dict(match_state)
+        self.step = self.resumed_from = state["step"]
+        self._start_stage(state["stage_index"], state["stage_start_step"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.generator.set_state(state["generator"])
         checkpointing.set_rng_state(state["rng"])
-        self.step = self.resumed_from = state["step"]
         self.best, self.best_state = state["best"], state["best_state"]
         self.bad_evals, self.stopped_early = state["bad_evals"], state["stopped_early"]
         self.last_eval_step = state["last_eval_step"]
         return state["epoch"], state["next_batch"], state["permutation"]
 
 
-def make_optimizer(config: ExperimentConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+def build_match_loss(config: ExperimentConfig, stage: StageConfig, student: torch.nn.Module,
+                     teacher_info: dict[str, Any] | None, index: int) -> MatchLoss:
+    """Parse and check a stage's matches against the real teacher and student (errors name the match)."""
+    matches = parse_matches(stage.matches)
+    try:
+        validate_matches(matches, {**(teacher_info or {}), "has_attentions": True}, student, config.student.vocab)
+        return MatchLoss(matches, student.hidden_size() if hasattr(student, "hidden_size") else None,
+                         (teacher_info or {}).get("hidden_size"))
+    except ConfigError as exc:
+        if config.stages:
+            raise ConfigError(f"{stage.name}: {exc.message}", field=f"stages.{index}.{exc.field or 'matches'}") from None
+        raise
+
+
+def make_optimizer(config: ExperimentConfig, params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
     t = config.train
-    params = model.parameters()
     if t.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=t.weight_decay)
     if t.optimizer == "adam":
-        return torch.optim.Adam(params, lr=t.learning_rate, weight_decay=t.weight_decay)
+        return torch.optim.Adam(params, lr=lr, weight_decay=t.weight_decay)
     if t.optimizer == "adadelta":
-        return torch.optim.Adadelta(params, lr=t.learning_rate, weight_decay=t.weight_decay)
-    return torch.optim.SGD(params, lr=t.learning_rate, momentum=0.9, weight_decay=t.weight_decay)
+        return torch.optim.Adadelta(params, lr=lr, weight_decay=t.weight_decay)
+    return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=t.weight_decay)
 
 
 def check_finite(terms: dict[str, torch.Tensor], step: int) -> None:
