@@ -112,8 +112,12 @@ def with_scores(experiments: QuerySet[Experiment]) -> QuerySet[Experiment]:
     return experiments.annotate(**{name: Cast(KT(path), FloatField()) for name, path in SCORE_COLUMNS.items()})
 
 
-def apply(experiments: QuerySet[Experiment], query: ListQuery) -> QuerySet[Experiment]:
-    """Filter, annotate and order `experiments` (already limited to the user's teams)."""
+def apply(experiments: QuerySet[Experiment], query: ListQuery) -> QuerySet:
+    """The ids of `experiments` (already limited to the user's teams) that match, in display order.
+
+    Only ids: paginate this, then fetch the page's rows with `rows()`. The JSON scores are
+    extracted for every matching row only when the user sorts by one of them.
+    """
     filters = Q()
     if query.status:
         filters &= Q(status=query.status)
@@ -133,10 +137,17 @@ def apply(experiments: QuerySet[Experiment], query: ListQuery) -> QuerySet[Exper
 
     name = query.sort.lstrip("-")
     expression = SORTS[name][1]
-    descending = query.sort.startswith("-")
-    order = expression.desc(nulls_last=True) if descending else expression.asc(nulls_last=True)
-    return (with_scores(experiments.filter(filters))
-            .select_related("owner", "teacher", "dataset")
-            .only(*LIST_FIELDS)
-            .prefetch_related("tags")
-            .order_by(order, "-pk"))
+    matching = experiments.filter(filters)
+    if expression.name in SCORE_COLUMNS:
+        matching = matching.annotate(**{expression.name: Cast(KT(SCORE_COLUMNS[expression.name]), FloatField())})
+    order = expression.desc(nulls_last=True) if query.sort.startswith("-") else expression.asc(nulls_last=True)
+    return matching.order_by(order, "-pk").values_list("pk", flat=True)
+
+
+def rows(ids: list[int]) -> list[Experiment]:
+    """The list's rows for `ids`, in that order: scalar columns, scores, owner/teacher/dataset names, tags."""
+    found = {e.pk: e for e in with_scores(Experiment.objects.filter(pk__in=ids))
+             .select_related("owner", "teacher", "dataset")
+             .only(*LIST_FIELDS)
+             .prefetch_related("tags")}
+    return [found[pk] for pk in ids if pk in found]

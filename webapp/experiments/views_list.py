@@ -57,9 +57,9 @@ def _sort_links(query: listing.ListQuery) -> dict[str, dict]:
 @login_required
 def experiment_list(request):
     query = listing.parse(request.GET)
-    experiments = listing.apply(owned(request.user, Experiment), query)
-    paginator = Paginator(experiments, PAGE_SIZE)
+    paginator = Paginator(listing.apply(owned(request.user, Experiment), query), PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
+    page.object_list = listing.rows(list(page.object_list))
     base = urlencode(query.params())
     has_any = query.is_filtered or bool(page.object_list) or owned(request.user, Experiment).exists()
     return render(request, "experiments/list.html", {

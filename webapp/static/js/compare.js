@@ -98,10 +98,14 @@
       y: front.map(function (p) { return p.y; }), line: { color: "#94a3b8", dash: "dash", width: 1.5, shape: "hv" },
       hoverinfo: "skip",
     });
+    // Room on the right and at the top for the labels of the largest and most accurate runs.
+    const xs = points.x.filter(function (v) { return v !== null; });
+    const ys = points.y.filter(function (v) { return v !== null; });
+    const yMin = Math.min.apply(null, ys), yMax = Math.max.apply(null, ys), pad = Math.max(0.01, (yMax - yMin) * 0.15);
     Plotly.newPlot(el, traces, D.layout({
-      hovermode: "closest", showlegend: false, margin: { t: 24 },
-      xaxis: { title: { text: xTitle + " (" + unit + ")" }, rangemode: "tozero" },
-      yaxis: { title: { text: "test accuracy" }, tickformat: ".0%" },
+      hovermode: "closest", showlegend: false, margin: { t: 24, r: 24 },
+      xaxis: { title: { text: xTitle + " (" + unit + ")" }, range: [0, Math.max.apply(null, xs) * 1.3] },
+      yaxis: { title: { text: "test accuracy" }, tickformat: ".0%", range: [yMin - pad, yMax + pad] },
     }), D.CONFIG);
   }
 
