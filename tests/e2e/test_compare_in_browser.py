@@ -107,6 +107,7 @@ def test_a_user_compares_two_runs_from_the_list(seeded, live_server, page):
     assert "not a valid tag" in page.inner_text("#annotate-error")
     page.fill("#annotate-tags", "baseline, t=2")
     page.fill("#annotate-notes", "<i>first</i> try: the smallest student")
+    screenshot(page, "list-editing-tags")
     page.click("#annotate-save")
     page.wait_for_selector("#annotate-editor", state="hidden")
     assert row.locator(".tag").all_inner_texts() == ["baseline", "t=2"]
