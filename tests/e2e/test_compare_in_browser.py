@@ -141,6 +141,13 @@ def test_a_user_compares_two_runs_from_the_list(seeded, live_server, page):
     assert diff_keys == ["kd.temperature", "student.type"]
     assert page.locator("#compare-results tbody tr").count() == 2
     screenshot(page, "compare-page")
+
+    # With the third run (less accurate and no smaller than the TextCNN at T=2) it is marked dominated.
+    third = Experiment.objects.get(name="BERT → TextCNN, T=8")
+    page.goto(f"{base}/compare/?ids={cnn.pk},{lstm.pk},{third.pk}")
+    size = plot_data(page, "scatter-size")
+    assert [p["symbol"] for p in size[1:]] == ["star", "star", "circle"]
+    assert list(size[0]["x"]) == [4.8, 12.4]
     assert page.js_errors == []
 
 
