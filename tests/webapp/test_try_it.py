@@ -133,3 +133,11 @@ def test_the_page_offers_try_it_only_when_the_student_is_ready(alice_client, fin
     assert 'id="try-it"' in html and "/static/js/try_it.js" in html
     running = make_experiment(S.RUNNING)
     assert 'id="try-it"' not in alice_client.get(f"/experiments/{running.pk}/").content.decode()
+
+
+def test_an_export_whose_weights_do_not_fit_is_a_409(alice_client, finished_experiment, student_export):
+    manifest = json.loads((student_export / "student.json").read_text())
+    manifest["options"]["num_filters"] = 99  # the weights were saved with 8
+    (student_export / "student.json").write_text(json.dumps(manifest))
+    response = predict(alice_client, finished_experiment, {"texts": ["x"]})
+    assert response.status_code == 409 and "could not be loaded" in response.json()["error"]

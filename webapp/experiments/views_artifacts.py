@@ -43,7 +43,7 @@ def predict(request, pk: int):
         return JsonResponse(artifacts.predict(experiment, texts))
     except artifacts.Unavailable as exc:
         return json_error(str(exc), status=409)
-    except (DistillError, OSError) as exc:
+    except (DistillError, OSError, RuntimeError, KeyError, ValueError) as exc:  # a damaged or foreign export
         log.warning("Try it failed for experiment %s: %s", pk, exc)
         return json_error(f"The models could not be loaded: {exc}", status=409)
 

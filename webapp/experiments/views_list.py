@@ -16,6 +16,7 @@ from webapp.accounts.models import teams_of
 from webapp.experiments import listing
 from webapp.experiments.access import get_owned, owned
 from webapp.experiments.annotations import AnnotationError, annotate, clean_notes, clean_tags, tag_names
+from webapp.experiments.compare import MAX_COMPARE
 from webapp.experiments.forms import STUDENT_CHOICES
 from webapp.experiments.models import Checkpoint, Dataset, Experiment, Tag
 from webapp.experiments.views_json import json_error
@@ -70,6 +71,7 @@ def experiment_list(request):
         "sorts": _sort_links(query),
         "menus": _filter_menus(request.user),
         "has_any": has_any,
+        "max_compare": MAX_COMPARE,
         "has_teams": teams_of(request.user).exists(),
         "nav": "experiments",
     })

@@ -8,6 +8,7 @@
   const form = document.getElementById("compare-form");
   const button = document.getElementById("compare-button");
   const count = document.getElementById("compare-count");
+  const MAX_COMPARE = parseInt(form.dataset.max, 10) || 12;
 
   function selected() {
     return Array.prototype.map.call(table.querySelectorAll("input[name=ids]:checked"), function (box) {
@@ -17,9 +18,10 @@
 
   function showSelection() {
     const ids = selected();
-    button.disabled = ids.length < 2;
+    button.disabled = ids.length < 2 || ids.length > MAX_COMPARE;
     count.textContent = ids.length === 0 ? "Select experiments to compare"
-      : ids.length === 1 ? "1 selected · pick one more" : ids.length + " selected";
+      : ids.length === 1 ? "1 selected · pick one more"
+      : ids.length > MAX_COMPARE ? ids.length + " selected · compare at most " + MAX_COMPARE : ids.length + " selected";
     table.querySelectorAll("tbody tr[data-experiment]").forEach(function (row) {
       row.classList.toggle("selected", row.querySelector("input[name=ids]").checked);
     });
