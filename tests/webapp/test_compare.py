@@ -176,3 +176,8 @@ def test_malformed_results_do_not_break_the_page(alice_client, make_experiment):
     a = make_experiment(S.SUCCEEDED, name="a", results={"student": "oops", "size": [1, 2]})
     b = make_experiment(S.SUCCEEDED, name="b", results={"student": {"accuracy": "high"}, "size": {"student": {"bytes": -5}}})
     assert alice_client.get(f"/compare/?ids={a.pk},{b.pk}").status_code == 200
+
+
+def test_anonymous_users_are_sent_to_login(client, runs):
+    response = client.get(f"/compare/?ids={runs[0].pk},{runs[1].pk}")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")

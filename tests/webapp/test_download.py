@@ -84,3 +84,8 @@ def test_the_page_links_the_download_only_when_the_export_exists(alice_client, f
         path.unlink()
     student_export.rmdir()
     assert url not in alice_client.get(f"/experiments/{finished_experiment.pk}/").content.decode()
+
+
+def test_anonymous_users_are_sent_to_login(client, finished_experiment):
+    response = download(client, finished_experiment)
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")

@@ -141,3 +141,8 @@ def test_an_export_whose_weights_do_not_fit_is_a_409(alice_client, finished_expe
     (student_export / "student.json").write_text(json.dumps(manifest))
     response = predict(alice_client, finished_experiment, {"texts": ["x"]})
     assert response.status_code == 409 and "could not be loaded" in response.json()["error"]
+
+
+def test_anonymous_users_are_sent_to_login(client, finished_experiment):
+    response = predict(client, finished_experiment, {"texts": ["x"]})
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
