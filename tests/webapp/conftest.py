@@ -145,3 +145,29 @@ def make_experiment(checkpoint, dataset, alice):
 @pytest.fixture
 def experiment(make_experiment) -> Experiment:
     return make_experiment()
+
+
+@pytest.fixture
+def student_export(settings) -> Path:
+    """A real (random, tiny) TextCNN export inside ARTIFACT_ROOT, as the worker writes it."""
+    import torch
+
+    from distill_core.export import save_student
+    from distill_core.students import build_student
+    from distill_core.vocab import Vocab
+
+    torch.manual_seed(0)
+    vocab = Vocab.build([text for text, _ in TRAIN_ROWS], "char")
+    model = build_student("textcnn", vocab.vocab_size, len(LABELS), 16, {"num_filters": 8})
+    return save_student(model, vocab, student_type="textcnn", embedding_dim=16, labels=list(LABELS), max_length=16,
+                        output_dir=settings.ARTIFACT_ROOT / "experiments" / "1" / "student")
+
+
+@pytest.fixture
+def finished_experiment(make_experiment, student_export) -> Experiment:
+    """A SUCCEEDED experiment whose results point at `student_export`."""
+    from tests.webapp.factories import sample_results
+
+    results = {**sample_results(), "export_dir": str(student_export)}
+    return make_experiment(Experiment.Status.SUCCEEDED, name="finished", progress=1.0, results=results,
+                           best={"dev/accuracy": 0.83})

@@ -77,6 +77,20 @@ class Dataset(models.Model):
         }
 
 
+class Tag(models.Model):
+    """A short label a team puts on its experiments ("baseline", "ablation-T"); filterable on the list."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=40)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["team", "name"], name="unique_tag_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Experiment(models.Model):
     class Status(models.TextChoices):
         QUEUED = "QUEUED", "Queued"
@@ -119,9 +133,18 @@ class Experiment(models.Model):
     best = models.JSONField(default=dict)  # best dev metrics so far
     results = models.JSONField(null=True, blank=True)  # distill_core's "result" event
 
+    # Edited inline on the list; tags are team-wide names so the list can filter by them.
+    tags = models.ManyToManyField(Tag, blank=True, related_name="experiments")
+    notes = models.TextField(blank=True)
+
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "pool", "-priority", "created_at"], name="queue_order")]
+        indexes = [
+            models.Index(fields=["status", "pool", "-priority", "created_at"], name="queue_order"),
+            # The list filters by team and sorts by one of these columns.
+            models.Index(fields=["team", "-created_at"], name="list_by_created"),
+            models.Index(fields=["team", "name"], name="list_by_name"),
+        ]
 
     def __str__(self) -> str:
         return self.name

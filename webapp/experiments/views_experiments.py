@@ -1,4 +1,4 @@
-"""Experiment pages: the list (home), the new-experiment form, the live page, cancel, config."""
+"""Experiment pages: the new-experiment form, the live page, cancel, config."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -14,13 +13,13 @@ from django.views.decorators.http import require_POST
 
 from webapp.accounts.models import teams_of
 from webapp.experiments.access import get_owned, owned
+from webapp.experiments.artifacts import Unavailable, export_dir
+from webapp.experiments.clone import clone_initial
 from webapp.experiments.configs import create_experiment
 from webapp.experiments.forms import ExperimentForm
 from webapp.experiments.models import Checkpoint, Dataset, Experiment
 from webapp.experiments.results import summarise
 from webapp.experiments.views_json import status_payload
-
-PAGE_SIZE = 50
 
 # The live charts: (chart id, title, metric keys, y-axis title).
 LIVE_CHARTS = [
@@ -32,23 +31,15 @@ LIVE_CHARTS = [
 
 
 @login_required
-def experiment_list(request):
-    experiments = (owned(request.user, Experiment)
-                   .select_related("teacher", "dataset", "owner", "team")
-                   .defer("config")
-                   .order_by("-created_at"))
-    page = Paginator(experiments, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "experiments/list.html", {
-        "page": page,
-        "has_teams": teams_of(request.user).exists(),
-        "nav": "experiments",
-    })
-
-
-@login_required
 def experiment_new(request):
     # ?teacher=<id>&dataset=<id> preselect (the "Distil it" buttons); the querysets keep them to the user's teams.
     initial = {k: v for k in ("teacher", "dataset") if (v := request.GET.get(k, "")).isdigit()}
+    clone = request.GET.get("clone", "")
+    if clone.isascii() and clone.isdigit() and len(clone) <= 12:  # ?clone=<pk>: a copy of one of the user's runs
+        source = get_owned(request.user, Experiment, pk=int(clone))
+        initial = clone_initial(source)
+        if request.method == "GET":
+            messages.info(request, f"Pre-filled from “{source.name}” (#{source.pk}); change what you want to try.")
     form = ExperimentForm(request.POST or None, user=request.user, initial=initial)
     if request.method == "POST" and form.is_valid():
         cd = form.cleaned_data
@@ -70,12 +61,17 @@ def experiment_detail(request, pk: int):
     experiment = get_owned(request.user, Experiment.objects.select_related("teacher", "dataset", "owner", "team"),
                            pk=pk)
     config_json = json.dumps(experiment.config, indent=2, ensure_ascii=False)
+    try:
+        student_ready = bool(export_dir(experiment))
+    except Unavailable:
+        student_ready = False
     return render(request, "experiments/detail.html", {
         "experiment": experiment,
         "status": status_payload(experiment),
         "config_json": config_json,
         "charts": LIVE_CHARTS,
         "results": summarise(experiment.results),
+        "student_ready": student_ready,
         "nav": "experiments",
     })
 

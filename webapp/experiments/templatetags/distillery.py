@@ -117,3 +117,12 @@ def progress_bar(experiment, detailed: bool = False) -> dict:
 @register.inclusion_tag("includes/field.html")
 def field(bound_field) -> dict:
     return {"field": bound_field}
+
+
+PALETTE_SIZE = 7  # len(COLORS) in static/js/charts.js
+
+
+@register.filter
+def cycle_index(value: Any) -> int:
+    """The chart colour slot of the n-th series (swatch-0 … swatch-6 in app.css)."""
+    return int(value) % PALETTE_SIZE if isinstance(value, int) else 0

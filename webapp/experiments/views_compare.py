@@ -1,0 +1,61 @@
+"""/compare/?ids=3,7,9: curves, config diff, results table and Pareto scatter plots."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+
+from webapp.experiments import compare as cmp
+from webapp.experiments.access import owned
+from webapp.experiments.models import Experiment
+
+# Which row of the results table is best: the highest or the lowest value.
+BEST = {"student_accuracy": max, "student_f1": max, "best_dev": max, "parameters": min, "bytes": min,
+        "latency_b1": min, "latency_b32": min, "compression": max, "speedup": max}
+
+
+def _best_marks(rows: list[dict]) -> dict[str, float | None]:
+    marks = {}
+    for key, pick in BEST.items():
+        values = [row[key] for row in rows if row[key] is not None]
+        marks[key] = pick(values) if len(values) > 1 else None
+    return marks
+
+
+@login_required
+@require_GET
+def compare(request):
+    raw = request.GET.getlist("ids")
+    try:
+        ids = cmp.parse_ids(raw)
+    except cmp.IdsError as exc:
+        return render(request, "experiments/compare.html", {"error": str(exc), "nav": "experiments"}, status=400)
+
+    found = {e.pk: e for e in owned(request.user, Experiment).filter(pk__in=ids)
+             .select_related("teacher", "dataset", "owner")
+             .defer("latest")}
+    if len(found) != len(ids):
+        # Another team's experiment looks exactly like one that does not exist.
+        raise Http404("No experiment matches the given query.")
+    experiments = [found[pk] for pk in ids]
+    rows = [cmp.results_row(e) for e in experiments]
+    marks = _best_marks(rows)
+    table = [{"experiment": e, "row": row, "best": {k: row[k] is not None and row[k] == marks[k] for k in BEST}}
+             for e, row in zip(experiments, rows, strict=True)]
+    series = [{"id": e.pk, "name": e.name, "url": reverse("experiments:detail", args=[e.pk]),
+               "metrics_url": reverse("experiments:metrics", args=[e.pk])} for e in experiments]
+    return render(request, "experiments/compare.html", {
+        "experiments": experiments,
+        "table": table,
+        "diff": cmp.config_diff([e.config for e in experiments]),
+        "charts": {
+            "series": series,
+            "size": cmp.scatter(experiments, rows, "bytes"),
+            "latency": cmp.scatter(experiments, rows, "latency_b1"),
+        },
+        "has_results": any(row["student_accuracy"] is not None for row in rows),
+        "nav": "experiments",
+    })
