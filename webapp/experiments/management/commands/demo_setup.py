@@ -94,7 +94,7 @@ class Command(BaseCommand):
 
         fields = {
             "name": "Demo: BERT → TextCNN (T=2, α=0.8)", "student_type": "textcnn", "temperature": 2.0,
-            "alpha": 0.8, "epochs": 3, "batch_size": 64, "learning_rate": 1e-3, "max_length": 32,
+            "alpha": 0.8, "epochs": 8, "batch_size": 64, "learning_rate": 3e-3, "max_length": 32,
         }
         with transaction.atomic():
             experiment = create_experiment(team=team, owner=user, checkpoint=checkpoint, dataset=dataset, fields=fields)
