@@ -145,3 +145,22 @@ def make_experiment(checkpoint, dataset, alice):
 @pytest.fixture
 def experiment(make_experiment) -> Experiment:
     return make_experiment()
+
+
+@pytest.fixture
+def api(client, alice):
+    """A client for /api/ that sends alice's bearer token with every request."""
+    from webapp.api.models import ApiToken
+
+    _, secret = ApiToken.issue(alice, "tests")
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {secret}"
+    return client
+
+
+@pytest.fixture
+def charlie_api(client, charlie):
+    from webapp.api.models import ApiToken
+
+    _, secret = ApiToken.issue(charlie, "tests")
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {secret}"
+    return client
