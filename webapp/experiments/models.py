@@ -153,7 +153,7 @@ class MetricRollup(models.Model):
     """Min/max (with their steps) of one series over a block of ROLLUP_BLOCK steps.
 
     Built lazily by webapp.experiments.downsample for blocks the run has moved past, so a
-    view of a million-point run reads ~1/64 of the rows; the points stay the source of truth.
+    view of a million-point run reads ~1/32 of the rows; the points stay the source of truth.
     """
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+")
