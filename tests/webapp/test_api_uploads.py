@@ -8,8 +8,7 @@ from pathlib import Path
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.webapp.factories import DEV_ROWS, TRAIN_ROWS, tsv
-from tests.webapp.test_checkpoint_upload import tar_bytes, zip_bytes
+from tests.webapp.factories import DEV_ROWS, TRAIN_ROWS, tar_bytes, tsv, zip_bytes
 from webapp.experiments.models import Checkpoint, Dataset
 
 

@@ -5,44 +5,16 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-import zipfile
 from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from tests.webapp.factories import tar_bytes, zip_bytes
 from webapp.experiments import archives
 from webapp.experiments.models import Checkpoint
 
 URL = "/checkpoints/new/"
-
-
-def zip_bytes(members: dict[str, bytes], symlinks: dict[str, str] | None = None) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-        for name, target in (symlinks or {}).items():
-            info = zipfile.ZipInfo(name)
-            info.external_attr = (0o120777 << 16)
-            archive.writestr(info, target)
-    return buffer.getvalue()
-
-
-def tar_bytes(members: dict[str, bytes], symlinks: dict[str, str] | None = None) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            if name.endswith("/"):
-                info.type = tarfile.DIRTYPE
-            info.size = len(data) if info.isfile() else 0
-            archive.addfile(info, io.BytesIO(data) if info.isfile() else None)
-        for name, target in (symlinks or {}).items():
-            info = tarfile.TarInfo(name)
-            info.type, info.linkname = tarfile.SYMTYPE, target
-            archive.addfile(info)
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ import pytest
 from django.utils import timezone
 
 from tests.webapp.factories import add_points, sample_results
-from webapp.experiments import views_json
 from webapp.experiments.models import Experiment
 
 S = Experiment.Status

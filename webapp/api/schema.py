@@ -62,28 +62,28 @@ def _object(*required: str, **props: Any) -> dict[str, Any]:
     return {"type": "object", "required": list(required), "properties": props}
 
 
-S, I, N, B = {"type": "string"}, {"type": "integer"}, {"type": "number"}, {"type": "boolean"}
-REF = _object("id", "name", id=I, name=S)
+STR, INT, BOOL = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
+REF = _object("id", "name", id=INT, name=STR)
 
 COMPONENTS = {
     "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                    "description": "A personal token from the API tokens page."}},
     "schemas": {
-        "Error": _object("error", "fields", error=S, fields={
-            "type": "object", "additionalProperties": {"type": "array", "items": S}}),
+        "Error": _object("error", "fields", error=STR, fields={
+            "type": "object", "additionalProperties": {"type": "array", "items": STR}}),
         "Ref": REF,
         "Experiment": _object(
-            "id", "name", "status", id=I, name=S, team=_ref("Ref"), owner={"type": "string", "nullable": True},
-            teacher=_ref("Ref"), dataset=_ref("Ref"), student_type=S, pool=S, priority=I,
-            status={"type": "string", "enum": list(Experiment.Status.values)}, status_label=S,
-            progress={"type": "number", "nullable": True}, current_step=I,
-            total_steps={"type": "integer", "nullable": True}, error=S, finished=B, cancel_requested=B,
+            "id", "name", "status", id=INT, name=STR, team=_ref("Ref"), owner={"type": "string", "nullable": True},
+            teacher=_ref("Ref"), dataset=_ref("Ref"), student_type=STR, pool=STR, priority=INT,
+            status={"type": "string", "enum": list(Experiment.Status.values)}, status_label=STR,
+            progress={"type": "number", "nullable": True}, current_step=INT,
+            total_steps={"type": "integer", "nullable": True}, error=STR, finished=BOOL, cancel_requested=BOOL,
             latest={"type": "object"}, best={"type": "object"}, eta_seconds={"type": "number", "nullable": True},
-            created_at=S, started_at={"type": "string", "nullable": True},
-            finished_at={"type": "string", "nullable": True}, url=S,
+            created_at=STR, started_at={"type": "string", "nullable": True},
+            finished_at={"type": "string", "nullable": True}, url=STR,
             config={"type": "object", "description": "The distill_core config (detail only)."}),
         "ExperimentCreate": _object(
-            "name", "teacher", "dataset", name=S,
+            "name", "teacher", "dataset", name=STR,
             team={"type": "integer", "description": "Default: your only team."},
             teacher={"type": "integer", "description": "Checkpoint id."}, dataset={"type": "integer"},
             student_type={"type": "string", "enum": ["textcnn", "bilstm"], "default": "textcnn"},
@@ -91,29 +91,29 @@ COMPONENTS = {
             epochs={"type": "integer", "default": 3}, batch_size={"type": "integer", "default": 64},
             learning_rate={"type": "number", "default": 0.001}, max_length={"type": "integer", "default": 32}),
         "Metrics": _object("series", "cursor", "more", "downsampled", series={
-            "type": "object", "additionalProperties": _object("steps", "values", steps={"type": "array", "items": I},
+            "type": "object", "additionalProperties": _object("steps", "values", steps={"type": "array", "items": INT},
                                                               values={"type": "array", "items": {
                                                                   "type": "number", "nullable": True}})},
-            cursor=I, more=B, downsampled=B, **{"from": I, "to": I}),
-        "Results": _object("id", "status", "finished", id=I, status=S, finished=B, best={"type": "object"},
+            cursor=INT, more=BOOL, downsampled=BOOL, **{"from": INT, "to": INT}),
+        "Results": _object("id", "status", "finished", id=INT, status=STR, finished=BOOL, best={"type": "object"},
                            results={"type": "object", "nullable": True}, summary={"type": "object", "nullable": True}),
         "Cancel": _object("outcome", "experiment", outcome={"type": "string", "enum": ["cancelled", "cancel_requested"]},
                           experiment=_ref("Experiment")),
-        "Dataset": _object("id", "name", id=I, name=S, team=_ref("Ref"), format=S, has_header=B, text_column=S,
-                           text_pair_column=S, label_column=S, labels={"type": "array", "items": S},
-                           stats={"type": "object"}, created_at=S, url=S),
+        "Dataset": _object("id", "name", id=INT, name=STR, team=_ref("Ref"), format=STR, has_header=BOOL, text_column=STR,
+                           text_pair_column=STR, label_column=STR, labels={"type": "array", "items": STR},
+                           stats={"type": "object"}, created_at=STR, url=STR),
         "DatasetUpload": _object(
-            "name", "train_file", team=I, name=S, train_file={"type": "string", "format": "binary"},
+            "name", "train_file", team=INT, name=STR, train_file={"type": "string", "format": "binary"},
             dev_file={"type": "string", "format": "binary"}, test_file={"type": "string", "format": "binary"},
-            format={"type": "string", "enum": ["tsv", "csv", "jsonl"], "default": "tsv"}, has_header=B,
-            text_column={"type": "string", "default": "0"}, text_pair_column=S,
+            format={"type": "string", "enum": ["tsv", "csv", "jsonl"], "default": "tsv"}, has_header=BOOL,
+            text_column={"type": "string", "default": "0"}, text_pair_column=STR,
             label_column={"type": "string", "default": "1"},
             label_names={"type": "string", "description": "One label per line, in class-index order."}),
-        "Checkpoint": _object("id", "name", "path", id=I, name=S, team=_ref("Ref"), path=S, info={"type": "object"},
-                              created_at=S, url=S),
-        "CheckpointByPath": _object("name", "path", team=I, name=S, path={
+        "Checkpoint": _object("id", "name", "path", id=INT, name=STR, team=_ref("Ref"), path=STR, info={"type": "object"},
+                              created_at=STR, url=STR),
+        "CheckpointByPath": _object("name", "path", team=INT, name=STR, path={
             "type": "string", "description": "Absolute directory inside DISTILLERY_CHECKPOINT_ROOTS."}),
-        "CheckpointArchive": _object("name", "archive", team=I, name=S, archive={
+        "CheckpointArchive": _object("name", "archive", team=INT, name=STR, archive={
             "type": "string", "format": "binary", "description": ".zip or .tar.gz of a save_pretrained() directory."}),
     },
     "responses": {f"E{code}": _json(_ref("Error"), text) for code, text in {

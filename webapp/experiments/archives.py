@@ -18,8 +18,9 @@ import stat
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import IO, Iterator
+from typing import IO
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile

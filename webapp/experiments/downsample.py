@@ -19,7 +19,7 @@ blocks of BLOCK steps the run has moved past are summarised once into MetricRoll
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 from django.db import connection, transaction
 
@@ -161,8 +161,8 @@ def _rollup_extremes(experiment_id: int, key: str, first: int, last: int, width:
     build_rollups(experiment_id, key)
     lo_block = -(-first // BLOCK)  # first block that starts inside [first, last]
     hi_block = (last + 1) // BLOCK - 1  # last block that ends inside it
-    blocks = (f"FROM experiments_metricrollup WHERE experiment_id = %s AND key = %s "
-              f"AND block >= %s AND block <= %s")
+    blocks = ("FROM experiments_metricrollup WHERE experiment_id = %s AND key = %s "
+              "AND block >= %s AND block <= %s")
     params = [experiment_id, key, lo_block, hi_block]
     stored_to = _rows(f"SELECT block {blocks} ORDER BY block DESC LIMIT 1", params)
     covered_to = stored_to[0][0] if stored_to else lo_block - 1
