@@ -107,6 +107,11 @@ def test_hostile_metric_parameters_are_refused(api, experiment, query):
     assert_4xx(api.get(f"/api/experiments/{experiment.pk}/metrics/", query), status=400)
 
 
+def test_a_json_body_over_the_request_limit_is_413(api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    assert_4xx(post_raw(api, "/api/experiments/", json.dumps({"name": "x" * 5000})), status=413)
+
+
 def test_a_unicode_metric_key_is_just_absent(api, experiment):
     body = api.get(f"/api/experiments/{experiment.pk}/metrics/", {"key": "损失/<b>"}).json()
     assert body["series"] == {}

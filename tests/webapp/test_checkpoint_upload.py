@@ -166,3 +166,12 @@ def test_a_path_and_an_archive_together_are_refused(alice_client, acme, teacher_
 def test_the_form_offers_the_archive_upload(alice_client):
     html = alice_client.get(URL).content.decode()
     assert 'enctype="multipart/form-data"' in html and 'name="archive"' in html
+
+
+def test_the_upload_form_still_checks_the_csrf_token(alice, acme, teacher_files):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    assert post(client, acme, zip_bytes(teacher_files)).status_code == 403
+    assert not Checkpoint.objects.filter(name="uploaded").exists()

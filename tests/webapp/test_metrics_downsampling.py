@@ -159,3 +159,12 @@ def test_a_bad_range_is_a_json_400(alice_client, experiment, query, message):
 
 def test_another_teams_metrics_are_not_found(charlie_client, experiment):
     assert charlie_client.get(f"/experiments/{experiment.pk}/metrics.json", {"from": 1}).status_code == 404
+
+
+def test_an_id_beyond_the_id_column_is_not_found(alice_client, db):
+    assert alice_client.get(f"/experiments/{10**30}/metrics.json").status_code == 404
+
+
+def test_a_key_with_a_nul_character_is_refused(alice_client, experiment):
+    response = alice_client.get(f"/experiments/{experiment.pk}/metrics.json", {"key": "a\x00b"})
+    assert response.status_code == 400 and "no NUL" in response.json()["error"]

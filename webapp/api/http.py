@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from django.core.exceptions import SuspiciousOperation
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
@@ -99,8 +99,10 @@ def api_view(methods: dict[str, Callable] | None = None, *, public: bool = False
                 return error("Not found.", 404)
             except MultiPartParserError as exc:
                 return error(f"Malformed multipart body: {str(exc)[:200]}")
-            except SuspiciousOperation as exc:  # too many fields/files, body over the size limit
-                return error(f"Request refused: {str(exc)[:200]}", 413 if "too large" in str(exc).lower() else 400)
+            except RequestDataTooBig as exc:
+                return error(f"The body is too large: {str(exc)[:200]}", 413)
+            except SuspiciousOperation as exc:  # too many fields or files
+                return error(f"Request refused: {str(exc)[:200]}")
 
         return wrapper
 

@@ -47,8 +47,8 @@ class MetricWindow:
             raise ValueError(f"from must not be greater than to (got from={lo}, to={hi}).")
         points = _int_param(query, "points", downsample.DEFAULT_LIMIT, 10, MAX_POINTS)
         keys = tuple(k for k in query.getlist("key") if k)
-        if len(keys) > MAX_KEYS or any(len(k) > 100 for k in keys):
-            raise ValueError(f"key may be given at most {MAX_KEYS} times, each at most 100 characters.")
+        if len(keys) > MAX_KEYS or any(len(k) > 100 or "\x00" in k for k in keys):
+            raise ValueError(f"key may be given at most {MAX_KEYS} times, each at most 100 characters (no NUL).")
         return cls(lo=lo, hi=hi, after=after, points=points, keys=keys)
 
 
