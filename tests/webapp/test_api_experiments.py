@@ -101,3 +101,16 @@ def test_results_are_null_until_finished(api, make_experiment):
     body = api.get(f"/api/experiments/{done.pk}/results/").json()
     assert body["finished"] and body["results"] == sample_results() and body["best"] == {"dev/accuracy": 0.9}
     assert body["summary"] is not None
+
+
+def test_results_with_nan_are_still_valid_json(api, make_experiment):
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        pytest.skip("jsonb refuses NaN, so PostgreSQL cannot hold such results")
+    results = sample_results()
+    results["student"]["accuracy"] = float("nan")
+    done = make_experiment(S.SUCCEEDED, results=results)
+    response = api.get(f"/api/experiments/{done.pk}/results/")
+    body = json.loads(response.content, parse_constant=lambda name: pytest.fail(f"{name} in JSON"))
+    assert body["results"]["student"]["accuracy"] is None

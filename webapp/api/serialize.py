@@ -10,6 +10,15 @@ from webapp.experiments.models import Checkpoint, Dataset, Experiment
 from webapp.experiments.views_json import finite, status_payload
 
 
+def finite_deep(value: Any) -> Any:
+    """`value` with every NaN/inf replaced by None, at any depth (NaN is not JSON)."""
+    if isinstance(value, dict):
+        return {str(k): finite_deep(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_deep(v) for v in value]
+    return finite(value)
+
+
 def _when(value) -> str | None:
     return value.isoformat() if value else None
 
@@ -44,7 +53,7 @@ def checkpoint(c: Checkpoint) -> dict[str, Any]:
     info = c.info if isinstance(c.info, dict) else {}
     return {
         "id": c.pk, "name": c.name, "team": _ref(c.team), "path": c.path,
-        "info": {k: finite(v) for k, v in info.items()}, "created_at": _when(c.created_at),
+        "info": finite_deep(info), "created_at": _when(c.created_at),
         "url": reverse("experiments:checkpoint", args=[c.pk]),
     }
 

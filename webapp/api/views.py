@@ -116,7 +116,8 @@ def experiment_results(request, pk: int):
     summary = summarise(experiment.results) if experiment.results else None
     return JsonResponse({"id": experiment.pk, "status": experiment.status, "finished": experiment.is_finished,
                          "best": {str(k): finite(v) for k, v in (experiment.best or {}).items()},
-                         "results": experiment.results, "summary": summary})
+                         "results": serialize.finite_deep(experiment.results),
+                         "summary": serialize.finite_deep(summary)})
 
 
 # --- datasets -----------------------------------------------------------------------------

@@ -97,6 +97,8 @@
     zoomRequest[chart.id] = n;
     getJSON(metricsUrl + "?" + query.join("&")).then(function (body) {
       if (zoomRequest[chart.id] !== n) return;
+      // A poll appended points while this request was out: take the overview again, up to the new cursor.
+      if (!range && cursor > hi) { reloadRange(chart, null); return; }
       const x = [], y = [], indices = [];
       chart.keys.forEach(function (key, i) {
         const s = body.series[key] || { steps: [], values: [] };
