@@ -66,6 +66,8 @@ class CheckpointForm(TeamFormMixin, forms.Form):
         self.archive_too_large = archive_too_large
         self.info: dict[str, Any] = {}
         self.fields["path"].widget.attrs["placeholder"] = str(settings.CHECKPOINT_ROOTS[0] / "my-teacher")
+        self.fields["archive"].help_text += f" At most {settings.MAX_CHECKPOINT_UPLOAD_MB:,} MB."
+        self.fields["archive"].widget.attrs["accept"] = ".zip,.tar.gz,.tgz"
 
     def clean_path(self) -> str:
         raw = self.cleaned_data["path"].strip()
