@@ -132,6 +132,7 @@ def main() -> None:
     from django.test import Client
 
     from webapp.accounts.models import Team
+    from webapp.api.models import ApiToken
     from webapp.experiments.models import Experiment, MetricPoint, MetricRollup
 
     settings.ALLOWED_HOSTS = ["*"]
@@ -155,6 +156,9 @@ def main() -> None:
     client = Client()
     client.force_login(get_user_model().objects.get(username=TEAM))
     metrics_url = f"/experiments/{big.pk}/metrics.json"
+    ApiToken.objects.filter(user__username=TEAM).delete()
+    _, secret = ApiToken.issue(get_user_model().objects.get(username=TEAM), "bench")
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
     mid = args.steps // 2
     # The first full view builds the run's rollups (once); every later view reads them.
     MetricRollup.objects.filter(experiment=big).delete()
@@ -171,6 +175,8 @@ def main() -> None:
         "metrics_full": timed(client, metrics_url, args.n),
         "metrics_zoom_10pct": timed(client, metrics_url, args.n, {"from": mid, "to": mid + args.steps // 10}),
         "metrics_live_append": timed(client, metrics_url, args.n, {"after": args.steps - 10}),
+        "api_list": timed(api, "/api/experiments/", args.n),
+        "api_metrics_full": timed(api, f"/api/experiments/{big.pk}/metrics/", args.n),
         "metrics_full_points": sum(len(s["steps"]) for s in client.get(metrics_url).json()["series"].values()),
         "matches_algorithm": matches_algorithm(big.pk),
         "bucket_query_plan": plan(big.pk),
