@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,25 @@ def test_the_upload_form_still_checks_the_csrf_token(alice, acme, teacher_files)
     client.force_login(alice)
     assert post(client, acme, zip_bytes(teacher_files)).status_code == 403
     assert not Checkpoint.objects.filter(name="uploaded").exists()
+
+
+def patched_zip(local_offset: int, central_offset: int, value: int) -> bytes:
+    """A one-member zip with a 2-byte header field set to `value` in both of its headers."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("config.json", b"{}")
+    data = bytearray(buffer.getvalue())
+    central = data.index(b"PK\x01\x02")
+    data[local_offset:local_offset + 2] = value.to_bytes(2, "little")
+    data[central + central_offset:central + central_offset + 2] = value.to_bytes(2, "little")
+    return bytes(data)
+
+
+def test_an_encrypted_zip_is_refused(tmp_path):
+    with pytest.raises(archives.ArchiveRefused, match="cannot be read"):
+        archives.unpack(io.BytesIO(patched_zip(6, 8, 0x1)), tmp_path)  # flag bit 0: encrypted
+
+
+def test_a_zip_with_an_unknown_compression_is_refused(tmp_path):
+    with pytest.raises(archives.ArchiveRefused, match="unsupported format"):
+        archives.unpack(io.BytesIO(patched_zip(8, 10, 99)), tmp_path)  # compression method 99

@@ -186,6 +186,10 @@ def unpack(file: IO[bytes], target: Path) -> None:
         raise
     except FileExistsError as exc:
         raise ArchiveRefused(f"The archive holds {Path(exc.filename).name!r} twice.") from None
+    except NotImplementedError as exc:  # zipfile: a compression method it does not know
+        raise ArchiveRefused(f"The archive uses an unsupported format: {str(exc)[:200]}.") from None
+    except RuntimeError as exc:  # zipfile: an encrypted member (after NotImplementedError, its subclass)
+        raise ArchiveRefused(f"The archive cannot be read: {str(exc)[:200]}.") from None
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, OSError, ValueError) as exc:
         raise ArchiveRefused(f"The archive is damaged or truncated ({type(exc).__name__}: {str(exc)[:200]}).") from None
 
