@@ -126,10 +126,11 @@ def test_a_zip_bomb_is_refused_by_its_unpacked_size(alice_client, acme, teacher_
     assert "unpacks to more than 1 MB" in refused(post(alice_client, acme, data), uploads, before)
 
 
-def test_too_many_members_are_refused(alice_client, acme, teacher_files, uploads, monkeypatch):
+@pytest.mark.parametrize("build", [zip_bytes, tar_bytes])
+def test_too_many_members_are_refused(alice_client, acme, teacher_files, uploads, monkeypatch, build):
     monkeypatch.setattr(archives, "MAX_MEMBERS", 5)
     before = leftovers(uploads)
-    data = tar_bytes({**teacher_files, **{f"f{i}": b"" for i in range(10)}})
+    data = build({**teacher_files, **{f"f{i}": b"" for i in range(10)}})
     assert "more than 5 members" in refused(post(alice_client, acme, data), uploads, before)
 
 

@@ -145,6 +145,11 @@ def _zip_members(archive: zipfile.ZipFile) -> Iterator[tuple[zipfile.ZipInfo, Pu
 
 
 def _unpack_zip(file: IO[bytes], target: Path, budget: _Budget) -> None:
+    # ZipFile reads the whole central directory into memory: check its declared size first.
+    end = zipfile._EndRecData(file)  # private but stable since Python 2; None when there is no end record
+    file.seek(0)
+    if end and end[zipfile._ECD_ENTRIES_TOTAL] > MAX_MEMBERS:
+        raise ArchiveRefused(f"The archive has more than {MAX_MEMBERS} members; a checkpoint has a handful.")
     with zipfile.ZipFile(file) as archive:
         for info, path, is_dir in _zip_members(archive):
             budget.member()
