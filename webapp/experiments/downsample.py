@@ -6,9 +6,9 @@ aggregates, so the database reduces a million rows in one index range scan and o
 point in Python. Min/max also never hides a spike (a diverging loss), which is what a
 person zooming into a training curve looks for.
 
-The view [lo, hi] is cut into equal step ranges (aligned to multiples of their width); each keeps the point with the smallest and
-the point with the largest value (the earlier step on ties), in step order, and the first and
-last points of the view are always kept. A series with at most `limit` points is returned
+The view [lo, hi] is cut into equal step ranges (aligned to multiples of their width); each
+keeps the point with the smallest and the point with the largest value (the earlier step on
+ties), in step order, and the first and last points of the view are always kept. A series with at most `limit` points is returned
 exactly. `bucket_points` (pure Python) and `query_series` (SQL) compute the same thing.
 
 Even in SQL, a full view of a 1M-point run would read every point on each request, so
