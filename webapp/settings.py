@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "webapp.accounts",
     "webapp.experiments",
+    "webapp.api",
 ]
 
 MIDDLEWARE = [
@@ -124,6 +125,9 @@ CHECKPOINT_ROOTS = [
     Path(p).resolve() for p in env_list("DISTILLERY_CHECKPOINT_ROOTS", [str(VAR_DIR / "teachers")])
 ]
 DATASET_ROOT = ARTIFACT_ROOT / "datasets"
+# Uploaded checkpoint archives (.zip/.tar.gz): the most the body may be, and the most it may unpack to.
+MAX_CHECKPOINT_UPLOAD_MB = env_int("DISTILLERY_MAX_CHECKPOINT_UPLOAD_MB", 2048, minimum=1)
+MAX_CHECKPOINT_UNPACKED_MB = env_int("DISTILLERY_MAX_CHECKPOINT_UNPACKED_MB", 4 * MAX_CHECKPOINT_UPLOAD_MB, minimum=1)
 LEASE_SECONDS = env_int("DISTILLERY_LEASE_SECONDS", 60, minimum=5)
 
 # --- Celery (read by workers/celery.py with namespace="CELERY") -----------------------

@@ -4,5 +4,7 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("webapp.accounts.urls")),
+    path("accounts/", include("webapp.api.urls_tokens")),
+    path("api/", include("webapp.api.urls")),
     path("", include("webapp.experiments.urls")),
 ]

@@ -171,3 +171,22 @@ def finished_experiment(make_experiment, student_export) -> Experiment:
     results = {**sample_results(), "export_dir": str(student_export)}
     return make_experiment(Experiment.Status.SUCCEEDED, name="finished", progress=1.0, results=results,
                            best={"dev/accuracy": 0.83})
+
+
+@pytest.fixture
+def api(client, alice):
+    """A client for /api/ that sends alice's bearer token with every request."""
+    from webapp.api.models import ApiToken
+
+    _, secret = ApiToken.issue(alice, "tests")
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {secret}"
+    return client
+
+
+@pytest.fixture
+def charlie_api(client, charlie):
+    from webapp.api.models import ApiToken
+
+    _, secret = ApiToken.issue(charlie, "tests")
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {secret}"
+    return client

@@ -9,7 +9,6 @@ import pytest
 from django.utils import timezone
 
 from tests.webapp.factories import add_points, sample_results
-from webapp.experiments import views_json
 from webapp.experiments.models import Experiment
 
 S = Experiment.Status
@@ -135,19 +134,15 @@ def test_metrics_come_after_the_cursor_in_step_order(alice_client, experiment):
     assert after["cursor"] == 5
 
     nothing = alice_client.get(url, {"after": 5}).json()
-    assert nothing == {"series": {}, "cursor": 5, "more": False}
+    assert nothing["series"] == {} and nothing["cursor"] == 5 and nothing["more"] is False
 
 
-def test_metrics_are_paged_by_whole_steps(alice_client, experiment, monkeypatch):
-    monkeypatch.setattr(views_json, "MAX_STEPS_PER_RESPONSE", 2)
+def test_metrics_answer_everything_at_once_as_downsampling_bounds_the_size(alice_client, experiment):
     add_points(experiment, "train/loss", {1: 1.0, 2: 0.9, 3: 0.8})
     add_points(experiment, "train/lr", {1: 0.1, 2: 0.1, 3: 0.1})
-    url = f"/experiments/{experiment.pk}/metrics.json"
-    first = alice_client.get(url).json()
-    assert first["cursor"] == 2 and first["more"] is True
-    assert first["series"]["train/lr"]["steps"] == [1, 2] and first["series"]["train/loss"]["steps"] == [1, 2]
-    second = alice_client.get(url, {"after": first["cursor"]}).json()
-    assert second["cursor"] == 3 and second["more"] is False
+    first = alice_client.get(f"/experiments/{experiment.pk}/metrics.json").json()
+    assert first["cursor"] == 3 and first["more"] is False and first["downsampled"] is False
+    assert first["series"]["train/lr"]["steps"] == [1, 2, 3]
 
 
 def test_metrics_turn_nan_into_null(alice_client, experiment):

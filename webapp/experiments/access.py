@@ -27,6 +27,8 @@ def get_owned(user, model: type[M] | models.QuerySet[M], **lookup) -> M:
     `model` may be a queryset (e.g. with select_related) as well as a model class.
     """
     qs = model if isinstance(model, models.QuerySet) else model.objects.all()
+    if any(isinstance(v, int) and not -(2**63) <= v < 2**63 for v in lookup.values()):
+        raise Http404(f"No {qs.model._meta.verbose_name} matches the given query.")  # beyond any id column
     try:
         return qs.filter(team__in=teams_of(user)).get(**lookup)
     except qs.model.DoesNotExist:

@@ -17,6 +17,7 @@ from distill_core.config import DATA_FORMATS
 from distill_core.errors import CheckpointError, ConfigError
 from webapp.accounts.models import teams_of
 from webapp.experiments.access import owned
+from webapp.experiments.archives import too_large_message
 from webapp.experiments.configs import build_config, form_field_for
 from webapp.experiments.models import Checkpoint, Dataset
 
@@ -51,19 +52,27 @@ class CheckpointForm(TeamFormMixin, forms.Form):
     team = forms.ModelChoiceField(queryset=None, empty_label=None)
     name = forms.CharField(max_length=100, help_text="How this teacher appears in menus, e.g. bert-base-thucnews.")
     path = forms.CharField(
-        max_length=1000, label="Local path",
+        max_length=1000, label="Local path", required=False,
         help_text="A directory written by save_pretrained() (config.json, weights, tokenizer), inside "
                   "one of the allowed checkpoint roots.",
     )
+    archive = forms.FileField(
+        required=False, label="…or upload an archive",
+        help_text="A .zip or .tar.gz of a save_pretrained() directory; it is unpacked on the server.")
 
-    def __init__(self, *args, user, **kwargs):
+    def __init__(self, *args, user, archive_too_large: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.setup_team(user)
+        self.archive_too_large = archive_too_large
         self.info: dict[str, Any] = {}
         self.fields["path"].widget.attrs["placeholder"] = str(settings.CHECKPOINT_ROOTS[0] / "my-teacher")
+        self.fields["archive"].help_text += f" At most {settings.MAX_CHECKPOINT_UPLOAD_MB:,} MB."
+        self.fields["archive"].widget.attrs["accept"] = ".zip,.tar.gz,.tgz"
 
     def clean_path(self) -> str:
         raw = self.cleaned_data["path"].strip()
+        if not raw:
+            return ""
         if "\x00" in raw:
             raise forms.ValidationError("The path contains a NUL character.")
         path = Path(raw).expanduser()
@@ -87,6 +96,13 @@ class CheckpointForm(TeamFormMixin, forms.Form):
 
     def clean(self):
         cleaned = super().clean()
+        path, archive = cleaned.get("path"), cleaned.get("archive")
+        if self.archive_too_large:  # dropped while streaming (archives.CappedUploadHandler)
+            self.add_error("archive", too_large_message())
+        elif path and archive:
+            self.add_error("archive", "Give a local path or an archive, not both.")
+        elif not path and not archive and "path" not in self.errors and "archive" not in self.errors:
+            self.add_error("path", "Give the checkpoint's local path, or upload an archive of it.")
         self.check_unique_name(Checkpoint, cleaned)
         return cleaned
 

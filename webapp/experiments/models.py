@@ -170,3 +170,25 @@ class MetricPoint(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["experiment", "key", "step"], name="unique_metric_point"),
         ]
+
+
+class MetricRollup(models.Model):
+    """Min/max (with their steps) of one series over a block of ROLLUP_BLOCK steps.
+
+    Built lazily by webapp.experiments.downsample for blocks the run has moved past, so a
+    view of a million-point run reads ~1/32 of the rows; the points stay the source of truth.
+    """
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=100)
+    block = models.PositiveIntegerField()  # step // ROLLUP_BLOCK
+    count = models.PositiveIntegerField()
+    min_step = models.PositiveIntegerField()
+    min_value = models.FloatField()
+    max_step = models.PositiveIntegerField()
+    max_value = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "key", "block"], name="unique_metric_rollup"),
+        ]

@@ -6,6 +6,7 @@ Every error has one shape, {"error": message}, from `json_error`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -13,13 +14,81 @@ from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from webapp.experiments import downsample
 from webapp.experiments.access import get_owned
 from webapp.experiments.models import Experiment
 
-# At most this many distinct steps per metrics.json answer; the client asks again at once
-# while "more" is true, so a long finished run loads in a few round trips.
-MAX_STEPS_PER_RESPONSE = 5000
 MAX_STEP = 2**31 - 1
+MAX_POINTS = 5000  # the most points per series a client may ask for
+MAX_KEYS = 50
+
+
+@dataclass(frozen=True)
+class MetricWindow:
+    """What part of the metric streams to send: a step range, a cursor, a point budget.
+
+    `from`/`to` bound the steps (the zoomed view); `after` is the live cursor (only steps
+    after it); `points` caps each series (min/max buckets beyond it); `keys` picks series.
+    """
+
+    lo: int = 0
+    hi: int = MAX_STEP
+    after: int = -1
+    points: int = downsample.DEFAULT_LIMIT
+    keys: tuple[str, ...] = ()
+
+    @classmethod
+    def from_query(cls, query) -> MetricWindow:
+        """Parse GET parameters; ValueError carries a message naming the parameter."""
+        after = _int_param(query, "after", -1, -1, MAX_STEP)
+        lo = _int_param(query, "from", 0, 0, MAX_STEP)
+        hi = _int_param(query, "to", MAX_STEP, 0, MAX_STEP)
+        if lo > hi:
+            raise ValueError(f"from must not be greater than to (got from={lo}, to={hi}).")
+        points = _int_param(query, "points", downsample.DEFAULT_LIMIT, 10, MAX_POINTS)
+        keys = tuple(k for k in query.getlist("key") if k)
+        if len(keys) > MAX_KEYS or any(len(k) > 100 or "\x00" in k for k in keys):
+            raise ValueError(f"key may be given at most {MAX_KEYS} times, each at most 100 characters (no NUL).")
+        return cls(lo=lo, hi=hi, after=after, points=points, keys=keys)
+
+
+def _int_param(query, name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = query.get(name)
+    if raw is None or raw == "" and name != "after":
+        return default
+    try:
+        if len(raw) > 20:
+            raise ValueError
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer step (got {raw[:40]!r}).") from None
+    if not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be between {minimum} and {maximum} (got {value}).")
+    return value
+
+
+def metrics_payload(experiment: Experiment, window: MetricWindow) -> dict[str, Any]:
+    """{"series": {key: {"steps", "values"}}, "cursor", "more": false, "downsampled", "from", "to"}.
+
+    Points with max(from, after + 1) <= step <= to, each series downsampled to `points`
+    (its first/last points and every bucket's extremes). `cursor` is the last step sent,
+    for the next `after`; `downsampled` says whether any series was reduced.
+    """
+    lo = max(window.lo, window.after + 1)
+    series: dict[str, dict[str, list]] = {}
+    cursor = window.after
+    reduced = False
+    if lo <= window.hi:
+        keys = window.keys or downsample.series_keys(experiment.pk)
+        for key in keys:
+            points, was_reduced = downsample.query_series(experiment.pk, key, lo, window.hi, window.points)
+            if not points:
+                continue
+            reduced = reduced or was_reduced
+            series[key] = {"steps": [s for s, _ in points], "values": [finite(v) for _, v in points]}
+            cursor = max(cursor, points[-1][0])
+    return {"series": series, "cursor": cursor, "more": False, "downsampled": reduced,
+            "from": window.lo, "to": window.hi}
 
 
 def json_error(message: str, status: int = 400) -> JsonResponse:
@@ -75,32 +144,10 @@ def status(request, pk: int):
 @login_required
 @require_GET
 def metrics(request, pk: int):
-    """{"series": {key: {"steps": [...], "values": [...]}}, "cursor": last step, "more": bool}.
-
-    Points with step > `after` (default -1: everything), ordered by step.
-    """
+    """Downsampled metric series of one experiment; see `metrics_payload`."""
     experiment = get_owned(request.user, Experiment, pk=pk)
-    raw = request.GET.get("after", "-1")
     try:
-        after = int(raw)
-    except ValueError:
-        return json_error(f"after must be an integer step (got {raw[:40]!r}).")
-    if not -1 <= after <= MAX_STEP:
-        return json_error(f"after must be between -1 and {MAX_STEP} (got {after}).")
-
-    points = experiment.metrics.filter(step__gt=after)
-    more = False
-    steps = points.order_by("step").values_list("step", flat=True).distinct()
-    last = list(steps[MAX_STEPS_PER_RESPONSE - 1:MAX_STEPS_PER_RESPONSE])
-    if last:
-        more = points.filter(step__gt=last[0]).exists()
-        points = points.filter(step__lte=last[0])
-
-    series: dict[str, dict[str, list]] = {}
-    cursor = after
-    for key, step, value in points.order_by("step", "key").values_list("key", "step", "value"):
-        entry = series.setdefault(key, {"steps": [], "values": []})
-        entry["steps"].append(step)
-        entry["values"].append(finite(value))
-        cursor = step
-    return JsonResponse({"series": series, "cursor": cursor, "more": more})
+        window = MetricWindow.from_query(request.GET)
+    except ValueError as exc:
+        return json_error(str(exc))
+    return JsonResponse(metrics_payload(experiment, window))

@@ -7,10 +7,11 @@ from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.shortcuts import redirect, render
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from distill_core.errors import DatasetError
 from webapp.accounts.models import teams_of
-from webapp.experiments import datasets
+from webapp.experiments import archives, datasets
 from webapp.experiments.access import get_owned, owned
 from webapp.experiments.forms import CheckpointForm, DatasetForm
 from webapp.experiments.models import Checkpoint, Dataset
@@ -27,21 +28,46 @@ def checkpoint_list(request):
 
 
 @login_required
+@csrf_exempt  # CSRF is checked in _checkpoint_new, after the capped upload handler is installed
 def checkpoint_new(request):
-    form = CheckpointForm(request.POST or None, user=request.user)
+    if request.method == "POST" and archives.content_length_too_large(request):
+        # Refused before a byte of the body is read; the unbound form is shown again.
+        form = CheckpointForm(user=request.user)
+        form.cleaned_data = {}
+        form.add_error(None, archives.too_large_message())
+        return _render_checkpoint_new(request, form, status=413)
+    # An archive upload is capped while it streams: the handler must be set before the body is read.
+    request.upload_handlers = [archives.CappedUploadHandler(request)]
+    return _checkpoint_new(request)
+
+
+@csrf_protect
+def _checkpoint_new(request):
+    form = CheckpointForm(request.POST or None, request.FILES or None, user=request.user,
+                          archive_too_large=getattr(request, "upload_too_large", False))
     if request.method == "POST" and form.is_valid():
         cd = form.cleaned_data
         try:
-            with transaction.atomic():
-                checkpoint = Checkpoint.objects.create(team=cd["team"], name=cd["name"], path=cd["path"],
-                                                       info=form.info, created_by=request.user)
+            if cd.get("archive"):
+                checkpoint = archives.register_archive(team=cd["team"], user=request.user, name=cd["name"],
+                                                       upload=cd["archive"])
+            else:
+                with transaction.atomic():
+                    checkpoint = Checkpoint.objects.create(team=cd["team"], name=cd["name"], path=cd["path"],
+                                                           info=form.info, created_by=request.user)
         except IntegrityError:  # registered by someone else since the form was validated
             form.add_error("name", f"{cd['team']} already has a checkpoint called {cd['name']!r}.")
+        except archives.ArchiveRefused as exc:
+            form.add_error(exc.field, exc.message)
         else:
             messages.success(request, f"Registered the checkpoint “{checkpoint.name}”.")
             return redirect("experiments:checkpoint", pk=checkpoint.pk)
+    return _render_checkpoint_new(request, form)
+
+
+def _render_checkpoint_new(request, form, status: int = 200):
     return render(request, "checkpoints/new.html", {"form": form, "has_teams": teams_of(request.user).exists(),
-                                                    "nav": "checkpoints"})
+                                                    "nav": "checkpoints"}, status=status)
 
 
 @login_required

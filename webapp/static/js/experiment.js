@@ -84,6 +84,43 @@
     });
   }
 
+  // --- zoom: re-query the visible step range; the server downsamples to ~1,000 points ----
+  const zoomRequest = {}; // chart id -> number of the latest request, so a stale answer is dropped
+  function reloadRange(chart, range) {
+    if (cursor < 0) return;
+    const lo = range ? Math.max(0, Math.floor(range[0])) : 0;
+    // Up to the cursor only: the live poll appends what comes after it.
+    const hi = range ? Math.max(lo, Math.min(cursor, Math.ceil(range[1]))) : cursor;
+    const query = chart.keys.map(function (k) { return "key=" + encodeURIComponent(k); });
+    query.push("from=" + lo, "to=" + hi);
+    const n = (zoomRequest[chart.id] || 0) + 1;
+    zoomRequest[chart.id] = n;
+    getJSON(metricsUrl + "?" + query.join("&")).then(function (body) {
+      if (zoomRequest[chart.id] !== n) return;
+      // A poll appended points while this request was out: take the overview again, up to the new cursor.
+      if (!range && cursor > hi) { reloadRange(chart, null); return; }
+      const x = [], y = [], indices = [];
+      chart.keys.forEach(function (key, i) {
+        const s = body.series[key] || { steps: [], values: [] };
+        x.push(s.steps); y.push(s.values); indices.push(i);
+      });
+      Plotly.restyle(chart.id, { x: x, y: y }, indices);
+    }).catch(function (error) {
+      if (window.console) console.warn("Distillery: could not load the zoomed range:", error.message);
+    });
+  }
+  charts.forEach(function (chart) {
+    const el = document.getElementById(chart.id);
+    if (!el || !el.on) return;
+    el.on("plotly_relayout", function (event) {
+      if (event["xaxis.autorange"]) { reloadRange(chart, null); return; } // double-click: full range
+      let range = null;
+      if (event["xaxis.range[0]"] !== undefined) range = [event["xaxis.range[0]"], event["xaxis.range[1]"]];
+      else if (Array.isArray(event["xaxis.range"])) range = event["xaxis.range"];
+      if (range) reloadRange(chart, range);
+    });
+  });
+
   // --- status header -------------------------------------------------------------------
   function setText(id, text) {
     const el = document.getElementById(id);

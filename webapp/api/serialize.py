@@ -1,0 +1,67 @@
+"""JSON shapes of the API's objects (one function per model)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+
+from webapp.experiments.models import Checkpoint, Dataset, Experiment
+from webapp.experiments.views_json import finite, status_payload
+
+
+def finite_deep(value: Any) -> Any:
+    """`value` with every NaN/inf replaced by None, at any depth (NaN is not JSON)."""
+    if isinstance(value, dict):
+        return {str(k): finite_deep(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_deep(v) for v in value]
+    return finite(value)
+
+
+def _when(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _ref(obj) -> dict[str, Any] | None:
+    return {"id": obj.pk, "name": obj.name} if obj is not None else None
+
+
+def experiment(e: Experiment, *, detail: bool = False) -> dict[str, Any]:
+    data = {
+        "id": e.pk,
+        "name": e.name,
+        "team": _ref(e.team),
+        "owner": e.owner.get_username() if e.owner else None,
+        "teacher": _ref(e.teacher),
+        "dataset": _ref(e.dataset),
+        "student_type": e.student_type,
+        "pool": e.pool,
+        "priority": e.priority,
+        "created_at": _when(e.created_at),
+        "started_at": _when(e.started_at),
+        "finished_at": _when(e.finished_at),
+        "url": reverse("experiments:detail", args=[e.pk]),
+        **status_payload(e),
+    }
+    if detail:
+        data["config"] = e.config
+    return data
+
+
+def checkpoint(c: Checkpoint) -> dict[str, Any]:
+    info = c.info if isinstance(c.info, dict) else {}
+    return {
+        "id": c.pk, "name": c.name, "team": _ref(c.team), "path": c.path,
+        "info": finite_deep(info), "created_at": _when(c.created_at),
+        "url": reverse("experiments:checkpoint", args=[c.pk]),
+    }
+
+
+def dataset(d: Dataset) -> dict[str, Any]:
+    return {
+        "id": d.pk, "name": d.name, "team": _ref(d.team), "format": d.format, "has_header": d.has_header,
+        "text_column": d.text_column, "text_pair_column": d.text_pair_column, "label_column": d.label_column,
+        "labels": d.labels, "stats": d.stats, "created_at": _when(d.created_at),
+        "url": reverse("experiments:dataset", args=[d.pk]),
+    }

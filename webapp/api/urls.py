@@ -1,0 +1,19 @@
+"""The REST API. Every route here is described in schema.py (a test checks)."""
+
+from django.urls import path
+
+from webapp.api import schema, views
+
+app_name = "api"
+urlpatterns = [
+    path("schema.json", schema.schema_view, name="schema"),
+    path("experiments/", views.experiments, name="experiments"),
+    path("experiments/<int:pk>/", views.experiment, name="experiment"),
+    path("experiments/<int:pk>/cancel/", views.experiment_cancel, name="experiment_cancel"),
+    path("experiments/<int:pk>/metrics/", views.experiment_metrics, name="experiment_metrics"),
+    path("experiments/<int:pk>/results/", views.experiment_results, name="experiment_results"),
+    path("datasets/", views.datasets_view, name="datasets"),
+    path("datasets/<int:pk>/", views.dataset, name="dataset"),
+    path("checkpoints/", views.checkpoints, name="checkpoints"),
+    path("checkpoints/<int:pk>/", views.checkpoint, name="checkpoint"),
+]
