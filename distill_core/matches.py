@@ -96,12 +96,22 @@ def _check_proj(proj: Any, index: int) -> None:
 
 
 def parse_matches(raw: Any) -> list[MatchConfig]:
-    """A list of match dicts (JSON) -> MatchConfigs; a string names a preset."""
+    """A list of match dicts (JSON) -> MatchConfigs; a string names a preset.
+
+    List items may also be preset names, expanded in place, so presets combine:
+    ["L4t_hidden_mse", "L4_hidden_smmd"] is GeneralDistiller's T4-tiny recipe.
+    """
     if isinstance(raw, str):
         return preset(raw)
     if not isinstance(raw, list):
         raise ConfigError("matches must be a list of match objects or a preset name.", field="matches")
-    return [MatchConfig.from_dict(item, i) for i, item in enumerate(raw)]
+    out: list[MatchConfig] = []
+    for item in raw:
+        if isinstance(item, str):
+            out.extend(preset(item))
+        else:
+            out.append(MatchConfig.from_dict(item, len(out)))
+    return out
 
 
 # ---- presets: TextBrewer's examples/matches/matches.py, translated to Hugging Face indexing ----

@@ -277,3 +277,12 @@ def test_a_preset_hands_out_copies_so_editing_one_leaves_the_registry_alone():
     mine[1].weight = 9.0
     assert presets.get("L4t_hidden_mse")[0].proj == ["linear", 312, 768]
     assert presets.get("L4t_hidden_mse")[1].weight == 1.0
+
+
+def test_a_list_may_combine_presets_and_match_objects():
+    from distill_core.matches import parse_matches, preset
+
+    combined = parse_matches(["L4t_hidden_mse", "L4_hidden_smmd",
+                              {"layer_T": 1, "layer_S": 1, "feature": "hidden", "loss": "cos"}])
+    assert combined[:5] == preset("L4t_hidden_mse") and combined[5:10] == preset("L4_hidden_smmd")
+    assert combined[10].loss == "cos" and len(combined) == 11
