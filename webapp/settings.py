@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "webapp.accounts",
     "webapp.experiments",
+    "webapp.gpuqueue",
 ]
 
 MIDDLEWARE = [

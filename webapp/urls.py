@@ -4,5 +4,6 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("webapp.accounts.urls")),
+    path("queue/", include("webapp.gpuqueue.urls")),
     path("", include("webapp.experiments.urls")),
 ]

@@ -89,7 +89,8 @@ def experiment_cancel(request, pk: int):
     # Conditional updates: a worker may claim or finish the row between our read and write.
     if Experiment.objects.filter(pk=pk, status=S.QUEUED).update(status=S.CANCELLED, finished_at=timezone.now()):
         messages.success(request, "Cancelled before it started.")
-    elif Experiment.objects.filter(pk=pk, status__in=(S.CLAIMED, S.RUNNING)).update(cancel_requested=True):
+    elif Experiment.objects.filter(pk=pk, status__in=(S.CLAIMED, S.RUNNING)).update(
+            cancel_requested=True, cancel_requested_at=timezone.now()):
         messages.info(request, "Cancelling: the worker stops the run at its next check and keeps what it logged.")
     else:
         experiment.refresh_from_db(fields=["status"])
