@@ -26,12 +26,16 @@ class StopFlags:
         self.cancelled = False  # set by the lease thread from the DB flag
         self.shutdown = False  # SIGTERM: the worker is stopping
         self.lost = False  # another worker took the run over
+        # Fault tests slow a tiny run down to GPU-like step times so it can be hit mid-run.
+        self.step_delay = float(os.environ.get("DISTILLERY_TEST_STEP_DELAY", "0") or 0)
 
     @property
     def timed_out(self) -> bool:
         return bool(self.max_runtime_seconds) and self.clock() - self.started >= self.max_runtime_seconds
 
     def should_cancel(self) -> bool:
+        if self.step_delay:
+            time.sleep(self.step_delay)
         return self.sink.should_cancel() or self.cancelled or self.shutdown or self.lost or self.timed_out
 
 
