@@ -11,6 +11,7 @@ import signal
 import time
 
 import pytest
+from django.db.models import Count
 
 from tests.conftest import wait_for
 from tests.workers.conftest import LEASE, housekeeping, wake
@@ -173,8 +174,11 @@ def test_a_hundred_jobs_on_two_racing_workers_each_run_exactly_once(start_worker
             wake(times=2)
         return done == 100
 
-    wait_for(all_done, timeout=120, interval=1,
-             message="100 jobs to succeed\n" + "\n".join(w.log()[-2000:] for w in workers))
+    try:
+        wait_for(all_done, timeout=120, interval=1, message="100 jobs to succeed")
+    except AssertionError as exc:
+        counts = dict(Experiment.objects.values_list("status").annotate(n=Count("pk")))
+        raise AssertionError(f"{exc}: {counts}\n" + "\n".join(w.log()[-3000:] for w in workers)) from None
     rows = Experiment.objects.filter(pk__in=[j.pk for j in jobs])
     assert set(rows.values_list("attempts", flat=True)) == {1}
     assert MetricPoint.objects.filter(experiment__in=rows, key="train/loss").count() == 100
