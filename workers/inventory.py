@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 from typing import Any
@@ -141,3 +142,21 @@ def note_job_device(name: str) -> None:
         Worker.objects.filter(name=name).update(device_name=props.name, memory_total_mb=props.total_memory // 2**20)
     except Exception:
         log.warning("Could not read the GPU through torch", exc_info=True)
+
+
+@signals.worker_shutting_down.connect
+def forward_stop_to_jobs(sig=None, how=None, exitcode=None, **kwargs) -> None:
+    """On a warm shutdown (SIGTERM to the worker, e.g. `docker stop`), ask the running job to stop.
+
+    Celery would wait for the job to finish (hours); the job's SIGTERM handler instead saves,
+    re-queues it and returns, so another worker resumes it at once.
+    """
+    if how != "Warm":
+        return
+    import billiard.process
+
+    for child in billiard.process.active_children():
+        try:
+            os.kill(child.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass

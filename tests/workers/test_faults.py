@@ -72,7 +72,7 @@ def test_sigterm_mid_run_requeues_at_once_and_another_worker_completes_it(start_
     first = start_worker("first")
     wake()
     wait_step(exp, 5, timeout=30, workers=[first])
-    os.killpg(first.proc.pid, signal.SIGTERM)
+    os.kill(first.proc.pid, signal.SIGTERM)  # the worker's main process only, as `docker stop` does
     first.proc.wait(timeout=30)
     exp.refresh_from_db()
     assert exp.status == S.QUEUED and "stopped while running" in exp.error  # no lease wait needed
