@@ -6,7 +6,7 @@
 Latency: starts one real worker (the cheap stand-in distiller, the production command
 line: one fresh child per job), queues --jobs experiments one at a time the way the web form
 does (row + wake-up on commit) and measures created -> RUNNING, waiting --gap seconds between
-jobs so the worker is idle again (Celery replaces a recycled child on a 5 s timer).
+jobs so the worker is idle again (its recycled child replaced).
 Claim: queues --queued rows over 3 pools and 20 teams (one at its running limit) and times
 `claim_next` --claims times. Prints one JSON line and deletes what it created.
 """
@@ -80,7 +80,7 @@ def claims(make_rows, queued: int, count: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=20)
-    parser.add_argument("--gap", type=float, default=6.0)
+    parser.add_argument("--gap", type=float, default=2.0)
     parser.add_argument("--queued", type=int, default=10_000)
     parser.add_argument("--claims", type=int, default=60)
     args = parser.parse_args()

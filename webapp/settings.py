@@ -126,8 +126,8 @@ CHECKPOINT_ROOTS = [
 ]
 DATASET_ROOT = ARTIFACT_ROOT / "datasets"
 LEASE_SECONDS = env_int("DISTILLERY_LEASE_SECONDS", 60, minimum=5)
-# (Celery setting) Jobs a worker's child process runs before it is replaced. 1 hands GPU memory back after
-# every run, at the cost of a few seconds between jobs (Celery restarts children on a 5 s timer).
+# (Celery setting) Jobs a worker's child process runs before it is replaced: 1 hands GPU
+# memory back after every run (workers/pool.py replaces the child within half a second).
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("DISTILLERY_JOBS_PER_CHILD", 1, minimum=1)
 
 # --- Celery (read by workers/celery.py with namespace="CELERY") -----------------------

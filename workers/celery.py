@@ -13,3 +13,6 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["workers"])
 
 import workers.inventory  # noqa: E402,F401  (worker_ready/worker_shutdown: registration and heartbeats)
+from workers.pool import install as _install_quick_recycle  # noqa: E402
+
+_install_quick_recycle()

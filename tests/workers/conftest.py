@@ -55,8 +55,6 @@ def start_worker(real_services, worker_process):
 
     def start(name: str, fake: bool = True, **env: str):
         base = {"DISTILLERY_LEASE_SECONDS": str(LEASE), "DISTILLERY_FAKE_DISTILLER": "1" if fake else "0"}
-        if fake:  # a cheap job needs no fresh process each time (which costs ~5 s: Celery's child restart timer)
-            base["DISTILLERY_JOBS_PER_CHILD"] = "1000"
         return worker_process(name=name, env={**base, **env})
 
     return start
