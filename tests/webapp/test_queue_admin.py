@@ -150,3 +150,16 @@ def test_the_workers_page_lists_devices_and_states_but_hides_other_teams_runs(
     body = charlie_client.get(reverse("gpuqueue:workers")).content.decode()
     assert "NVIDIA H100" in body and "busy" in body and "55 %" in body
     assert "secret-run" not in body and "another team" in body
+
+
+@pytest.mark.parametrize("other", ["", "abc", "99999999999999999999999", "１"])
+def test_moving_ahead_of_a_bogus_target_gets_a_message_not_a_500(staff_client, make_experiment, other):
+    exp = make_experiment()
+    response = post(staff_client, "ahead", exp.pk, other=other)
+    assert response.status_code == 200 and "Pick an experiment" in " ".join(messages_of(response))
+
+
+def test_user_text_on_the_queue_page_is_escaped(staff_client, make_experiment):
+    make_experiment(name="<script>alert(1)</script>")
+    body = staff_client.get(reverse("gpuqueue:board")).content.decode()
+    assert "<script>alert(1)</script>" not in body and "&lt;script&gt;" in body

@@ -6,6 +6,7 @@ once (a requeued run restarts or resumes; the sink's writes are idempotent eithe
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
@@ -229,7 +230,7 @@ def test_a_team_limit_holds_while_two_workers_claim(start_worker, fake_job):
     wait_for(lambda: Experiment.objects.filter(status=S.SUCCEEDED).count() == 4 or housekeeping(),
              timeout=90, message="the team's jobs to succeed\n" + "\n".join(w.log()[-2000:] for w in workers))
     spans = sorted(Experiment.objects.values_list("claimed_at", "finished_at"))
-    for (_, end), (start, _) in zip(spans, spans[1:]):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end, "two of the team's runs overlapped"
 
 

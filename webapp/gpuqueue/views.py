@@ -87,7 +87,8 @@ def move_top(request, pk: int):
 def move_ahead(request, pk: int):
     exp = get_object_or_404(Experiment, pk=pk)
     other_id = request.POST.get("other", "")
-    other = Experiment.objects.filter(pk=int(other_id)).first() if other_id.isdigit() else None
+    valid = other_id.isascii() and other_id.isdigit() and len(other_id) <= 18  # fits the id column
+    other = Experiment.objects.filter(pk=int(other_id)).first() if valid else None
     if other is None:
         return _report(request, (False, "Pick an experiment from the queue to move it ahead of."))
     return _report(request, actions.move_ahead(exp, other))
@@ -151,7 +152,7 @@ def worker_mode(request, pk: int):
 def team_limit(request, pk: int):
     team = get_object_or_404(Team, pk=pk)
     raw = request.POST.get("max_running", "").strip()
-    if not raw.isdigit() or int(raw) > 1000:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > 1000:
         return _report(request, (False, "The limit must be a whole number from 0 (no limit) to 1000."))
     Team.objects.filter(pk=pk).update(max_running=int(raw))
     return _report(request, (True, f"{team.name} may run {raw if raw != '0' else 'any number of'} experiments at once."))
