@@ -59,13 +59,14 @@ def claim_next(pool: str, worker_name: str, token: str = "") -> int | None:
                           .exclude(team__in=full))
             if connection.features.has_select_for_update_skip_locked:
                 candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-            row = candidates.order_by(*QUEUE_ORDER).values("pk", "team_id").first()
+            row = candidates.order_by(*QUEUE_ORDER).values("pk", "team_id", "team__max_running").first()
             if row is None:
                 return None
-            team = Team.objects.select_for_update().get(pk=row["team_id"])
-            if team.max_running and team.experiments.filter(status__in=HELD).count() >= team.max_running:
-                full.append(team.pk)
-                continue
+            if row["team__max_running"]:  # lock the team so two workers cannot both take its last slot
+                team = Team.objects.select_for_update().get(pk=row["team_id"])
+                if team.max_running and team.experiments.filter(status__in=HELD).count() >= team.max_running:
+                    full.append(team.pk)
+                    continue
             now = timezone.now()
             claimed = Experiment.objects.filter(pk=row["pk"], status=S.QUEUED, cancel_requested=False).update(
                 status=S.CLAIMED, claimed_at=now, heartbeat_at=now, worker_name=worker_name, task_id=token,

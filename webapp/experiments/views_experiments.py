@@ -53,7 +53,9 @@ def experiment_new(request):
     if request.method == "POST" and form.is_valid():
         cd = form.cleaned_data
         experiment = create_experiment(team=cd["team"], owner=request.user, checkpoint=cd["teacher"],
-                                       dataset=cd["dataset"], fields=cd, config=form.config)
+                                       dataset=cd["dataset"], fields=cd, config=form.config,
+                                       max_runtime_seconds=round(cd["max_runtime_hours"] * 3600)
+                                       if cd.get("max_runtime_hours") else None)
         messages.success(request, f"Queued “{experiment.name}”.")
         return redirect("experiments:detail", pk=experiment.pk)
     return render(request, "experiments/new.html", {
