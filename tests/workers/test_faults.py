@@ -17,6 +17,7 @@ from django.db.models import Count
 from tests.conftest import wait_for
 from tests.workers.conftest import LEASE, housekeeping, wake
 from webapp.experiments.models import Experiment, MetricPoint
+from workers import queue
 
 S = Experiment.Status
 pytestmark = pytest.mark.worker
@@ -241,3 +242,27 @@ def test_a_job_that_always_crashes_stops_at_its_attempt_limit(start_worker, fake
     exp = wait_status(exp, Experiment.FINISHED, timeout=60, workers=[worker], recover=True)
     assert exp.status == S.FAILED and exp.attempts == 3
     assert exp.error.startswith("Gave up after 3 of 3 attempts") and "always crashes" in exp.error
+
+
+def test_a_worker_registers_itself_and_a_drained_one_finishes_its_job_but_takes_no_new_one(start_worker, fake_job):
+    from webapp.gpuqueue.models import Worker
+
+    running = fake_job("running", steps=20, sleep=0.1)
+    waiting = fake_job("waiting", steps=1)
+    worker = start_worker("w")
+    registered = wait_for(lambda: Worker.objects.filter(name__startswith="w@").first(), timeout=30,
+                          message=f"the worker to register\n{worker.log()[-2000:]}")
+    assert registered.device == "cpu" and registered.pools == ["default"] and registered.pid
+    wake()
+    wait_step(running, 2, timeout=30, workers=[worker])
+    Worker.objects.filter(pk=registered.pk).update(mode=Worker.Mode.DRAINING)
+    running = wait_status(running, Experiment.FINISHED, timeout=30, workers=[worker])
+    assert running.status == S.SUCCEEDED
+    wake(times=2)
+    time.sleep(2)
+    assert Experiment.objects.get(pk=waiting.pk).status == S.QUEUED
+    housekeeping()
+    queue.finish_draining_workers()
+    assert Worker.objects.get(pk=registered.pk).mode == Worker.Mode.DISABLED
+    worker.stop()
+    assert not Worker.objects.get(pk=registered.pk).is_online
