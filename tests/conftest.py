@@ -59,8 +59,8 @@ def worker_process(transactional_db, tmp_path):
     """Start worker subprocesses on demand; they are stopped when the test ends."""
     started: list[WorkerProcess] = []
 
-    def start(pools: list[str] | None = None, name: str = "test0") -> WorkerProcess:
-        worker = WorkerProcess(tmp_path / f"worker-{name}.log", pools or ["default"], name)
+    def start(pools: list[str] | None = None, name: str = "test0", env: dict[str, str] | None = None) -> WorkerProcess:
+        worker = WorkerProcess(tmp_path / f"worker-{name}.log", pools or ["default"], name, env)
         started.append(worker)
         return worker
 

@@ -79,3 +79,15 @@ def test_ci_runs_against_postgres_and_redis(settings):
     import redis
 
     assert redis.Redis.from_url(settings.CELERY_BROKER_URL).ping()
+
+
+def test_compose_gpu_workers_each_own_one_gpu_under_a_unique_name():
+    services = compose()["services"]
+    workers = {name: s for name, s in services.items() if s.get("command", [None])[:4] == ["celery", "-A", "workers",
+                                                                                           "worker"]}
+    assert len(workers) >= 2
+    names = [s["command"][s["command"].index("--hostname") + 1] for s in workers.values()]
+    gpus = [s["environment"]["CUDA_VISIBLE_DEVICES"] for s in workers.values()]
+    assert len(set(names)) == len(names) and len(set(gpus)) == len(gpus)
+    for s in workers.values():
+        assert s["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] == [s["environment"]["CUDA_VISIBLE_DEVICES"]]

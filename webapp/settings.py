@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "webapp.accounts",
     "webapp.experiments",
     "webapp.api",
+    "webapp.gpuqueue",
 ]
 
 MIDDLEWARE = [
@@ -129,6 +130,9 @@ DATASET_ROOT = ARTIFACT_ROOT / "datasets"
 MAX_CHECKPOINT_UPLOAD_MB = env_int("DISTILLERY_MAX_CHECKPOINT_UPLOAD_MB", 2048, minimum=1)
 MAX_CHECKPOINT_UNPACKED_MB = env_int("DISTILLERY_MAX_CHECKPOINT_UNPACKED_MB", 4 * MAX_CHECKPOINT_UPLOAD_MB, minimum=1)
 LEASE_SECONDS = env_int("DISTILLERY_LEASE_SECONDS", 60, minimum=5)
+# (Celery setting) Jobs a worker's child process runs before it is replaced: 1 hands GPU
+# memory back after every run (workers/pool.py replaces the child within half a second).
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("DISTILLERY_JOBS_PER_CHILD", 1, minimum=1)
 
 # --- Celery (read by workers/celery.py with namespace="CELERY") -----------------------
 _broker_dir = VAR_DIR / "broker"

@@ -6,5 +6,6 @@ urlpatterns = [
     path("accounts/", include("webapp.accounts.urls")),
     path("accounts/", include("webapp.api.urls_tokens")),
     path("api/", include("webapp.api.urls")),
+    path("queue/", include("webapp.gpuqueue.urls")),
     path("", include("webapp.experiments.urls")),
 ]

@@ -11,3 +11,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 app = Celery("distillery")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["workers"])
+
+import workers.inventory  # noqa: E402,F401  (worker_ready/worker_shutdown: registration and heartbeats)
+from workers.pool import install as _install_quick_recycle  # noqa: E402
+
+_install_quick_recycle()

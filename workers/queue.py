@@ -1,4 +1,10 @@
-"""Claim queued experiments and record how they end. Postgres is the source of truth."""
+"""Claim queued experiments, keep their leases and record how they end. Postgres is the truth.
+
+States: QUEUED -> CLAIMED -> RUNNING -> SUCCEEDED | FAILED | CANCELLED, and CLAIMED/RUNNING
+-> INTERRUPTED -> QUEUED when a worker vanishes or is stopped (up to `max_attempts` claims).
+Every write is a conditional UPDATE on the state (and the claim token) it expects, so a
+late worker, an admin and the beat task can race without corrupting a row.
+"""
 
 from __future__ import annotations
 
@@ -9,51 +15,154 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
+from webapp.accounts.models import Team
 from webapp.experiments.models import Experiment
+from webapp.gpuqueue.models import Pool, QueueSwitch, Worker
 
 log = logging.getLogger(__name__)
 S = Experiment.Status
+QUEUE_ORDER = ("-priority", "position", "created_at", "id")
+HELD = (S.CLAIMED, S.RUNNING)
 
 
-def claim_next(pool: str, worker_name: str) -> int | None:
+def teams_at_limit() -> list[int]:
+    """Teams whose concurrently running experiments reached their `max_running` (0 = no limit)."""
+    return list(Team.objects.filter(max_running__gt=0)
+                .annotate(held=Count("experiments", filter=Q(experiments__status__in=HELD)))
+                .filter(held__gte=F("max_running")).values_list("pk", flat=True))
+
+
+def accepts_work(pool: str, worker_name: str) -> bool:
+    """False while the queue or `pool` is paused, or the worker is draining or disabled."""
+    if QueueSwitch.is_paused() or Pool.objects.filter(name=pool, paused=True).exists():
+        return False
+    return not Worker.objects.filter(name=worker_name).exclude(mode=Worker.Mode.ACTIVE).exists()
+
+
+def claim_next(pool: str, worker_name: str, token: str = "") -> int | None:
     """Move the best QUEUED experiment of `pool` to CLAIMED for this worker; return its id.
 
-    Order: priority (high first), then age. `skip_locked` lets racing workers pass over a
-    row another worker is claiming; the conditional UPDATE is the final word on SQLite,
-    which has no row locks.
+    Order: priority (high first), position, age. `skip_locked` lets racing workers pass over
+    a row another worker is claiming; the conditional UPDATE is the final word on SQLite,
+    which has no row locks. A team at its running limit is skipped; its row lock makes the
+    limit hold when two workers claim for the same team at once.
     """
-    with transaction.atomic():
-        candidates = Experiment.objects.filter(status=S.QUEUED, pool=pool, cancel_requested=False)
-        if connection.features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True)
-        row = candidates.order_by("-priority", "created_at", "id").values("pk").first()
-        if row is None:
-            return None
-        now = timezone.now()
-        claimed = Experiment.objects.filter(pk=row["pk"], status=S.QUEUED).update(
-            status=S.CLAIMED, claimed_at=now, heartbeat_at=now, worker_name=worker_name)
-    if claimed != 1:
-        log.info("Experiment %s was claimed by another worker first", row["pk"])
+    if not accepts_work(pool, worker_name):
         return None
-    return row["pk"]
+    full = teams_at_limit()
+    for _ in range(20):  # each pass excludes one more team that turned out to be full
+        with transaction.atomic():
+            candidates = (Experiment.objects.filter(status=S.QUEUED, pool=pool, cancel_requested=False)
+                          .exclude(team__in=full))
+            if connection.features.has_select_for_update_skip_locked:
+                candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+            row = candidates.order_by(*QUEUE_ORDER).values("pk", "team_id", "team__max_running").first()
+            if row is None:
+                return None
+            if row["team__max_running"]:  # lock the team so two workers cannot both take its last slot
+                team = Team.objects.select_for_update().get(pk=row["team_id"])
+                if team.max_running and team.experiments.filter(status__in=HELD).count() >= team.max_running:
+                    full.append(team.pk)
+                    continue
+            now = timezone.now()
+            claimed = Experiment.objects.filter(pk=row["pk"], status=S.QUEUED, cancel_requested=False).update(
+                status=S.CLAIMED, claimed_at=now, heartbeat_at=now, worker_name=worker_name, task_id=token,
+                attempts=F("attempts") + 1)
+        if claimed != 1:
+            log.info("Experiment %s was claimed by another worker first", row["pk"])
+            return None
+        return row["pk"]
+    return None
 
 
-def mark_running(experiment_id: int) -> bool:
+def _mine(experiment_id: int, token: str | None):
+    rows = Experiment.objects.filter(pk=experiment_id)
+    return rows if token is None else rows.filter(task_id=token)
+
+
+def mark_running(experiment_id: int, token: str | None = None) -> bool:
     now = timezone.now()
-    return Experiment.objects.filter(pk=experiment_id, status=S.CLAIMED).update(
+    return _mine(experiment_id, token).filter(status=S.CLAIMED, cancel_requested=False).update(
         status=S.RUNNING, started_at=now, heartbeat_at=now) == 1
 
 
-def finish(experiment_id: int, status: str, *, error: str = "", results: dict[str, Any] | None = None) -> None:
-    """Record the end of a run; only an active run can finish."""
+def renew_lease(experiment_id: int, token: str | None = None) -> bool | None:
+    """Extend this claim's lease; return the cancel flag, or None when the claim was lost."""
+    rows = _mine(experiment_id, token).filter(status__in=HELD)
+    if rows.update(heartbeat_at=timezone.now()) != 1:
+        return None
+    return rows.filter(cancel_requested=True).exists()
+
+
+def finish(experiment_id: int, status: str, *, error: str = "", results: dict[str, Any] | None = None,
+           token: str | None = None) -> bool:
+    """Record the end of a run; only a held run (of this claim, given a token) can finish."""
     fields: dict[str, Any] = {"status": status, "finished_at": timezone.now(), "error": error[:20000]}
     if results is not None:
         fields["results"] = json_safe(results)
     if status == S.SUCCEEDED:
         fields["progress"] = 1.0
-    Experiment.objects.filter(pk=experiment_id, status__in=Experiment.ACTIVE).update(**fields)
+    active = (*HELD, S.QUEUED) if token is None else HELD
+    return _mine(experiment_id, token).filter(status__in=active).update(**fields) == 1
+
+
+def interrupt(experiment_id: int, reason: str, token: str | None = None, now=None) -> str | None:
+    """Take a held run off its worker: QUEUED again, or FAILED past `max_attempts`, or CANCELLED.
+
+    Returns the new status, or None when the run was no longer held (by this claim).
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        rows = _mine(experiment_id, token).filter(status__in=HELD)
+        if rows.update(status=S.INTERRUPTED, error=reason[:20000]) != 1:
+            return None
+        exp = Experiment.objects.get(pk=experiment_id)
+        if exp.cancel_requested:
+            status, error = S.CANCELLED, f"Cancelled; {reason[0].lower()}{reason[1:]}"
+        elif exp.attempts >= exp.max_attempts:
+            status, error = S.FAILED, f"Gave up after {exp.attempts} of {exp.max_attempts} attempts. {reason}"
+        else:
+            status, error = S.QUEUED, f"Re-queued after attempt {exp.attempts} of {exp.max_attempts}. {reason}"
+        fields: dict[str, Any] = {"status": status, "error": error, "task_id": ""}
+        if status == S.QUEUED:
+            fields.update(worker_name="", claimed_at=None, heartbeat_at=None)
+        else:
+            fields["finished_at"] = now
+        Experiment.objects.filter(pk=experiment_id, status=S.INTERRUPTED).update(**fields)
+    if status == S.QUEUED:
+        from workers.dispatch import wake_workers
+
+        wake_workers(exp.pool)
+    return status
+
+
+def recover_lost_runs(now=None) -> dict[str, list[int]]:
+    """Interrupt runs whose worker stopped renewing its lease; requeue or fail them."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.LEASE_SECONDS)
+    lost = list(Experiment.objects.filter(status__in=HELD, heartbeat_at__lt=cutoff).values_list("pk", flat=True))
+    outcome: dict[str, list[int]] = {}
+    reason = (f"The worker stopped sending heartbeats for over {settings.LEASE_SECONDS} s "
+              "(it was killed or lost its connection).")
+    for pk in lost:
+        with transaction.atomic():
+            # Re-check the lease under the row lock: the worker may have renewed it meanwhile.
+            if not Experiment.objects.select_for_update().filter(pk=pk, status__in=HELD,
+                                                                  heartbeat_at__lt=cutoff).exists():
+                continue
+            status = interrupt(pk, reason, now=now)
+        if status:
+            outcome.setdefault(status, []).append(pk)
+    return outcome
+
+
+def finish_draining_workers() -> None:
+    """A draining worker with no held run becomes disabled."""
+    busy = Experiment.objects.filter(status__in=HELD).values("worker_name")
+    Worker.objects.filter(mode=Worker.Mode.DRAINING).exclude(name__in=busy).update(mode=Worker.Mode.DISABLED)
 
 
 def json_safe(value: Any) -> Any:
@@ -67,20 +176,10 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def fail_lost_runs(now=None) -> list[int]:
-    """FAIL runs whose worker stopped renewing its lease (heartbeat older than the lease)."""
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.LEASE_SECONDS)
-    lost = list(Experiment.objects.filter(status__in=[S.CLAIMED, S.RUNNING], heartbeat_at__lt=cutoff)
-                .values_list("pk", flat=True))
-    for pk in lost:
-        Experiment.objects.filter(pk=pk, status__in=[S.CLAIMED, S.RUNNING], heartbeat_at__lt=cutoff).update(
-            status=S.FAILED, finished_at=now,
-            error=f"The worker stopped sending heartbeats for over {settings.LEASE_SECONDS} s "
-                  "(it was killed or lost its connection).")
-    return lost
-
-
 def pools_with_work() -> list[str]:
+    """Pools with claimable work (none while the whole queue is paused)."""
+    if QueueSwitch.is_paused():
+        return []
+    paused = Pool.objects.filter(paused=True).values("name")
     return sorted(set(Experiment.objects.filter(status=S.QUEUED, cancel_requested=False)
-                      .values_list("pool", flat=True)))
+                      .exclude(pool__in=paused).values_list("pool", flat=True)))

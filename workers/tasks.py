@@ -19,14 +19,16 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-@shared_task(name="workers.tasks.run_next")
-def run_next(pool: str = "default") -> int | None:
+@shared_task(bind=True, name="workers.tasks.run_next")
+def run_next(self, pool: str = "default") -> int | None:
     """Claim the best queued experiment of `pool` and run it; a no-op when there is none."""
-    experiment_id = queue.claim_next(pool, worker_name())
+    name = self.request.hostname or worker_name()
+    token = self.request.id or ""
+    experiment_id = queue.claim_next(pool, name, token)
     if experiment_id is None:
         return None
     try:
-        execute(experiment_id)
+        execute(experiment_id, token)
     finally:
         # More work may be waiting; the next child process (max-tasks-per-child=1) takes it.
         if pool in queue.pools_with_work():
@@ -34,41 +36,82 @@ def run_next(pool: str = "default") -> int | None:
     return experiment_id
 
 
-def execute(experiment_id: int) -> None:
+def execute(experiment_id: int, token: str | None = None) -> None:
     """Run a CLAIMED experiment to its end state."""
-    from distill_core.config import ExperimentConfig
-    from distill_core.distiller import run
     from distill_core.errors import DistillError, RunCancelled
     from webapp.experiments.models import Experiment
+    from workers import inventory
+    from workers.lease import LeaseKeeper, ShutdownSignal, StopFlags
     from workers.sink import DatabaseSink
 
     S = Experiment.Status
     experiment = Experiment.objects.get(pk=experiment_id)
-    if experiment.cancel_requested:
-        queue.finish(experiment_id, S.CANCELLED, error="Cancelled before it started.")
-        return
-    if not queue.mark_running(experiment_id):
-        log.warning("Experiment %s left CLAIMED before it could start", experiment_id)
+    if not queue.mark_running(experiment_id, token):
+        experiment.refresh_from_db(fields=["cancel_requested", "status"])
+        if experiment.cancel_requested:
+            queue.finish(experiment_id, S.CANCELLED, error="Cancelled before it started.", token=token)
+        else:
+            log.warning("Experiment %s left CLAIMED before it could start", experiment_id)
         return
     sink = DatabaseSink(experiment_id)
+    flags = StopFlags(sink, experiment.max_runtime_seconds)
+    keeper = LeaseKeeper(experiment_id, token or "", flags)
+    keeper.start()
+    inventory.note_job_device(experiment.worker_name)
     try:
-        config = ExperimentConfig.from_dict(experiment.config)
-        results = run(config, sink=sink, should_cancel=sink.should_cancel, cache_dir=teacher_cache_dir())
-    except RunCancelled:
-        sink.flush()
-        queue.finish(experiment_id, S.CANCELLED, error="Cancelled by a user while running.")
+        with ShutdownSignal(flags):
+            run = distiller()
+            results = run(config_for(experiment), sink=sink, should_cancel=flags.should_cancel,
+                          cache_dir=teacher_cache_dir())
+    except RunCancelled as exc:
+        _flush_quietly(sink)
+        if flags.shutdown or flags.lost:
+            queue.interrupt(experiment_id, "The worker was stopped while running it.", token=token)
+        elif flags.timed_out and not (flags.cancelled or sink.cancel_requested):
+            queue.finish(experiment_id, S.FAILED, token=token,
+                         error=f"Stopped after reaching its maximum runtime of {_duration(flags.max_runtime_seconds)} "
+                               f"({exc}); the metrics logged so far are kept.")
+        else:
+            queue.finish(experiment_id, S.CANCELLED, error="Cancelled by a user while running.", token=token)
     except DistillError as exc:
         log.info("Experiment %s failed: %s", experiment_id, exc)
         _flush_quietly(sink)
-        queue.finish(experiment_id, S.FAILED, error=str(exc))
+        queue.finish(experiment_id, S.FAILED, error=str(exc), token=token)
     except Exception as exc:  # a bug or an environment problem: keep the traceback for the page
         log.exception("Experiment %s crashed", experiment_id)
         _flush_quietly(sink)
         tb = "".join(traceback.format_exception(exc)[-8:])
-        queue.finish(experiment_id, S.FAILED, error=f"{type(exc).__name__}: {exc}\n\n{tb}")
+        # Maybe the machine's fault (out of memory, a driver): retry up to max_attempts.
+        queue.interrupt(experiment_id, f"The run crashed: {type(exc).__name__}: {exc}\n\n{tb}", token=token)
     else:
         sink.flush()
-        queue.finish(experiment_id, S.SUCCEEDED, results=results)
+        queue.finish(experiment_id, S.SUCCEEDED, results=results, token=token)
+    finally:
+        keeper.stop()
+
+
+def distiller():
+    """distill_core's run, or the cheap stand-in the queue tests and benchmarks use."""
+    if os.environ.get("DISTILLERY_FAKE_DISTILLER") == "1":
+        from workers.fake_distiller import run
+    else:
+        from distill_core.distiller import run
+    return run
+
+
+def config_for(experiment):
+    if os.environ.get("DISTILLERY_FAKE_DISTILLER") == "1":
+        return experiment.config
+    from distill_core.config import ExperimentConfig
+
+    return ExperimentConfig.from_dict(experiment.config)
+
+
+def _duration(seconds: int | None) -> str:
+    seconds = int(seconds or 0)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h {minutes:02d}m" if hours else (f"{minutes}m {secs:02d}s" if minutes else f"{secs} s")
 
 
 def teacher_cache_dir():
@@ -87,9 +130,13 @@ def _flush_quietly(sink) -> None:
 
 @shared_task(name="workers.tasks.housekeeping")
 def housekeeping() -> dict:
-    """Beat task: fail runs whose worker vanished; wake workers of pools with queued work."""
-    lost = queue.fail_lost_runs()
+    """Beat task: requeue runs whose worker vanished, stop hung cancels, wake workers of pools with work."""
+    from workers.revoke import kill_hung_cancels
+
+    lost = queue.recover_lost_runs()
+    killed = kill_hung_cancels()
+    queue.finish_draining_workers()
     pools = queue.pools_with_work()
     for pool in pools:
         run_next.apply_async(args=[pool], queue=pool_queue(pool))
-    return {"lost": lost, "woken": pools}
+    return {"lost": lost, "killed": killed, "woken": pools}

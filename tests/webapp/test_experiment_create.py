@@ -189,3 +189,17 @@ def test_nothing_is_saved_when_waking_the_workers_fails(alice_client, form_data)
 def test_a_teacher_and_dataset_can_be_preselected_from_the_url(alice_client, checkpoint, dataset):
     form = alice_client.get(f"{URL}?teacher={checkpoint.pk}&dataset={dataset.pk}").context["form"]
     assert form["teacher"].value() == str(checkpoint.pk) and form["dataset"].value() == str(dataset.pk)
+
+
+def test_it_stores_an_optional_maximum_runtime(alice_client, form_data, wake):
+    submit(alice_client, form_data, max_runtime_hours="1.5")
+    assert Experiment.objects.get().max_runtime_seconds == 5400
+
+
+def test_no_maximum_runtime_means_no_limit(alice_client, form_data, wake):
+    submit(alice_client, form_data)
+    assert Experiment.objects.get().max_runtime_seconds is None
+
+
+def test_it_refuses_a_maximum_runtime_that_is_not_positive(alice_client, form_data, wake):
+    assert_refused(submit(alice_client, form_data, max_runtime_hours="0"), "max_runtime_hours", "greater than or equal")

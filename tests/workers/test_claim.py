@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-from django.contrib.auth import get_user_model
-
-from webapp.accounts.models import Team
-from webapp.experiments.models import Checkpoint, Dataset, Experiment
+from webapp.experiments.models import Experiment
 from workers import queue
 
 S = Experiment.Status
-
-
-@pytest.fixture
-def make_experiment(db):
-    user = get_user_model().objects.create_user("alice", password="pw")
-    team = Team.objects.create(name="Acme", slug="acme")
-    checkpoint = Checkpoint.objects.create(team=team, name="t", path="/nowhere", info={"num_labels": 2})
-    dataset = Dataset.objects.create(team=team, name="d", train_path="/nowhere", labels=["a", "b"])
-
-    def make(name: str, **fields) -> Experiment:
-        return Experiment.objects.create(team=team, owner=user, name=name, teacher=checkpoint, dataset=dataset,
-                                         student_type="textcnn", config={}, **fields)
-
-    return make
 
 
 def test_it_claims_by_priority_then_age(make_experiment):
@@ -64,15 +46,24 @@ def test_finish_only_ends_active_runs(make_experiment):
     assert Experiment.objects.get(pk=exp.pk).status == S.SUCCEEDED
 
 
-def test_runs_whose_lease_expired_fail_with_a_reason(make_experiment, settings):
-    from datetime import timedelta
+def test_it_orders_by_priority_then_position_then_age(make_experiment):
+    first = make_experiment("first")
+    second = make_experiment("second")
+    moved = make_experiment("moved", position=first.position - 1)
+    assert [queue.claim_next("default", "w1") for _ in range(3)] == [moved.pk, first.pk, second.pk]
 
-    from django.utils import timezone
 
-    stale = make_experiment("stale", status=S.RUNNING, heartbeat_at=timezone.now() - timedelta(hours=1))
-    fresh = make_experiment("fresh", status=S.RUNNING, heartbeat_at=timezone.now())
-    assert queue.fail_lost_runs() == [stale.pk]
-    stale.refresh_from_db()
-    fresh.refresh_from_db()
-    assert stale.status == S.FAILED and "heartbeats" in stale.error
-    assert fresh.status == S.RUNNING
+def test_each_claim_counts_an_attempt_and_records_its_token(make_experiment):
+    exp = make_experiment("one")
+    assert queue.claim_next("default", "w1", "task-1") == exp.pk
+    exp.refresh_from_db()
+    assert exp.attempts == 1 and exp.task_id == "task-1"
+
+
+def test_a_late_worker_cannot_finish_a_run_it_no_longer_holds(make_experiment):
+    exp = make_experiment("one")
+    queue.claim_next("default", "w1", "old-claim")
+    assert queue.interrupt(exp.pk, "Lost.") == S.QUEUED
+    queue.claim_next("default", "w2", "new-claim")
+    assert not queue.finish(exp.pk, S.SUCCEEDED, token="old-claim")
+    assert queue.finish(exp.pk, S.SUCCEEDED, token="new-claim")

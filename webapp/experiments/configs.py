@@ -66,7 +66,8 @@ def output_dir(experiment: Experiment) -> str:
 
 
 def create_experiment(*, team, owner, checkpoint: Checkpoint, dataset: Dataset, fields: dict[str, Any],
-                      config: dict[str, Any] | None = None, pool: str = "default") -> Experiment:
+                      config: dict[str, Any] | None = None, pool: str = "default",
+                      max_runtime_seconds: int | None = None) -> Experiment:
     """Store a QUEUED experiment and wake `pool`'s workers once the transaction commits.
 
     `config` is build_config's result when the caller already has it; else it is built
@@ -78,6 +79,7 @@ def create_experiment(*, team, owner, checkpoint: Checkpoint, dataset: Dataset, 
         experiment = Experiment.objects.create(
             team=team, owner=owner, name=fields["name"], teacher=checkpoint, dataset=dataset,
             student_type=config["student"]["type"], config=config, status=Experiment.Status.QUEUED, pool=pool,
+            max_runtime_seconds=max_runtime_seconds,
         )
         # The output directory is named after the primary key, which exists only now.
         experiment.config = {**config, "output_dir": output_dir(experiment)}

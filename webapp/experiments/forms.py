@@ -190,6 +190,9 @@ class ExperimentForm(TeamFormMixin, forms.Form):
     learning_rate = forms.FloatField(initial=1e-3, label="Learning rate", help_text="AdamW; 1e-3 suits both students.")
     max_length = forms.IntegerField(initial=32, min_value=1, max_value=4096, label="Max length",
                                     help_text="Tokens per example; longer texts are truncated.")
+    max_runtime_hours = forms.FloatField(
+        required=False, min_value=0.01, max_value=720, label="Maximum runtime (hours)",
+        help_text="Optional. The run stops, keeps its metrics and fails once it has run this long.")
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.db import models
 
@@ -91,6 +93,11 @@ class Tag(models.Model):
         return self.name
 
 
+def next_position() -> float:
+    """Queue position of a new experiment: after everything already queued."""
+    return time.time()
+
+
 class Experiment(models.Model):
     class Status(models.TextChoices):
         QUEUED = "QUEUED", "Queued"
@@ -99,6 +106,8 @@ class Experiment(models.Model):
         SUCCEEDED = "SUCCEEDED", "Succeeded"
         FAILED = "FAILED", "Failed"
         CANCELLED = "CANCELLED", "Cancelled"
+        # Its worker vanished (lease expired) or was stopped; the queue re-queues it.
+        INTERRUPTED = "INTERRUPTED", "Interrupted"
 
     ACTIVE = (Status.QUEUED, Status.CLAIMED, Status.RUNNING)
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
@@ -112,10 +121,18 @@ class Experiment(models.Model):
     # The full distill_core ExperimentConfig as JSON: what the worker runs and the CLI re-runs.
     config = models.JSONField()
 
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
     pool = models.CharField(max_length=50, default="default")
     priority = models.IntegerField(default=0)
+    # Within a priority, lower goes first; a float so an admin can insert between two rows.
+    position = models.FloatField(default=next_position)
+    attempts = models.PositiveIntegerField(default=0)  # claims so far
+    max_attempts = models.PositiveIntegerField(default=3)
+    # The run saves and FAILS once it has run this long (null = no limit).
+    max_runtime_seconds = models.PositiveIntegerField(null=True, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)  # Celery task running it, for a last-resort revoke
     cancel_requested = models.BooleanField(default=False)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
 
     total_steps = models.PositiveIntegerField(null=True, blank=True)
@@ -140,7 +157,7 @@ class Experiment(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
-            models.Index(fields=["status", "pool", "-priority", "created_at"], name="queue_order"),
+            models.Index(fields=["status", "pool", "-priority", "position", "created_at"], name="queue_order"),
             # The list filters by team and sorts by one of these columns.
             models.Index(fields=["team", "-created_at"], name="list_by_created"),
             models.Index(fields=["team", "name"], name="list_by_name"),

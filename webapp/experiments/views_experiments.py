@@ -44,7 +44,9 @@ def experiment_new(request):
     if request.method == "POST" and form.is_valid():
         cd = form.cleaned_data
         experiment = create_experiment(team=cd["team"], owner=request.user, checkpoint=cd["teacher"],
-                                       dataset=cd["dataset"], fields=cd, config=form.config)
+                                       dataset=cd["dataset"], fields=cd, config=form.config,
+                                       max_runtime_seconds=round(cd["max_runtime_hours"] * 3600)
+                                       if cd.get("max_runtime_hours") else None)
         messages.success(request, f"Queued “{experiment.name}”.")
         return redirect("experiments:detail", pk=experiment.pk)
     return render(request, "experiments/new.html", {
@@ -85,7 +87,8 @@ def experiment_cancel(request, pk: int):
     # Conditional updates: a worker may claim or finish the row between our read and write.
     if Experiment.objects.filter(pk=pk, status=S.QUEUED).update(status=S.CANCELLED, finished_at=timezone.now()):
         messages.success(request, "Cancelled before it started.")
-    elif Experiment.objects.filter(pk=pk, status__in=(S.CLAIMED, S.RUNNING)).update(cancel_requested=True):
+    elif Experiment.objects.filter(pk=pk, status__in=(S.CLAIMED, S.RUNNING)).update(
+            cancel_requested=True, cancel_requested_at=timezone.now()):
         messages.info(request, "Cancelling: the worker stops the run at its next check and keeps what it logged.")
     else:
         experiment.refresh_from_db(fields=["status"])

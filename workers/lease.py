@@ -1,0 +1,112 @@
+"""Keep a running job's lease alive and decide when it must stop (cancel, runtime, shutdown)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import connection
+
+log = logging.getLogger(__name__)
+
+
+class StopFlags:
+    """Why the training loop should stop; `should_cancel` is what distill_core polls."""
+
+    def __init__(self, sink, max_runtime_seconds: int | None, clock: Callable[[], float] = time.monotonic):
+        self.sink = sink
+        self.clock = clock
+        self.started = clock()
+        self.max_runtime_seconds = max_runtime_seconds
+        self.cancelled = False  # set by the lease thread from the DB flag
+        self.shutdown = False  # SIGTERM: the worker is stopping
+        self.lost = False  # another worker took the run over
+        # Fault tests slow a tiny run down to GPU-like step times so it can be hit mid-run.
+        self.step_delay = float(os.environ.get("DISTILLERY_TEST_STEP_DELAY", "0") or 0)
+
+    @property
+    def timed_out(self) -> bool:
+        return bool(self.max_runtime_seconds) and self.clock() - self.started >= self.max_runtime_seconds
+
+    def should_cancel(self) -> bool:
+        if self.step_delay:
+            time.sleep(self.step_delay)
+        return self.sink.should_cancel() or self.cancelled or self.shutdown or self.lost or self.timed_out
+
+
+class LeaseKeeper(threading.Thread):
+    """Renew the run's lease every LEASE_SECONDS/4 from a thread, and read the cancel flag.
+
+    The training loop renews it too (through the sink's flush), but teacher pre-computation
+    can take longer than a lease without a single step. The thread stops the process
+    outright when a run ignores its runtime limit (hung) for a grace period.
+    """
+
+    def __init__(self, experiment_id: int, token: str, flags: StopFlags, grace_seconds: float = 300.0):
+        super().__init__(name=f"lease-{experiment_id}", daemon=True)
+        self.experiment_id = experiment_id
+        self.token = token
+        self.flags = flags
+        self.grace_seconds = grace_seconds
+        self.interval = max(0.5, settings.LEASE_SECONDS / 4)
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        from workers import queue
+
+        try:
+            while not self._stop_event.wait(self.interval):
+                try:
+                    cancel = queue.renew_lease(self.experiment_id, self.token)
+                except Exception:
+                    log.warning("Could not renew the lease of experiment %s", self.experiment_id, exc_info=True)
+                    connection.close()
+                    continue
+                if cancel is None:
+                    self.flags.lost = True
+                elif cancel:
+                    self.flags.cancelled = True
+                self._check_hung()
+        finally:
+            connection.close()
+
+    def _check_hung(self) -> None:
+        limit = self.flags.max_runtime_seconds
+        if limit and self.flags.clock() - self.flags.started > limit + self.grace_seconds:
+            from webapp.experiments.models import Experiment
+            from workers import queue
+
+            log.error("Experiment %s ignored its runtime limit; killing the job process", self.experiment_id)
+            queue.finish(self.experiment_id, Experiment.Status.FAILED, token=self.token,
+                         error=f"Exceeded its maximum runtime of {limit} s and did not stop; the job was killed.")
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=10)
+
+
+class ShutdownSignal:
+    """While a job runs, turn SIGTERM into a clean stop (save, re-queue) instead of death."""
+
+    def __init__(self, flags: StopFlags):
+        self.flags = flags
+        self.previous = None
+
+    def __enter__(self) -> ShutdownSignal:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        log.warning("SIGTERM: stopping the run at its next step and re-queueing it")
+        self.flags.shutdown = True
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
