@@ -166,9 +166,11 @@ def finish_draining_workers() -> None:
 
 
 def json_safe(value: Any) -> Any:
-    """Replace NaN/inf (which JSON columns refuse) with None, recursively."""
+    """Replace NaN/inf (which JSON columns refuse) with None and drop NUL characters, recursively."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, str):
+        return value.replace("\x00", "")  # PostgreSQL's JSON refuses NUL
     if isinstance(value, dict):
         return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -68,6 +68,10 @@ def test_only_a_succeeded_run_has_a_download(alice_client, finished_experiment, 
 
 @pytest.mark.parametrize("export_dir", ["/etc", "/", "relative/dir", "", None, 42, ["a"], "/tmp/../etc", "a\x00b"])
 def test_an_export_outside_the_artifact_root_is_never_served(alice_client, finished_experiment, export_dir):
+    from django.db import connection
+
+    if connection.vendor == "postgresql" and isinstance(export_dir, str) and "\x00" in export_dir:
+        pytest.skip("PostgreSQL's JSON cannot hold NUL, so such a path can never be stored")
     Experiment.objects.filter(pk=finished_experiment.pk).update(
         results={**finished_experiment.results, "export_dir": export_dir})
     assert download(alice_client, finished_experiment).status_code == 404

@@ -103,14 +103,20 @@ def test_the_series_keys_come_from_the_index(experiment, make_experiment):
 
 
 def test_the_bucket_query_uses_the_unique_index(experiment):
-    sql = ("SELECT COUNT(*), MIN(value), step, value FROM experiments_metricpoint WHERE experiment_id = %s "
-           "AND key = %s AND step >= %s AND step <= %s GROUP BY (step - %s) / %s")
+    if connection.vendor == "postgresql":  # the one-scan array form downsample.py uses there
+        sql = ("SELECT (step - %s) / %s AS b, COUNT(*), MIN(ARRAY[value, step::float8]) FROM experiments_metricpoint "
+               "WHERE experiment_id = %s AND key = %s AND step >= %s AND step <= %s GROUP BY b")
+        params = [0, 2, experiment.pk, "k", 0, 10]
+    else:  # SQLite's bare-column form
+        sql = ("SELECT COUNT(*), MIN(value), step, value FROM experiments_metricpoint WHERE experiment_id = %s "
+               "AND key = %s AND step >= %s AND step <= %s GROUP BY (step - %s) / %s")
+        params = [experiment.pk, "k", 0, 10, 0, 2]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SET LOCAL enable_seqscan = off")
-            cursor.execute("EXPLAIN " + sql, [experiment.pk, "k", 0, 10, 0, 2])
+            cursor.execute("EXPLAIN " + sql, params)
         else:
-            cursor.execute("EXPLAIN QUERY PLAN " + sql, [experiment.pk, "k", 0, 10, 0, 2])
+            cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
         plan = " ".join(str(row) for row in cursor.fetchall())
     # SQLite names the index of a unique constraint declared with the table "sqlite_autoindex_*".
     assert "unique_metric_point" in plan or "USING INDEX sqlite_autoindex_experiments_metricpoint" in plan

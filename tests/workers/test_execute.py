@@ -71,9 +71,9 @@ def test_sigterm_during_a_run_requeues_it(fake_run, monkeypatch):
     exp, token = fake_run(steps=50, sleep=0.01)
     real_run = fake_distiller.run
 
-    def run_and_get_stopped(config, sink=None, should_cancel=None):
+    def run_and_get_stopped(config, sink=None, should_cancel=None, **options):
         os.kill(os.getpid(), signal.SIGTERM)  # the handler only sets a flag while the job runs
-        return real_run(config, sink, should_cancel)
+        return real_run(config, sink, should_cancel, **options)
 
     monkeypatch.setattr(fake_distiller, "run", run_and_get_stopped)
     before = signal.getsignal(signal.SIGTERM)
