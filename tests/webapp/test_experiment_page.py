@@ -205,3 +205,23 @@ def test_the_config_downloads_as_json(alice_client, experiment):
     assert response["Content-Disposition"] == f'attachment; filename="experiment-{experiment.pk}-config.json"'
     assert json.loads(response.content) == experiment.config
     assert f'href="/experiments/{experiment.pk}/config.json"' in page(alice_client, experiment)
+
+
+def test_each_intermediate_match_gets_a_live_series(alice_client, make_experiment):
+    experiment = make_experiment(S.RUNNING)
+    matches = [{"layer_T": 2, "layer_S": 1, "feature": "hidden", "loss": "hidden_mse", "proj": ["linear", 16, 32]},
+               {"layer_T": 1, "layer_S": 0, "feature": "attention", "loss": "attention_mse"}]
+    experiment.config = {**experiment.config, "matches": matches}
+    experiment.save(update_fields=["config"])
+    html = page(alice_client, experiment)
+    charts = json.loads(html.split('id="live-charts" type="application/json">')[1].split("</script>")[0])
+    by_id = {c["id"]: c["keys"] for c in charts}
+    assert by_id["chart-matches"] == ["train/match0_hidden_mse_T2_S1", "train/match1_attention_mse_T1_S0"]
+    assert "train/intermediate_loss" in by_id["chart-loss"] and "train/temperature" in by_id["chart-schedule"]
+
+
+def test_a_config_that_no_longer_parses_still_renders(alice_client, make_experiment):
+    experiment = make_experiment(S.RUNNING)
+    experiment.config = {**experiment.config, "matches": "no-such-preset"}
+    experiment.save(update_fields=["config"])
+    assert 'id="chart-loss"' in page(alice_client, experiment)

@@ -26,8 +26,38 @@ LIVE_CHARTS = [
     {"id": "chart-loss", "title": "Training losses", "keys": ["train/loss", "train/kd_loss", "train/hard_loss"],
      "yaxis": "loss"},
     {"id": "chart-lr", "title": "Learning rate", "keys": ["train/lr"], "yaxis": "learning rate"},
+    {"id": "chart-schedule", "title": "Temperature and loss weights",
+     "keys": ["train/temperature", "train/kd_weight", "train/hard_weight"], "yaxis": "value"},
     {"id": "chart-dev", "title": "Dev metrics", "keys": ["dev/accuracy", "dev/macro_f1"], "yaxis": "score"},
 ]
+
+
+def live_charts(experiment: Experiment) -> list[dict]:
+    """The page's charts: LIVE_CHARTS plus one chart of the intermediate-match terms, when the run has any."""
+    keys = match_keys(experiment.config)
+    if not keys:
+        return LIVE_CHARTS
+    loss = {**LIVE_CHARTS[0], "keys": [*LIVE_CHARTS[0]["keys"], "train/intermediate_loss"]}
+    matches = {"id": "chart-matches", "title": "Intermediate matches", "keys": [f"train/{k}" for k in keys],
+               "yaxis": "weighted loss"}
+    return [loss, matches, *LIVE_CHARTS[1:]]
+
+
+def match_keys(config: object) -> list[str]:
+    """The metric names distill_core logs for each match of each stage (match0_hidden_mse_T4_S2, ...)."""
+    from distill_core.config import ExperimentConfig
+    from distill_core.errors import DistillError
+    from distill_core.matches import parse_matches
+
+    try:
+        stages = ExperimentConfig.from_dict(config).stage_configs() if isinstance(config, dict) else []
+        keys = []
+        for stage in stages:
+            for i, m in enumerate(parse_matches(stage.matches) if stage.matches else []):
+                keys.append(f"match{i}_{m.loss}_T{m.layer_T}_S{m.layer_S}")
+    except DistillError:  # an old or hand-edited config: the standard charts still work
+        return []
+    return list(dict.fromkeys(keys))
 
 
 @login_required
@@ -71,7 +101,7 @@ def experiment_detail(request, pk: int):
         "experiment": experiment,
         "status": status_payload(experiment),
         "config_json": config_json,
-        "charts": LIVE_CHARTS,
+        "charts": live_charts(experiment),
         "results": summarise(experiment.results),
         "student_ready": student_ready,
         "nav": "experiments",

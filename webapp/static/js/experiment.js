@@ -10,6 +10,8 @@
   const NAMES = {
     "train/loss": "total loss", "train/kd_loss": "KD loss", "train/hard_loss": "hard-label loss",
     "train/lr": "learning rate", "dev/accuracy": "dev accuracy", "dev/macro_f1": "dev macro-F1",
+    "train/temperature": "temperature", "train/kd_weight": "KD weight", "train/hard_weight": "hard-label weight",
+    "train/intermediate_loss": "intermediate loss",
   };
   const statusUrl = root.dataset.statusUrl;
   const metricsUrl = root.dataset.metricsUrl;
@@ -22,7 +24,8 @@
   charts.forEach(function (chart) {
     const isDev = chart.keys[0].indexOf("dev/") === 0;
     const traces = chart.keys.map(function (key) {
-      return { type: "scatter", mode: isDev ? "lines+markers" : "lines", name: NAMES[key] || key,
+      return { type: "scatter", mode: isDev ? "lines+markers" : "lines",
+        name: NAMES[key] || key.replace(/^train\//, ""),
         x: [], y: [], line: { width: 2 }, marker: { size: 6 } };
     });
     chart.keys.forEach(function (key, i) { traceOf[key] = { id: chart.id, index: i }; });
