@@ -154,7 +154,11 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
         texts = augment_texts(splits["train"].texts, config.augment, config.seed)
         splits["augmented"] = Split("augmented", splits["train"].path, texts, None, [-1] * len(texts))
         log.info("Augmentation made %d extra training texts", len(texts))
-    encoded = encode_splits(config, splits, encoder, teachers, device, cache_dir)
+    def check_cancel() -> None:
+        if should_cancel is not None and should_cancel():
+            raise RunCancelled("Cancelled while the teacher was labelling the data.")
+
+    encoded = encode_splits(config, splits, encoder, teachers, device, cache_dir, check_cancel)
     if "augmented" in encoded:
         augmented = encoded.pop("augmented")
         augmented.labels = teacher_predictions(augmented.teacher, config.data.multi_label)  # the teacher labels copies
@@ -240,7 +244,8 @@ def load_teachers(config: ExperimentConfig, device: torch.device, labels: list[s
 
 
 def encode_splits(config: ExperimentConfig, splits: dict[str, Split], encoder: Encoder, teachers: list[LoadedTeacher],
-                  device: torch.device, cache_dir: str | Path | None) -> dict[str, Encoded]:
+                  device: torch.device, cache_dir: str | Path | None,
+                  on_batch: Callable[[], None] | None = None) -> dict[str, Encoded]:
     """Student ids for every split and the teachers' (weighted mean) logits, computed once or read from the cache."""
     from distill_core import teacher_cache
 
@@ -254,7 +259,7 @@ def encode_splits(config: ExperimentConfig, splits: dict[str, Split], encoder: E
         for t in teachers:
             def compute(split: Split = split, t: LoadedTeacher = t) -> torch.Tensor:
                 return teacher_logits(t.model, t.tokenizer, split.texts, split.pairs, max_length,
-                                      batch_size=max(64, config.train.batch_size), device=device)
+                                      batch_size=max(64, config.train.batch_size), device=device, on_batch=on_batch)
 
             key = teacher_cache.cache_key(t.path, split, max_length, features=("logits",))
             logits = teacher_cache.get_or_compute(cache_dir, key, compute)  # (N, C)

@@ -6,6 +6,7 @@ import json
 import logging
 import re
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -99,11 +100,17 @@ def tokenize(tokenizer: Any, texts: list[str], pairs: list[str] | None, max_leng
 
 @torch.no_grad()
 def teacher_logits(model: torch.nn.Module, tokenizer: Any, texts: list[str], pairs: list[str] | None,
-                   max_length: int, batch_size: int = 64, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Run the teacher over all examples once: logits (N, C) float32 on the CPU, in input order."""
+                   max_length: int, batch_size: int = 64, device: torch.device | str = "cpu",
+                   on_batch: Callable[[], None] | None = None) -> torch.Tensor:
+    """Run the teacher over all examples once: logits (N, C) float32 on the CPU, in input order.
+
+    `on_batch()` is called before every batch (the distiller raises RunCancelled from it).
+    """
     model.eval()
     out = []
     for start in range(0, len(texts), batch_size):
+        if on_batch is not None:
+            on_batch()
         end = start + batch_size
         batch = tokenize(tokenizer, texts[start:end], pairs[start:end] if pairs is not None else None, max_length)
         batch = {k: v.to(device) for k, v in batch.items()}

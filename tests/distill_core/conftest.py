@@ -61,3 +61,16 @@ class ListSink:
 
     def of(self, kind: str) -> list[dict]:
         return [p for k, p in self.events if k == kind]
+
+
+class CancelAt(ListSink):
+    """A sink whose `should_cancel` turns true at training step `step` (teacher-pass polls do not count)."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__()
+        self.step, self.calls = step, 0
+
+    def should_cancel(self) -> bool:
+        if self.of("start"):
+            self.calls += 1
+        return self.calls == self.step

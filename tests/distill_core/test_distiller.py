@@ -77,14 +77,15 @@ def test_the_teacher_vocabulary_and_a_held_out_dev_split_work(make_config):
 
 
 def test_a_cancel_request_stops_the_run(make_config):
-    calls = []
+    sink, calls = ListSink(), []
 
-    def should_cancel() -> bool:
-        calls.append(1)
+    def should_cancel() -> bool:  # polled during the teacher pass too; count the training steps only
+        if sink.of("start"):
+            calls.append(1)
         return len(calls) >= 3
 
     with pytest.raises(RunCancelled, match="step 3"):
-        run(ExperimentConfig.from_dict(make_config()), should_cancel=should_cancel)
+        run(ExperimentConfig.from_dict(make_config()), sink=sink, should_cancel=should_cancel)
 
 
 def test_a_diverging_loss_stops_with_the_step_and_the_term(make_config):
@@ -112,3 +113,8 @@ def test_the_logged_learning_rate_follows_the_schedule(make_config):
                                                output_dir=None)), sink=sink)
     lrs = [p["metrics"]["lr"] for p in sink.of("step")]
     assert lrs[0] == pytest.approx(0.005) and lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.005 / 5
+
+
+def test_a_cancel_request_stops_the_teacher_pass_too(make_config):
+    with pytest.raises(RunCancelled, match="teacher was labelling"):
+        run(ExperimentConfig.from_dict(make_config()), should_cancel=lambda: True)

@@ -10,17 +10,7 @@ from distill_core.checkpointing import checkpoint_path
 from distill_core.config import ExperimentConfig
 from distill_core.distiller import run
 from distill_core.errors import CheckpointError, RunCancelled
-from tests.distill_core.conftest import ListSink
-
-
-def cancel_at(step: int):
-    calls = []
-
-    def should_cancel() -> bool:
-        calls.append(1)
-        return len(calls) == step
-
-    return should_cancel
+from tests.distill_core.conftest import CancelAt, ListSink
 
 
 @pytest.mark.parametrize("cancel_step", [5, 7])  # mid-epoch, and exactly at the epoch boundary
@@ -31,7 +21,8 @@ def test_a_resumed_run_matches_an_uninterrupted_one_bitwise(make_config, tmp_pat
 
     config_b = ExperimentConfig.from_dict({**raw, "output_dir": str(tmp_path / "b")})
     with pytest.raises(RunCancelled):
-        run(config_b, should_cancel=cancel_at(cancel_step))
+        cancel = CancelAt(cancel_step)
+        run(config_b, sink=cancel, should_cancel=cancel.should_cancel)
     assert checkpoint_path(tmp_path / "b").is_file()
     resumed = ListSink()
     results = run(config_b, sink=resumed)
@@ -48,7 +39,8 @@ def test_a_resumed_run_matches_an_uninterrupted_one_bitwise(make_config, tmp_pat
 def test_a_checkpoint_of_another_config_is_refused(make_config, tmp_path):
     config = ExperimentConfig.from_dict(make_config(output_dir=str(tmp_path / "out")))
     with pytest.raises(RunCancelled):
-        run(config, should_cancel=cancel_at(2))
+        cancel = CancelAt(2)
+        run(config, sink=cancel, should_cancel=cancel.should_cancel)
     changed = ExperimentConfig.from_dict(make_config(kd={"temperature": 5.0}, output_dir=str(tmp_path / "out")))
     with pytest.raises(CheckpointError, match="another config") as err:
         run(changed)

@@ -7,7 +7,7 @@ import pytest
 from distill_core.config import ExperimentConfig
 from distill_core.distiller import run
 from distill_core.errors import ConfigError, RunCancelled
-from tests.distill_core.conftest import ListSink
+from tests.distill_core.conftest import CancelAt, ListSink
 
 # The tiny teacher: 2 layers x 32 hidden, 2 heads. A 1-layer x 16 transformer student on its tokens.
 STUDENT = {"type": "transformer", "vocab": "teacher",
@@ -55,10 +55,10 @@ def test_a_two_stage_run_resumes_inside_the_second_stage(make_config, tmp_path):
     stages = [{"name": "a", "epochs": 1, "matches": MATCHES[:1]}, {"name": "b", "epochs": 1}]
     raw = make_config(student=STUDENT, stages=stages, train={"checkpoint_every": 2})
     straight = run(ExperimentConfig.from_dict({**raw, "output_dir": str(tmp_path / "a")}))
-    calls = []
     config = ExperimentConfig.from_dict({**raw, "output_dir": str(tmp_path / "b")})
+    cancel = CancelAt(10)
     with pytest.raises(RunCancelled):
-        run(config, should_cancel=lambda: calls.append(1) or len(calls) == 10)
+        run(config, sink=cancel, should_cancel=cancel.should_cancel)
     resumed = run(config)
     assert resumed["resumed_from"] == 10
     assert resumed["student"] == straight["student"] and resumed["best_dev"] == straight["best_dev"]
