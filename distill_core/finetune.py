@@ -47,8 +47,15 @@ def run_finetune(config: ExperimentConfig, sink: Any = None, should_cancel: Call
     """Fine-tune `config.teacher.path` on the dataset's hard labels; the result is a teacher checkpoint."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from distill_core.distiller import (Encoded, NullSink, Trainer, label_tensor, load_splits, predict_labels,
-                                        resolve_device)
+    from distill_core.distiller import (
+        Encoded,
+        NullSink,
+        Trainer,
+        label_tensor,
+        load_splits,
+        predict_labels,
+        resolve_device,
+    )
     from distill_core.teachers import inspect_checkpoint
     from distill_core.vocab import TeacherPieces
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from distill_core.config import ExperimentConfig
-from distill_core.errors import CheckpointError, ConfigError, DatasetError
 from distill_core.distiller import run
+from distill_core.errors import CheckpointError, ConfigError, DatasetError
 
 
 def test_a_config_round_trips_through_json(make_config):

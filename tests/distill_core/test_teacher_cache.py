@@ -11,7 +11,6 @@ import torch
 from distill_core import teacher_cache
 from distill_core.config import ExperimentConfig
 from distill_core.distiller import run
-from tests.distill_core.conftest import ListSink
 
 
 def split(texts, pairs=None):

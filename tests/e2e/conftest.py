@@ -49,3 +49,18 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def log_in(page, base: str, username: str = "alice", password: str = "alice-pw-123") -> None:
+    page.goto(f"{base}/accounts/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("main form button[type=submit]")  # the nav holds a logout form too
+    page.wait_for_load_state()
+
+
+def plot_data(page, element_id: str) -> list[dict]:
+    """The traces Plotly drew in `element_id` (x, y, z, type, name, mode, marker symbol)."""
+    page.wait_for_function(f"document.getElementById('{element_id}') && document.getElementById('{element_id}').data")
+    return page.evaluate(f"document.getElementById('{element_id}').data.map(t => ({{x: t.x, y: t.y, z: t.z, "
+                         "type: t.type, name: t.name, mode: t.mode, symbol: t.marker && t.marker.symbol}))")

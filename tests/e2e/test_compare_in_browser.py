@@ -12,7 +12,7 @@ import re
 import pytest
 from django.contrib.auth import get_user_model
 
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import log_in, plot_data, screenshot
 from tests.webapp.factories import LABELS, TRAIN_ROWS, add_points, sample_results
 from webapp.accounts.models import Membership, Team
 from webapp.experiments.models import Checkpoint, Dataset, Experiment
@@ -77,18 +77,6 @@ def seeded(transactional_db, tmp_path, settings):
     return {"cnn": cnn, "lstm": lstm}
 
 
-def log_in(page, base: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=username]", "alice")
-    page.fill("input[name=password]", "alice-pw-123")
-    page.click("main form button[type=submit]")
-    page.wait_for_load_state()
-
-
-def plot_data(page, element_id: str) -> list[dict]:
-    page.wait_for_function(f"document.getElementById('{element_id}') && document.getElementById('{element_id}').data")
-    return page.evaluate(f"document.getElementById('{element_id}').data.map(t => ({{x: t.x, y: t.y, "
-                         "name: t.name, mode: t.mode, symbol: t.marker && t.marker.symbol}))")
 
 
 def test_a_user_compares_two_runs_from_the_list(seeded, live_server, page):

@@ -13,7 +13,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from tests.conftest import demo_labels, wait_for, write_demo_slice
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import log_in, plot_data, screenshot
 from webapp.accounts.models import Membership, Team
 from webapp.experiments.models import Experiment, MetricPoint
 
@@ -35,18 +35,6 @@ def acme(transactional_db, tmp_path, settings):
     return acme
 
 
-def log_in(page, base: str, username: str, password: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-
-
-def plot_data(page, element_id: str) -> list[dict]:
-    page.wait_for_function(f"document.getElementById('{element_id}') && document.getElementById('{element_id}').data")
-    return page.evaluate(f"document.getElementById('{element_id}').data.map(t => ({{x: t.x, y: t.y, z: t.z, "
-                         "type: t.type, name: t.name}))")
 
 
 def test_a_user_distills_a_teacher_from_the_browser(acme, live_server, page, worker_process, tmp_path):

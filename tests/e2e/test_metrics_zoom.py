@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from tests.e2e.test_distill_in_browser import log_in
+from tests.e2e.conftest import log_in
 from tests.webapp.factories import add_points
 from webapp.accounts.models import Membership, Team
 from webapp.experiments.models import Checkpoint, Dataset, Experiment

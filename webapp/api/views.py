@@ -7,7 +7,7 @@ archives.register_archive), so the web and the API share one validation.
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.http import JsonResponse
 from django.utils import timezone
 
@@ -17,7 +17,13 @@ from webapp.api.http import ApiError, api_view, error, form_error, int_param, js
 from webapp.experiments import archives, datasets
 from webapp.experiments.access import get_owned, owned
 from webapp.experiments.configs import create_experiment
-from webapp.experiments.forms import CheckpointForm, DatasetForm, ExperimentForm
+from webapp.experiments.forms import (
+    CheckpointForm,
+    DatasetForm,
+    ExperimentForm,
+    duplicate_checkpoint_message,
+    save_checkpoint,
+)
 from webapp.experiments.models import Checkpoint, Dataset, Experiment
 from webapp.experiments.results import summarise
 from webapp.experiments.views_json import MetricWindow, finite, metrics_payload
@@ -190,19 +196,12 @@ def checkpoint_create(request):
         form = CheckpointForm(_with_defaults(CheckpointForm, data, request.user), user=request.user)
     if not form.is_valid():
         return form_error(form)
-    cd = form.cleaned_data
     try:
-        if cd.get("archive"):
-            checkpoint = archives.register_archive(team=cd["team"], user=request.user, name=cd["name"],
-                                                   upload=cd["archive"])
-        else:
-            with transaction.atomic():
-                checkpoint = Checkpoint.objects.create(team=cd["team"], name=cd["name"], path=cd["path"],
-                                                       info=form.info, created_by=request.user)
+        checkpoint = save_checkpoint(form, request.user)
     except archives.ArchiveRefused as exc:
         return error(exc.message, 400, {exc.field: [exc.message]})
     except IntegrityError:
-        message = f"{cd['team']} already has a checkpoint called {cd['name']!r}."
+        message = duplicate_checkpoint_message(form)
         return error(message, 400, {"name": [message]})
     return JsonResponse(serialize.checkpoint(checkpoint), status=201)
 

@@ -107,6 +107,28 @@ class CheckpointForm(TeamFormMixin, forms.Form):
         return cleaned
 
 
+def save_checkpoint(form: CheckpointForm, user) -> Checkpoint:
+    """Create the checkpoint of a valid CheckpointForm: unpack its archive, or register its path.
+
+    Raises archives.ArchiveRefused (naming the field to blame) and IntegrityError when the name
+    was taken since the form was validated (`duplicate_checkpoint_message` words it).
+    """
+    from django.db import transaction
+
+    from webapp.experiments import archives
+
+    cd = form.cleaned_data
+    if cd.get("archive"):
+        return archives.register_archive(team=cd["team"], user=user, name=cd["name"], upload=cd["archive"])
+    with transaction.atomic():
+        return Checkpoint.objects.create(team=cd["team"], name=cd["name"], path=cd["path"], info=form.info,
+                                         created_by=user)
+
+
+def duplicate_checkpoint_message(form: CheckpointForm) -> str:
+    return f"{form.cleaned_data['team']} already has a checkpoint called {form.cleaned_data['name']!r}."
+
+
 class DatasetForm(TeamFormMixin, forms.Form):
     team = forms.ModelChoiceField(queryset=None, empty_label=None)
     name = forms.CharField(max_length=100)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import Count
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -13,7 +13,7 @@ from distill_core.errors import DatasetError
 from webapp.accounts.models import teams_of
 from webapp.experiments import archives, datasets
 from webapp.experiments.access import get_owned, owned
-from webapp.experiments.forms import CheckpointForm, DatasetForm
+from webapp.experiments.forms import CheckpointForm, DatasetForm, duplicate_checkpoint_message, save_checkpoint
 from webapp.experiments.models import Checkpoint, Dataset
 
 PREVIEW_ROWS = 20
@@ -46,17 +46,10 @@ def _checkpoint_new(request):
     form = CheckpointForm(request.POST or None, request.FILES or None, user=request.user,
                           archive_too_large=getattr(request, "upload_too_large", False))
     if request.method == "POST" and form.is_valid():
-        cd = form.cleaned_data
         try:
-            if cd.get("archive"):
-                checkpoint = archives.register_archive(team=cd["team"], user=request.user, name=cd["name"],
-                                                       upload=cd["archive"])
-            else:
-                with transaction.atomic():
-                    checkpoint = Checkpoint.objects.create(team=cd["team"], name=cd["name"], path=cd["path"],
-                                                           info=form.info, created_by=request.user)
+            checkpoint = save_checkpoint(form, request.user)
         except IntegrityError:  # registered by someone else since the form was validated
-            form.add_error("name", f"{cd['team']} already has a checkpoint called {cd['name']!r}.")
+            form.add_error("name", duplicate_checkpoint_message(form))
         except archives.ArchiveRefused as exc:
             form.add_error(exc.field, exc.message)
         else:

@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from webapp.accounts.models import Membership, Team
-from webapp.experiments.models import Checkpoint, Dataset, Experiment
+from webapp.experiments.models import Checkpoint, Dataset
 
 DEMO_DATA = Path(__file__).resolve().parents[2] / "demo_data" / "thucnews"
 TEACHER_NAME = "demo-thucnews-bert"
