@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -19,6 +21,7 @@ from webapp.experiments.configs import create_experiment
 from webapp.experiments.forms import ExperimentForm
 from webapp.experiments.models import Checkpoint, Dataset, Experiment
 from webapp.experiments.results import summarise
+from webapp.experiments.sweeps import create_sweep
 from webapp.experiments.views_json import status_payload
 
 # The live charts: (chart id, title, metric keys, y-axis title).
@@ -43,12 +46,19 @@ def experiment_new(request):
     form = ExperimentForm(request.POST or None, user=request.user, initial=initial)
     if request.method == "POST" and form.is_valid():
         cd = form.cleaned_data
+        if len(form.configs) > 1:
+            created, tag = create_sweep(team=cd["team"], owner=request.user, checkpoint=cd["teacher"],
+                                        dataset=cd["dataset"], fields=cd, configs=form.configs)
+            messages.success(request, f"Queued {len(created)} experiments, tagged “{tag.name}”.")
+            return redirect(f"{reverse('experiments:list')}?{urlencode({'tag': tag.name})}")
         experiment = create_experiment(team=cd["team"], owner=request.user, checkpoint=cd["teacher"],
                                        dataset=cd["dataset"], fields=cd, config=form.config)
         messages.success(request, f"Queued “{experiment.name}”.")
         return redirect("experiments:detail", pk=experiment.pk)
     return render(request, "experiments/new.html", {
         "form": form,
+        "open_sections": form.open_sections() if form.is_bound else {"basics"},
+        "match_choices": form.match_choices(),
         "has_teams": teams_of(request.user).exists(),
         "has_checkpoints": owned(request.user, Checkpoint).exists(),
         "has_datasets": owned(request.user, Dataset).exists(),
