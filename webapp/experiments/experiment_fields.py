@@ -179,7 +179,7 @@ class ExperimentFields(forms.Form):
     checkpoint_every = integer(100, 1, 10**9, "Steps between resumable checkpoints (and every epoch end).",
                                label="Checkpoint every")
     device = forms.CharField(required=False, max_length=10, initial="auto", label="Device",
-                             validators=[RegexValidator(r"^(auto|cpu|cuda(:\d{1,2})?)$",
+                             validators=[RegexValidator(r"^(auto|cpu|cuda(:[0-9]{1,2})?)$",
                                                         "Use auto, cpu, cuda or cuda:N.")],
                              help_text="auto picks the worker's GPU; cpu, cuda or cuda:N force one.")
 

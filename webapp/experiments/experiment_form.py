@@ -37,7 +37,7 @@ def _int_list(text: str, what: str, low: int, high: int, count: tuple[int, int])
         raise forms.ValidationError(f"Give {wanted} comma-separated whole numbers (got {len(items)}).")
     values = []
     for item in items:
-        if not re.fullmatch(r"\d{1,9}", item):
+        if not re.fullmatch(r"[0-9]{1,9}", item):
             raise forms.ValidationError(f"{item[:20]!r} is not a whole number.")
         if not low <= int(item) <= high:
             raise forms.ValidationError(f"{what} must be between {low} and {high} (got {item}).")
