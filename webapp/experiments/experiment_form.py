@@ -255,11 +255,15 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
     def _build_all(self, cleaned: dict[str, Any], teacher: Checkpoint, dataset: Dataset,
                    overrides: list[dict[str, Any]]) -> None:
         """One validated config per sweep combination; the first refusal is put on its field."""
+        from distill_core.matches import parse_matches
+
         configs = []
         for combination in overrides:
             values = {**cleaned, **combination, "name": sweeps.combination_name(cleaned["name"], combination)}
             values["matches"] = self._matches_value(cleaned)
             try:
+                if isinstance(values["matches"], list):  # edited rows, stored complete (weight, proj)
+                    values["matches"] = [m.to_dict() for m in parse_matches(values["matches"])]
                 if cleaned.get("matches_mode") == "generate":
                     values["matches"] = generate_rows(build_config({**values, "matches": None}, teacher, dataset),
                                                       self.teacher_info, cleaned.get("generate_strategy") or "uniform",
