@@ -161,7 +161,7 @@ def test_a_group_with_an_error_is_opened(alice_client, form_data, wake):
     ("textcnn", {"cnn_filter_sizes": "1,5", "cnn_num_filters": "8", "cnn_dropout": "0"},
      {"filter_sizes": [1, 5], "num_filters": 8, "dropout": 0.0}),
     ("bigru", {"rnn_hidden_size": "8", "rnn_fc_size": "9"},
-     {"hidden_size": 8, "fc_size": 9, "siamese": False}),
+     {"hidden_size": 8, "fc_size": 9}),
     ("transformer", {"tf_preset": "custom", "tf_layers": "2", "tf_hidden": "16", "tf_heads": "2", "tf_ffn": "32",
                      "tf_dropout": "0.05"},
      {"preset": "custom", "layers": 2, "hidden": 16, "heads": 2, "ffn": 32, "dropout": 0.05}),

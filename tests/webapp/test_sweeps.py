@@ -55,7 +55,7 @@ def test_students_can_be_swept_with_their_own_options(alice_client, form_data, w
     assert response.status_code == 302, response.context["form"].errors
     stored = [(e.student_type, e.config["kd"]["temperature"], e.config["student"]["options"])
               for e in Experiment.objects.order_by("pk")]
-    bilstm = {"hidden_size": 12, "siamese": False}
+    bilstm = {"hidden_size": 12}
     assert stored == [("textcnn", 2.0, {"num_filters": 7}), ("bilstm", 2.0, bilstm),
                       ("textcnn", 3.0, {"num_filters": 7}), ("bilstm", 3.0, bilstm)]
 

@@ -91,7 +91,8 @@ def _structured(config: dict[str, Any], experiment: Experiment) -> dict[str, Any
     ensemble = _lookup(config, "teacher.ensemble")
     if isinstance(ensemble, list) and ensemble:
         names = dict(Checkpoint.objects.filter(team=experiment.team_id).values_list("path", "name"))
-        lines = [f"{names.get(m.get('path'), m.get('path'))} {m.get('weight', 1.0):g}"
-                 for m in ensemble if isinstance(m, dict)]
+        lines = [f"{names.get(m['path'], m['path'])} {m.get('weight', 1.0):g}" for m in ensemble
+                 if isinstance(m, dict) and isinstance(m.get("path"), str)
+                 and isinstance(m.get("weight", 1.0), (int, float))]
         initial["ensemble"] = "\n".join(lines)
     return initial

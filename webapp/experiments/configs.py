@@ -139,7 +139,7 @@ def build_config(cleaned_data: dict[str, Any], checkpoint: Checkpoint, dataset: 
         value = cleaned_data.get(name)
         if option == "init_from_teacher":
             value = checkpoint.path if value else None
-        if _given(value):
+        if _given(value) and value is not False:  # an unticked box is the option's default
             options[option] = value
     if options:
         raw.setdefault("student", {})["options"] = options
