@@ -112,7 +112,7 @@ FULL = {
     "seed": "1234", "teacher_weight": "2", "ensemble": "tiny-bert 0.5",
     "stages": '[{"name": "warm", "epochs": 1}, {"name": "kd", "epochs": 1, "temperature": 4}]',
     "matches_mode": "rows",
-    "matches": '[{"layer_T": 2, "layer_S": 1, "feature": "attention", "loss": "attention_mse"}]',
+    "match_rows": '[{"layer_T": 2, "layer_S": 1, "feature": "attention", "loss": "attention_mse"}]',
 }
 
 
@@ -156,7 +156,7 @@ def test_every_group_is_cloned(full, checkpoint):
         "max_steps": 50, "device": "cpu", "priority": 7, "pool": "a100", "seed": 1234, "teacher_weight": 2.0,
         "ensemble": "tiny-bert 0.5", "matches_mode": "rows"}.items()
     assert json.loads(initial["stages"]) == full.config["stages"]
-    assert json.loads(initial["matches"]) == full.config["matches"]
+    assert json.loads(initial["match_rows"]) == full.config["matches"]
 
 
 def test_resubmitting_a_clone_reproduces_every_option(alice_client, full):

@@ -291,7 +291,7 @@ def test_a_finetune_run_skips_the_student_checks(alice_client, form_data, wake):
     ("student.options.dropout", "transformer", "tf_dropout"), ("student.options.sep_id", "bilstm", "student_type"),
     ("student.options.init_from_teacher", "transformer", "tf_init_from_teacher"),
     ("teacher.weight", "textcnn", "teacher_weight"), ("teacher.ensemble.1.weight", "textcnn", "ensemble"),
-    ("matches.2.layer_T", "textcnn", "matches"), ("matches.preset", "textcnn", "matches"),
+    ("matches.2.layer_T", "textcnn", "match_rows"), ("matches.preset", "textcnn", "match_rows"),
     ("stages.0.matches.1.proj", "textcnn", "stages"), ("seed", "textcnn", "seed"), ("kind", "textcnn", "kind"),
 ])
 def test_each_config_path_maps_to_its_field(config_field, student, form_field):
@@ -301,7 +301,7 @@ def test_each_config_path_maps_to_its_field(config_field, student, form_field):
 @pytest.mark.parametrize(("config_field", "form_field"), [
     ("kd.schedule_gamma", "schedule_gamma"), ("train.device", "device"), ("augment.max_examples",
                                                                           "augment_max_examples"),
-    ("student.options.num_filters", "cnn_num_filters"), ("matches.0.loss", "matches"), ("stages.1.epochs", "stages"),
+    ("student.options.num_filters", "cnn_num_filters"), ("matches.0.loss", "match_rows"), ("stages.1.epochs", "stages"),
 ])
 def test_config_errors_land_on_their_field_through_the_page(alice_client, form_data, wake, config_field,
                                                             form_field):

@@ -22,7 +22,7 @@ def row(layer_t: int, layer_s: int, feature: str = "hidden", loss: str = "hidden
 
 
 def post_rows(client, form_data, rows, **changes):
-    return client.post(URL, {**form_data, **BILSTM, "matches_mode": "rows", "matches": json.dumps(rows), **changes})
+    return client.post(URL, {**form_data, **BILSTM, "matches_mode": "rows", "match_rows": json.dumps(rows), **changes})
 
 
 def refused(response, field: str, text: str) -> None:
@@ -43,27 +43,27 @@ def test_edited_rows_that_fit_are_stored(alice_client, form_data, wake):
 
 
 def test_an_out_of_range_teacher_layer_is_refused_naming_the_row(alice_client, form_data, wake):
-    refused(post_rows(alice_client, form_data, [row(0, 0), row(5, 1)]), "matches",
+    refused(post_rows(alice_client, form_data, [row(0, 0), row(5, 1)]), "match_rows",
             "match 1: layer_T=5 but the teacher has hidden states 0..2")
 
 
 def test_an_out_of_range_student_layer_is_refused(alice_client, form_data, wake):
-    refused(post_rows(alice_client, form_data, [row(1, 2)]), "matches",
+    refused(post_rows(alice_client, form_data, [row(1, 2)]), "match_rows",
             "match 0: layer_S=2 but the student bilstm has hidden states 0..1")
 
 
 def test_attention_on_a_bilstm_is_refused(alice_client, form_data, wake):
-    refused(post_rows(alice_client, form_data, [row(1, 0, "attention", "attention_mse")]), "matches",
+    refused(post_rows(alice_client, form_data, [row(1, 0, "attention", "attention_mse")]), "match_rows",
             "match 0: feature 'attention' but the student bilstm has no attentions")
 
 
 def test_a_projection_of_the_wrong_width_is_refused(alice_client, form_data, wake):
-    refused(post_rows(alice_client, form_data, [row(1, 1, proj=["linear", 20, 32])]), "matches",
+    refused(post_rows(alice_client, form_data, [row(1, 1, proj=["linear", 20, 32])]), "match_rows",
             "match 0: proj maps 20 -> 32 but the student's hidden size is 32")
 
 
 def test_different_widths_without_a_projection_are_refused(alice_client, form_data, wake):
-    refused(post_rows(alice_client, form_data, [row(1, 1)], rnn_hidden_size="8"), "matches",
+    refused(post_rows(alice_client, form_data, [row(1, 1)], rnn_hidden_size="8"), "match_rows",
             "hidden sizes differ (student 16, teacher 32): add proj [\"linear\", 16, 32]")
 
 
@@ -83,15 +83,15 @@ def test_matches_need_the_teachers_vocabulary(alice_client, form_data, wake):
     ("", "Add at least one row"),
 ])
 def test_malformed_rows_get_a_message(alice_client, form_data, wake, rows, message):
-    response = alice_client.post(URL, {**form_data, **BILSTM, "matches_mode": "rows", "matches": rows})
-    refused(response, "matches", message)
+    response = alice_client.post(URL, {**form_data, **BILSTM, "matches_mode": "rows", "match_rows": rows})
+    refused(response, "match_rows", message)
     assert "&lt;b&gt;nope" in response.content.decode() or "<b>" not in message
 
 
 def test_a_preset_for_bert_base_is_refused_for_a_two_layer_teacher(alice_client, form_data, wake):
     response = alice_client.post(URL, {**form_data, **TINY_TRANSFORMER, "matches_mode": "preset",
                                        "matches_preset": "L3_hidden_smmd"})
-    refused(response, "matches", "match 1: layer_T=4 but the teacher has hidden states 0..2")
+    refused(response, "match_rows", "match 1: layer_T=4 but the teacher has hidden states 0..2")
 
 
 def test_a_preset_that_fits_is_stored_by_name(alice_client, form_data, deep_checkpoint, wake):
@@ -104,7 +104,7 @@ def test_a_preset_that_fits_is_stored_by_name(alice_client, form_data, deep_chec
 def test_an_attention_preset_needs_equal_head_counts(alice_client, form_data, deep_checkpoint, wake):
     response = alice_client.post(URL, {**form_data, **TINY_TRANSFORMER, "tf_heads": "4", "teacher": deep_checkpoint.pk,
                                        "matches_mode": "preset", "matches_preset": "L3_attention_mse"})
-    refused(response, "matches", "match 0: attention_mse needs equal head counts (student 4, teacher 2)")
+    refused(response, "match_rows", "match 0: attention_mse needs equal head counts (student 4, teacher 2)")
 
 
 def test_an_unknown_preset_is_not_a_choice(alice_client, form_data, wake):
@@ -113,7 +113,7 @@ def test_an_unknown_preset_is_not_a_choice(alice_client, form_data, wake):
 
 
 def test_choosing_preset_mode_without_a_preset_is_refused(alice_client, form_data, wake):
-    refused(alice_client.post(URL, {**form_data, "matches_mode": "preset"}), "matches", "Choose a preset")
+    refused(alice_client.post(URL, {**form_data, "matches_mode": "preset"}), "match_rows", "Choose a preset")
 
 
 def test_generated_rows_get_projections_where_the_widths_differ(alice_client, form_data, wake):
@@ -137,12 +137,12 @@ def test_generated_attention_rows_follow_the_layer_map(alice_client, form_data, 
 
 def test_generating_for_a_student_deeper_than_the_teacher_is_refused(alice_client, form_data, wake):
     response = alice_client.post(URL, {**form_data, **TINY_TRANSFORMER, "matches_mode": "generate"})
-    refused(response, "matches", "The student has 3 layers and the teacher 2")
+    refused(response, "match_rows", "The student has 3 layers and the teacher 2")
 
 
 def test_generating_hidden_rows_for_a_textcnn_is_refused(alice_client, form_data, wake):
     response = alice_client.post(URL, {**form_data, "student_vocab": "teacher", "matches_mode": "generate"})
-    refused(response, "matches", "The textcnn student has no layers above its embeddings")
+    refused(response, "match_rows", "The textcnn student has no layers above its embeddings")
 
 
 def test_stage_matches_are_checked_and_name_the_stage(alice_client, form_data, wake):
@@ -161,7 +161,7 @@ def test_a_two_stage_tinybert_run_with_matches_is_queued(alice_client, form_data
 
 
 def test_stale_rows_are_ignored_when_another_mode_is_chosen(alice_client, form_data, wake):
-    response = alice_client.post(URL, {**form_data, "matches_mode": "none", "matches": "[{"})
+    response = alice_client.post(URL, {**form_data, "matches_mode": "none", "match_rows": "[{"})
     assert response.status_code == 302, response.context["form"].errors
     assert Experiment.objects.get().config["matches"] == []
 
@@ -169,7 +169,7 @@ def test_stale_rows_are_ignored_when_another_mode_is_chosen(alice_client, form_d
 def test_a_plain_dict_may_post_rows_without_a_mode(alice, form_data):
     from webapp.experiments.forms import ExperimentForm
 
-    form = ExperimentForm(data={**form_data, **BILSTM, "matches": json.dumps([row(1, 1)])}, user=alice)
+    form = ExperimentForm(data={**form_data, **BILSTM, "match_rows": json.dumps([row(1, 1)])}, user=alice)
     assert form.is_valid(), form.errors
     assert form.config["matches"][0]["layer_T"] == 1
 

@@ -97,8 +97,8 @@ def test_a_sweep_above_the_cap_is_refused(alice_client, form_data, wake):
 def test_a_combination_refused_by_distill_core_creates_none(alice_client, form_data, wake):
     rows = [{"layer_T": 1, "layer_S": 1, "feature": "hidden", "loss": "mmd"}]
     response = alice_client.post(URL, {**form_data, "student_vocab": "teacher", "matches_mode": "rows",
-                                       "matches": json.dumps(rows), "sweep_student_type": "bilstm, textcnn"})
-    refused(response, "matches", "With student=textcnn: match 0: layer_S=1 but the student textcnn has hidden "
+                                       "match_rows": json.dumps(rows), "sweep_student_type": "bilstm, textcnn"})
+    refused(response, "match_rows", "With student=textcnn: match 0: layer_S=1 but the student textcnn has hidden "
                                  "states 0..0")
 
 

@@ -85,7 +85,7 @@ def _structured(config: dict[str, Any], experiment: Experiment) -> dict[str, Any
     if isinstance(matches, str) and matches:
         initial.update(matches_mode="preset", matches_preset=matches)
     elif isinstance(matches, list) and matches:
-        initial.update(matches_mode="rows", matches=json.dumps(matches))
+        initial.update(matches_mode="rows", match_rows=json.dumps(matches))
     if isinstance(config.get("stages"), list) and config["stages"]:
         initial["stages"] = json.dumps(config["stages"], indent=2, ensure_ascii=False)
     ensemble = _lookup(config, "teacher.ensemble")

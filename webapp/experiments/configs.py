@@ -67,7 +67,7 @@ FORM_FIELDS = {
     "augment.ngram_range": "augment_ngram_range",
     "augment.replace_window": "augment_replace_window",
     "augment.max_examples": "augment_max_examples",
-    "matches": "matches",
+    "matches": "match_rows",
     "stages": "stages",
 }
 # Built from other inputs, not copied from the form's value of the same name.
@@ -84,7 +84,7 @@ STUDENT_OPTION_FIELDS: dict[str, dict[str, str]] = {
                     "ffn": "tf_ffn", "dropout": "tf_dropout", "init_from_teacher": "tf_init_from_teacher"},
 }
 # Config path prefixes whose errors belong to one form field (the longest prefix wins).
-PREFIX_FIELDS = {"matches": "matches", "stages": "stages", "teacher.ensemble": "ensemble", "data.": "dataset",
+PREFIX_FIELDS = {"matches": "match_rows", "stages": "stages", "teacher.ensemble": "ensemble", "data.": "dataset",
                  "student.options": "student_type"}
 
 

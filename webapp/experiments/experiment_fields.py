@@ -218,7 +218,8 @@ class ExperimentFields(forms.Form):
     generate_loss = forms.ChoiceField(required=False, choices=[], initial="hidden_mse", label="Loss",
                                       help_text="An attention loss for attentions, a hidden loss otherwise.")
     generate_weight = number(1.0, 0.0, 1000.0, "Weight of every generated row.", label="Weight")
-    matches = textarea(6, "The rows as JSON: [{\"layer_T\", \"layer_S\", \"feature\", \"loss\", \"weight\", "
+    # Not "matches": a form control of that name would hide HTMLFormElement.matches() from scripts.
+    match_rows = textarea(6, "The rows as JSON: [{\"layer_T\", \"layer_S\", \"feature\", \"loss\", \"weight\", "
                        "\"proj\"}]. Checked against the teacher and the student before anything is queued.",
                        "Match rows", '[{"layer_T": 2, "layer_S": 1, "feature": "hidden", "loss": "hidden_mse", '
                        '"weight": 1, "proj": ["linear", 312, 768]}]')
@@ -240,7 +241,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
                 "tf_layers", "tf_hidden", "tf_heads", "tf_ffn", "tf_dropout", "tf_init_from_teacher"),
     "kd": ("temperature", "alpha", "kd_loss", "t2_scaling", "kd_weight"),
     "matches": ("matches_mode", "matches_preset", "generate_strategy", "generate_feature", "generate_loss",
-                "generate_weight", "matches"),
+                "generate_weight", "match_rows"),
     "schedules": ("temperature_schedule", "temperature_final", "schedule_beta", "schedule_gamma",
                   "kd_weight_schedule", "hard_weight_schedule", "lr_schedule", "warmup_ratio"),
     "augment": ("augment", "augment_n_iter", "augment_p_mask", "augment_p_replace", "augment_p_ng",

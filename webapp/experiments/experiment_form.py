@@ -131,8 +131,8 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
                                         '"epochs": 3}].')
         return stages or None
 
-    def clean_matches(self) -> list[dict[str, Any]] | None:
-        text = self.cleaned_data["matches"].strip()
+    def clean_match_rows(self) -> list[dict[str, Any]] | None:
+        text = self.cleaned_data["match_rows"].strip()
         if not text or self.data.get("matches_mode", "rows" if text else "none") != "rows":
             return None
         rows = _json(text, "The match rows")
@@ -171,7 +171,7 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
         if team and dataset and dataset.team_id != team.pk:
             self.add_error("dataset", f"The dataset {dataset.name!r} belongs to {dataset.team}, not {team}.")
         if not cleaned.get("matches_mode"):  # a plain dict may post rows without a mode
-            cleaned["matches_mode"] = "rows" if cleaned.get("matches") else "none"
+            cleaned["matches_mode"] = "rows" if cleaned.get("match_rows") else "none"
         self._resolve_ensemble(cleaned, team, dataset)
         overrides = self._sweep_combinations(cleaned)
         self._check_matches_choice(cleaned)
@@ -228,9 +228,9 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
     def _check_matches_choice(self, cleaned: dict[str, Any]) -> None:
         mode = cleaned["matches_mode"]
         if mode == "preset" and not cleaned.get("matches_preset"):
-            self.add_error("matches", "Choose a preset, or pick None.")
-        if mode == "rows" and not cleaned.get("matches") and "matches" not in self.errors:
-            self.add_error("matches", "Add at least one row, or pick None.")
+            self.add_error("match_rows", "Choose a preset, or pick None.")
+        if mode == "rows" and not cleaned.get("match_rows") and "match_rows" not in self.errors:
+            self.add_error("match_rows", "Add at least one row, or pick None.")
 
     def _check_teacher(self, teacher: Checkpoint, dataset: Dataset) -> None:
         """The checkpoint must still be on disk and predict exactly the dataset's classes."""
@@ -260,16 +260,18 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
         configs = []
         for combination in overrides:
             values = {**cleaned, **combination, "name": sweeps.combination_name(cleaned["name"], combination)}
-            values["matches"] = self._matches_value(cleaned)
+            # match_rows carries the config's `matches`: a preset name, the edited rows or the generated ones.
+            values["match_rows"] = self._matches_value(cleaned)
             try:
-                if isinstance(values["matches"], list):  # edited rows, stored complete (weight, proj)
-                    values["matches"] = [m.to_dict() for m in parse_matches(values["matches"])]
+                if isinstance(values["match_rows"], list):  # edited rows, stored complete (weight, proj)
+                    values["match_rows"] = [m.to_dict() for m in parse_matches(values["match_rows"])]
                 if cleaned.get("matches_mode") == "generate":
-                    values["matches"] = generate_rows(build_config({**values, "matches": None}, teacher, dataset),
-                                                      self.teacher_info, cleaned.get("generate_strategy") or "uniform",
-                                                      cleaned.get("generate_feature") or "hidden",
-                                                      cleaned.get("generate_loss") or "hidden_mse",
-                                                      _or(cleaned.get("generate_weight"), 1.0))
+                    values["match_rows"] = generate_rows(build_config({**values, "match_rows": None}, teacher, dataset),
+                                                         self.teacher_info,
+                                                         cleaned.get("generate_strategy") or "uniform",
+                                                         cleaned.get("generate_feature") or "hidden",
+                                                         cleaned.get("generate_loss") or "hidden_mse",
+                                                         _or(cleaned.get("generate_weight"), 1.0))
                 config = build_config(values, teacher, dataset)
                 check_config(config, self.teacher_info)
             except ConfigError as exc:
@@ -283,7 +285,7 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
         if mode == "preset":
             return cleaned.get("matches_preset") or None
         if mode == "rows":
-            return cleaned.get("matches")
+            return cleaned.get("match_rows")
         return None
 
     def _add_config_error(self, exc: ConfigError, student_type: str | None, combination: dict[str, Any],

@@ -35,7 +35,7 @@
 
   // -- match rows: a table that writes JSON into the matches textarea --
   const editor = document.getElementById("match-editor");
-  const textarea = form.querySelector("textarea[name=matches]");
+  const textarea = form.querySelector("textarea[name=match_rows]");
   const choicesEl = document.getElementById("match-choices");
   if (!editor || !textarea || !choicesEl) return;
   const choices = JSON.parse(choicesEl.textContent);
