@@ -50,6 +50,14 @@ def open_section(page, name: str) -> None:
         page.click(f"#section-{name} > summary")
 
 
+def submit(page) -> None:
+    # Focus and Enter rather than a click: right after a full-page screenshot Chromium may still be
+    # restoring the viewport, and a click at the button's coordinates then lands nowhere.
+    button = page.locator("#experiment-form button[type=submit]")
+    button.focus()
+    page.keyboard.press("Enter")
+
+
 def test_a_transformer_with_a_matches_preset_is_queued_from_the_browser(seeded, live_server, page):
     open_form(page, live_server.url)
     page.fill("input[name=name]", "BERT → T3 with L3 hidden MMD")
@@ -77,9 +85,8 @@ def test_a_transformer_with_a_matches_preset_is_queued_from_the_browser(seeded, 
     open_section(page, "resources")
     page.fill("input[name=priority]", "5")
     screenshot(page, "form-transformer-preset")
-
-    page.click("#experiment-form button[type=submit]")
-    page.wait_for_url(re.compile(r".*/experiments/\d+/$"))
+    submit(page)
+    page.wait_for_url(re.compile(r".*/experiments/\d+/$"), timeout=90_000)
     experiment = Experiment.objects.get()
     assert experiment.config["student"] == {"type": "transformer", "vocab": "teacher", "embedding_dim": 128,
                                             "options": {"preset": "custom", "layers": 3, "hidden": 16, "heads": 2,
@@ -105,11 +112,12 @@ def test_match_rows_are_edited_in_the_table_and_errors_name_the_row(seeded, live
     rows = page.locator("#match-editor tbody tr")
     rows.nth(1).locator("input[data-key=layer_T]").fill("13")
     rows.nth(1).locator("input[data-key=layer_S]").fill("1")
-    page.click("#experiment-form button[type=submit]")
-    page.wait_for_load_state()
+    with page.expect_navigation(timeout=90_000):  # the refusal is a new page, rendered by the server
+        submit(page)
     error = page.locator("#section-matches .alert-error").inner_text()
     assert "match 1: layer_T=13 but the teacher has hidden states 0..12" in error
     assert page.get_attribute("#section-matches", "open") is not None
+    assert page.locator("#match-editor tbody tr.row-error input.input-error").get_attribute("data-key") == "layer_T"
     screenshot(page, "form-match-rows-error")
     assert Experiment.objects.count() == 0
 
@@ -117,8 +125,8 @@ def test_match_rows_are_edited_in_the_table_and_errors_name_the_row(seeded, live
     assert rows.count() == 2  # the rows survive the round trip
     rows.nth(1).locator("input[data-key=layer_T]").fill("12")
     rows.nth(1).locator("input[data-key=weight]").fill("0.5")
-    page.click("#experiment-form button[type=submit]")
-    page.wait_for_url(re.compile(r".*/experiments/\d+/$"))
+    submit(page)
+    page.wait_for_url(re.compile(r".*/experiments/\d+/$"), timeout=90_000)
     assert Experiment.objects.get().config["matches"] == [
         {"layer_T": 0, "layer_S": 0, "feature": "hidden", "loss": "hidden_mse", "weight": 1.0, "proj": None},
         {"layer_T": 12, "layer_S": 1, "feature": "hidden", "loss": "hidden_mse", "weight": 0.5, "proj": None}]

@@ -79,6 +79,7 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
         self.teacher_info: dict[str, Any] = {}
         self.configs: list[dict[str, Any]] = []
         self.config: dict[str, Any] | None = None
+        self.match_error: tuple[int, str] | tuple[()] = ()  # (row, key) of a refused edited row
 
     # ---- single fields ----
 
@@ -292,6 +293,9 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
                           swept: bool) -> None:
         field = form_field_for(exc.field, student_type)
         message = exc.message
+        row = re.fullmatch(r"matches\.(\d+)(?:\.(\w+))?", exc.field or "")
+        if row and self.cleaned_data.get("matches_mode") == "rows":
+            self.match_error = (int(row.group(1)), row.group(2) or "")
         if swept:
             message = f"With {sweeps.describe(combination)}: {message}"
             for sweep_field, (single, _) in sweeps.SWEEP_FIELDS.items():

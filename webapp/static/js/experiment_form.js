@@ -48,8 +48,7 @@
     return; // unreadable JSON: keep the textarea so the person sees and fixes it
   }
   editor.hidden = false;
-  textarea.closest(".field").querySelector("label").hidden = true;
-  textarea.hidden = true;
+  textarea.closest(".field").hidden = true; // its errors are shown at the top of the section
 
   function select(options, value) {
     const el = document.createElement("select");
@@ -127,6 +126,14 @@
     Array.prototype.forEach.call(body.rows, function (tr, i) { tr.cells[0].textContent = String(i); });
   }
   rows.forEach(addRow);
+  // The server names the row (and key) it refused: mark them.
+  const errorRow = body.rows[parseInt(editor.dataset.errorRow, 10)];
+  if (errorRow) {
+    errorRow.classList.add("row-error");
+    const key = { proj: "projS" }[editor.dataset.errorKey] || editor.dataset.errorKey;
+    const input = key && errorRow.querySelector("[data-key=" + key + "]");
+    if (input) input.classList.add("input-error");
+  }
   body.addEventListener("input", save);
   body.addEventListener("change", save);
   document.getElementById("match-add").addEventListener("click", function () {
