@@ -84,6 +84,9 @@ def test_a_transformer_with_a_matches_preset_is_queued_from_the_browser(seeded, 
     page.fill("input[name=temperature]", "4")
     open_section(page, "resources")
     page.fill("input[name=priority]", "5")
+    for name in ("schedules", "augment", "optimisation", "sweep", "advanced"):
+        open_section(page, name)
+    assert page.is_visible("textarea[name=stages]") and page.is_visible("input[name=sweep_alpha]")
     screenshot(page, "form-transformer-preset")
     submit(page)
     page.wait_for_url(re.compile(r".*/experiments/\d+/$"), timeout=90_000)

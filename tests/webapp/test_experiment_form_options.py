@@ -191,10 +191,22 @@ def test_initialising_from_the_teacher_stores_its_path_and_needs_its_width(alice
     ({"student_type": "transformer", "tf_preset": "custom"}, "tf_layers", "preset 'custom' needs"),
     ({"student_type": "transformer", "tf_hidden": "30", "tf_heads": "4"}, "tf_heads", "a divisor of hidden=30"),
     ({"temperature_schedule": "linear"}, "temperature_final", "needs temperature_final"),
+
     ({"augment_p_mask": "0.7", "augment_p_replace": "0.6"}, "augment_p_replace", "p_mask + p_replace"),
 ])
 def test_distill_core_refusals_land_on_the_field(alice_client, form_data, wake, changes, field, message):
     refused(post(alice_client, form_data, **changes), field, message)
+    assert wake == []
+
+
+def test_a_transformer_student_refuses_a_max_length_above_its_positions(alice_client, form_data, wake, monkeypatch):
+    from webapp.experiments.form_base import inspect
+
+    # The tiny teacher reads 128 positions; let it read 1024 so only the student's 512 limit is in the way.
+    monkeypatch.setattr("webapp.experiments.experiment_form.inspect",
+                        lambda path: {**inspect(path), "max_position_embeddings": 1024})
+    refused(post(alice_client, form_data, student_type="transformer", max_length="600"), "max_length",
+            "The transformer student reads at most 512 tokens")
     assert wake == []
 
 

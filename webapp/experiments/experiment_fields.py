@@ -172,7 +172,7 @@ class ExperimentFields(forms.Form):
     max_steps = integer(None, 1, 10**9, "Stop after this many steps. Blank: run every epoch.", label="Max steps")
     early_stopping_patience = integer(0, 0, 1000, "Evaluations without a better dev score before stopping; "
                                       "0 = never.", label="Early-stopping patience")
-    best_metric = choice([("accuracy", "Accuracy"), ("macro_f1", "Macro-F1")], "accuracy",
+    best_metric = choice(_choices(BEST_METRICS, {"macro_f1": "Macro-F1"}), "accuracy",
                          "The dev metric that picks the best student.", label="Best metric")
     log_every = integer(10, 1, 10**6, "Steps between logged training metrics.", label="Log every")
     eval_every = integer(0, 0, 10**9, "Steps between dev evaluations; 0 = once per epoch.", label="Evaluate every")
@@ -200,7 +200,8 @@ class ExperimentFields(forms.Form):
                         "targets are the weighted mean of all teachers' logits.", "Teacher ensemble",
                         ENSEMBLE_PLACEHOLDER, 4000)
     stages = textarea(7, "A JSON list of stages (name, epochs, learning_rate, alpha, kd_weight, temperature, "
-                      "matches); unset values come from the sections above. Empty: one stage.", "Stages",
+                      "matches); unset values come from the sections above. Empty: one stage. The placeholder is "
+                      "TinyBERT's two stages.", "Stages",
                       STAGES_PLACEHOLDER)
 
     # -- matches --

@@ -49,7 +49,8 @@ def _json(text: str, what: str) -> Any:
     try:
         return json.loads(text, parse_constant=lambda name: _refuse_constant(name))
     except json.JSONDecodeError as exc:
-        raise forms.ValidationError(f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).")
+        raise forms.ValidationError(
+            f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
 
 
 def _refuse_constant(name: str):

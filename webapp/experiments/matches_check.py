@@ -36,6 +36,13 @@ def check_config(config: dict[str, Any], teacher_info: dict[str, Any]) -> None:
     vocab = config["student"]["vocab"]
     if config["student"].get("options", {}).get("init_from_teacher"):
         _check_init(student, teacher_info, vocab)
+        positions = teacher_info.get("max_position_embeddings")
+    else:
+        positions = getattr(getattr(student, "options", None), "max_position_embeddings", None)
+    if config["student"]["type"] == "transformer" and isinstance(positions, int) \
+            and config["data"]["max_length"] > positions:  # the run would stop at its first batch
+        raise ConfigError(f"The transformer student reads at most {positions} tokens; lower max_length "
+                          f"(got {config['data']['max_length']}).", field="data.max_length")
     from distill_core.config import ExperimentConfig
     from distill_core.matches import parse_matches, validate_matches
 

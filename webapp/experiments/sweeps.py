@@ -18,7 +18,7 @@ from webapp.experiments.models import Experiment, Tag
 MAX_COMBINATIONS = 64
 MAX_VALUES = 16
 
-# form field -> (the single-value field it overrides, short label, parser name)
+# form field -> (the single-value field it overrides, its short label in names)
 SWEEP_FIELDS = {
     "sweep_temperature": ("temperature", "T"),
     "sweep_alpha": ("alpha", "α"),
