@@ -61,7 +61,7 @@ def submit(page) -> None:
 def test_a_transformer_with_a_matches_preset_is_queued_from_the_browser(seeded, live_server, page):
     open_form(page, live_server.url)
     page.fill("input[name=name]", "BERT → T3 with L3 hidden MMD")
-    assert not page.is_visible("#id_cnn_num_filters")  # the student section starts folded
+    assert not page.is_visible("select[name=matches_preset]")  # the matches group starts folded
     open_section(page, "student")
     assert page.is_visible("#id_cnn_num_filters") and not page.is_visible("#id_rnn_hidden_size")
     assert not page.is_visible("#id_tf_preset")

@@ -142,13 +142,15 @@ def test_every_field_has_help_text_and_belongs_to_a_group(alice):
     assert [name for name, field in form.fields.items() if not field.help_text] == []
 
 
-def test_the_page_shows_each_group_and_only_basics_open(alice_client, checkpoint, dataset):
+def test_the_page_shows_each_group_with_the_everyday_ones_open(alice_client, checkpoint, dataset):
     html = alice_client.get(URL).content.decode()
     for section in ("basics", "student", "kd", "matches", "schedules", "augment", "optimisation", "resources",
                     "sweep", "advanced"):
         assert f'id="section-{section}"' in html
     assert '<details class="form-section" id="section-basics" open>' in html
-    assert '<details class="form-section" id="section-kd">' in html
+    assert '<details class="form-section" id="section-kd" open>' in html
+    assert '<details class="form-section" id="section-augment">' in html
+    assert '<details class="form-section" id="section-matches">' in html
     assert 'data-student="transformer"' in html and "js/experiment_form.js" in html
 
 

@@ -27,6 +27,8 @@ from webapp.experiments.models import Checkpoint, Dataset
 __all__ = ["ExperimentForm", "STUDENT_CHOICES", "SECTIONS"]
 
 MAX_ENSEMBLE = 8
+# Unfolded on a fresh form: the original ten inputs live here; the rest waits in folded groups.
+OPEN_BY_DEFAULT = ("basics", "student", "kd", "optimisation")
 STUDENT_NAMES = [name for name, _ in STUDENT_CHOICES]
 
 
@@ -313,8 +315,9 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
         return {"features": list(FEATURES), "losses": [name for name, _ in self.fields["generate_loss"].choices]}
 
     def open_sections(self) -> set[str]:
-        """Groups to show unfolded: basics, and every group holding an error."""
-        return {"basics"} | {section for section, names in SECTIONS.items() if any(n in self.errors for n in names)}
+        """Groups to show unfolded: the everyday ones, and every group holding an error."""
+        errors = {section for section, names in SECTIONS.items() if any(n in self.errors for n in names)}
+        return set(OPEN_BY_DEFAULT) | errors
 
 
 def _or(value: Any, default: Any) -> Any:

@@ -57,7 +57,7 @@ def experiment_new(request):
         return redirect("experiments:detail", pk=experiment.pk)
     return render(request, "experiments/new.html", {
         "form": form,
-        "open_sections": form.open_sections() if form.is_bound else {"basics"},
+        "open_sections": form.open_sections(),
         "match_choices": form.match_choices(),
         "has_teams": teams_of(request.user).exists(),
         "has_checkpoints": owned(request.user, Checkpoint).exists(),
