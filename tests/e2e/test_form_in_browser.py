@@ -70,6 +70,11 @@ def test_a_transformer_with_a_matches_preset_is_queued_from_the_browser(seeded, 
     assert page.is_visible("#id_rnn_hidden_size") and not page.is_visible("#id_cnn_num_filters")
     page.select_option("select[name=student_type]", "transformer")
     assert page.is_visible("#id_tf_preset") and not page.is_visible("#id_rnn_hidden_size")
+    open_section(page, "sweep")
+    page.fill("input[name=sweep_student_type]", "transformer, bigru")  # a swept student's options show too
+    assert page.is_visible("#id_rnn_hidden_size") and not page.is_visible("#id_cnn_num_filters")
+    page.fill("input[name=sweep_student_type]", "")
+    assert not page.is_visible("#id_rnn_hidden_size")
     page.select_option("select[name=student_vocab]", "teacher")
     page.select_option("select[name=tf_preset]", "custom")
     for name, value in (("tf_layers", "3"), ("tf_hidden", "16"), ("tf_heads", "2"), ("tf_ffn", "32")):

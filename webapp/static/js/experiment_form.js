@@ -6,14 +6,19 @@
   if (!form) return;
 
   // -- student options: only the chosen student's block --
+  // A student sweep ("textcnn, bilstm") shows the swept students' options too.
   const studentSelect = form.querySelector("select[name=student_type]");
+  const studentSweep = form.querySelector("input[name=sweep_student_type]");
   function showStudent() {
+    const chosen = [studentSelect.value].concat(
+      studentSweep ? studentSweep.value.toLowerCase().split(",").map(function (s) { return s.trim(); }) : []);
     form.querySelectorAll(".student-options").forEach(function (block) {
-      block.hidden = block.dataset.student.split(" ").indexOf(studentSelect.value) < 0;
+      block.hidden = !block.dataset.student.split(" ").some(function (s) { return chosen.indexOf(s) >= 0; });
     });
   }
   if (studentSelect) {
     studentSelect.addEventListener("change", showStudent);
+    if (studentSweep) studentSweep.addEventListener("input", showStudent);
     showStudent();
   }
 
