@@ -89,12 +89,15 @@ def combination_name(name: str, overrides: dict[str, Any], limit: int = 200) -> 
     return name[: max(0, limit - len(suffix))] + suffix
 
 
-def create_sweep(*, team, owner, checkpoint, dataset, fields: dict[str, Any], configs: list[dict[str, Any]]
-                 ) -> tuple[list[Experiment], Tag]:
-    """Create every config's experiment and tag them with one new sweep tag, in one transaction."""
+def create_sweep(*, team, owner, checkpoint, dataset, fields: dict[str, Any], configs: list[dict[str, Any]],
+                 **create_kwargs: Any) -> tuple[list[Experiment], Tag]:
+    """Create every config's experiment and tag them with one new sweep tag, in one transaction.
+
+    `create_kwargs` (pool, priority, ...) go to every create_experiment call.
+    """
     with transaction.atomic():
         experiments = [create_experiment(team=team, owner=owner, checkpoint=checkpoint, dataset=dataset,
-                                         fields=fields, config=config) for config in configs]
+                                         fields=fields, config=config, **create_kwargs) for config in configs]
         number = experiments[0].pk
         while Tag.objects.filter(team=team, name=f"sweep-{number}").exists():  # a person may have used the name
             number += 1
