@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 
 import pytest
 
@@ -169,9 +170,16 @@ def test_stale_rows_are_ignored_when_another_mode_is_chosen(alice_client, form_d
 def test_a_plain_dict_may_post_rows_without_a_mode(alice, form_data):
     from webapp.experiments.forms import ExperimentForm
 
+    # The REST API fills missing fields with each field's initial value: the mode has none to fill.
+    assert ExperimentForm.base_fields["matches_mode"].initial is None
     form = ExperimentForm(data={**form_data, **BILSTM, "match_rows": json.dumps([row(1, 1)])}, user=alice)
     assert form.is_valid(), form.errors
     assert form.config["matches"][0]["layer_T"] == 1
+
+
+def test_a_fresh_form_starts_with_no_matches(alice_client, checkpoint, dataset):
+    html = alice_client.get(URL).content.decode()
+    assert re.search(r'<input type="radio" name="matches_mode" value="none"[^>]*checked', html)
 
 
 def test_the_editor_offers_every_preset_and_loss(alice_client, checkpoint, dataset):

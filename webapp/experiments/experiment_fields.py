@@ -205,8 +205,9 @@ class ExperimentFields(forms.Form):
                       STAGES_PLACEHOLDER)
 
     # -- matches --
+    # No field initial: a plain dict with rows and no mode means rows (the form's own initial is "none").
     matches_mode = forms.ChoiceField(
-        required=False, initial="none", label="Intermediate matches", widget=forms.RadioSelect,
+        required=False, label="Intermediate matches", widget=forms.RadioSelect,
         choices=[("none", "None"), ("preset", "Preset"), ("generate", "Generate"), ("rows", "Edit rows")],
         help_text="Teacher features the student's layers learn from, besides the soft labels.")
     matches_preset = forms.ChoiceField(required=False, choices=[], label="Preset",

@@ -66,6 +66,7 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
         from distill_core.matches import presets
 
         self.setup_team(user)
+        self.initial.setdefault("matches_mode", "none")
         self.fields["teacher"].queryset = owned(user, Checkpoint).select_related("team").order_by("team__name", "name")
         self.fields["dataset"].queryset = owned(user, Dataset).select_related("team").order_by("team__name", "name")
         if len(self.fields["team"].queryset) > 1:
