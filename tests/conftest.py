@@ -77,7 +77,7 @@ def wait_for(predicate, timeout: float, interval: float = 0.5, message: str = "c
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"Timed out after {timeout:.0f} s waiting for {message}")
+    raise AssertionError(f"Timed out after {timeout:.0f} s waiting for {message() if callable(message) else message}")
 
 
 def write_demo_slice(directory: Path, train: int = 200, dev: int = 60, test: int = 60) -> dict[str, Path]:

@@ -88,7 +88,7 @@ def test_a_user_distills_a_teacher_from_the_browser(acme, live_server, page, wor
         experiment.refresh_from_db()
         return experiment.is_finished
 
-    wait_for(finished, timeout=180, message=f"the run to finish; worker log:\n{worker.log()[-3000:]}")
+    wait_for(finished, timeout=180, message=lambda: f"the run to finish; worker log:\n{worker.log()[-3000:]}")
     assert experiment.status == Experiment.Status.SUCCEEDED, experiment.error
     assert MetricPoint.objects.filter(experiment=experiment, key="train/loss").exists()
     assert MetricPoint.objects.filter(experiment=experiment, key="dev/accuracy").count() == 2

@@ -190,3 +190,38 @@ def charlie_api(client, charlie):
     _, secret = ApiToken.issue(charlie, "tests")
     client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {secret}"
     return client
+
+
+@pytest.fixture
+def wake(monkeypatch):
+    """Record the pools woken instead of sending to the broker."""
+    woken: list[str] = []
+    monkeypatch.setattr("workers.dispatch.wake_workers", woken.append)
+    return woken
+
+
+@pytest.fixture
+def form_data(acme, checkpoint, dataset) -> dict:
+    """The original ten fields of the new-experiment form, as the REST API posts them."""
+    return {"name": "tiny → TextCNN", "team": acme.pk, "teacher": checkpoint.pk, "dataset": dataset.pk,
+            "student_type": "textcnn", "temperature": "2.0", "alpha": "0.8", "epochs": "3", "batch_size": "64",
+            "learning_rate": "0.001", "max_length": "32"}
+
+
+@pytest.fixture(scope="session")
+def deep_teacher_dir(teacher_root) -> Path:
+    """A tiny random BERT with BERT-base's 12 layers (hidden 32), so the L3/L4/L6 match presets fit."""
+    from distill_core.testing import make_tiny_teacher
+
+    path = teacher_root / "deep-tiny-bert"
+    chars = sorted({ch for text, _ in TRAIN_ROWS + DEV_ROWS for ch in text})
+    make_tiny_teacher(path, LABELS, "".join(chars), layers=12, hidden=32)
+    return path
+
+
+@pytest.fixture
+def deep_checkpoint(acme, alice, deep_teacher_dir) -> Checkpoint:
+    from distill_core.teachers import inspect_checkpoint
+
+    return Checkpoint.objects.create(team=acme, name="deep-tiny-bert", path=str(deep_teacher_dir),
+                                     info=inspect_checkpoint(deep_teacher_dir), created_by=alice)

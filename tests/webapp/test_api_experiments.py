@@ -108,3 +108,15 @@ def test_non_finite_numbers_become_null_at_any_depth():
 
     assert finite_deep({"a": [float("nan"), 1.5, {"b": float("inf")}], 2: "x"}) == {"a": [None, 1.5, {"b": None}],
                                                                                    "2": "x"}
+
+
+def test_a_sweep_posted_to_the_api_queues_every_combination(api, acme, checkpoint, dataset, wake):
+    response = api.post("/api/experiments/", {"name": "sweep", "teacher": checkpoint.pk, "dataset": dataset.pk,
+                                              "sweep_temperature": "1, 4", "sweep_alpha": "0.2, 0.8"},
+                        content_type="application/json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["sweep"].startswith("sweep-") and len(body["experiments"]) == 4
+    temps = sorted((e["config"]["kd"]["temperature"], e["config"]["kd"]["alpha"]) for e in body["experiments"])
+    assert temps == [(1.0, 0.2), (1.0, 0.8), (4.0, 0.2), (4.0, 0.8)]
+    assert wake.call_count == 4

@@ -166,16 +166,16 @@ def test_hostile_values_get_field_errors_not_500s(alice_client, form_data, wake,
 ])
 def test_config_errors_land_on_their_field(alice_client, form_data, wake, config_field, form_field):
     error = ConfigError("Refused by distill_core.", field=config_field)
-    with mock.patch("webapp.experiments.forms.build_config", side_effect=error):
+    with mock.patch("webapp.experiments.experiment_form.build_config", side_effect=error):
         assert_refused(submit(alice_client, form_data), form_field, "Refused by distill_core.")
 
 
 def test_unmapped_config_errors_are_shown_for_the_whole_form(alice_client, form_data, wake):
-    error = ConfigError("train.optimizer='x' is not one of: adamw.", field="train.optimizer")
-    with mock.patch("webapp.experiments.forms.build_config", side_effect=error):
+    error = ConfigError("output_dir='x' is not writable.", field="output_dir")
+    with mock.patch("webapp.experiments.experiment_form.build_config", side_effect=error):
         response = submit(alice_client, form_data)
-    assert "train.optimizer=&#x27;x&#x27; is not one of" in response.content.decode()
-    assert response.context["form"].non_field_errors() == ["train.optimizer='x' is not one of: adamw."]
+    assert "output_dir=&#x27;x&#x27; is not writable." in response.content.decode()
+    assert response.context["form"].non_field_errors() == ["output_dir='x' is not writable."]
     assert Experiment.objects.count() == 0
 
 

@@ -24,7 +24,7 @@ def test_a_submitted_experiment_is_run_by_a_worker_to_success(transactional_db, 
         experiment.refresh_from_db()
         return experiment.is_finished
 
-    wait_for(finished, timeout=180, message=f"the run to finish; worker log:\n{worker.log()[-3000:]}")
+    wait_for(finished, timeout=180, message=lambda: f"the run to finish; worker log:\n{worker.log()[-3000:]}")
     assert experiment.status == Experiment.Status.SUCCEEDED, experiment.error
     assert experiment.progress == 1.0 and experiment.current_step == experiment.total_steps == 10  # ceil(18/4)*2
     steps = list(MetricPoint.objects.filter(experiment=experiment, key="train/loss").values_list("step", flat=True))
@@ -56,7 +56,7 @@ def test_a_run_that_cannot_start_fails_with_its_reason(transactional_db, worker_
         experiment.refresh_from_db()
         return experiment.is_finished
 
-    wait_for(finished, timeout=120, message=f"the run to fail; worker log:\n{worker.log()[-3000:]}")
+    wait_for(finished, timeout=120, message=lambda: f"the run to fail; worker log:\n{worker.log()[-3000:]}")
     assert experiment.status == Experiment.Status.FAILED
     assert "does not exist" in experiment.error and "Traceback" not in experiment.error
     html = alice_client.get(f"/experiments/{experiment.pk}/").content.decode()

@@ -16,7 +16,6 @@ from webapp.api import serialize
 from webapp.api.http import ApiError, api_view, error, form_error, int_param, json_body, scalar_fields
 from webapp.experiments import archives, datasets
 from webapp.experiments.access import get_owned, owned
-from webapp.experiments.configs import create_experiment
 from webapp.experiments.forms import (
     CheckpointForm,
     DatasetForm,
@@ -26,6 +25,7 @@ from webapp.experiments.forms import (
 )
 from webapp.experiments.models import Checkpoint, Dataset, Experiment
 from webapp.experiments.results import summarise
+from webapp.experiments.sweeps import queue_from_form
 from webapp.experiments.views_json import MetricWindow, finite, metrics_payload
 
 MAX_PAGE = 200
@@ -70,10 +70,11 @@ def experiment_create(request):
     form = ExperimentForm(data, user=request.user)
     if not form.is_valid():
         return form_error(form)
-    cd = form.cleaned_data
-    experiment = create_experiment(team=cd["team"], owner=request.user, checkpoint=cd["teacher"],
-                                   dataset=cd["dataset"], fields=cd, config=form.config)
-    return JsonResponse(serialize.experiment(experiment, detail=True), status=201)
+    created, tag = queue_from_form(form, request.user)
+    if tag is not None:  # a sweep: every combination, grouped by one tag
+        return JsonResponse({"sweep": tag.name, "experiments": [serialize.experiment(e, detail=True) for e in created]},
+                            status=201)
+    return JsonResponse(serialize.experiment(created[0], detail=True), status=201)
 
 
 @api_view({"GET": experiment_list, "POST": experiment_create})

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -15,10 +17,10 @@ from webapp.accounts.models import teams_of
 from webapp.experiments.access import get_owned, owned
 from webapp.experiments.artifacts import Unavailable, export_dir
 from webapp.experiments.clone import clone_initial
-from webapp.experiments.configs import create_experiment
 from webapp.experiments.forms import ExperimentForm
 from webapp.experiments.models import Checkpoint, Dataset, Experiment
 from webapp.experiments.results import summarise
+from webapp.experiments.sweeps import queue_from_form
 from webapp.experiments.views_json import status_payload
 
 # The live charts: (chart id, title, metric keys, y-axis title).
@@ -72,15 +74,17 @@ def experiment_new(request):
             messages.info(request, f"Pre-filled from “{source.name}” (#{source.pk}); change what you want to try.")
     form = ExperimentForm(request.POST or None, user=request.user, initial=initial)
     if request.method == "POST" and form.is_valid():
-        cd = form.cleaned_data
-        experiment = create_experiment(team=cd["team"], owner=request.user, checkpoint=cd["teacher"],
-                                       dataset=cd["dataset"], fields=cd, config=form.config,
-                                       max_runtime_seconds=round(cd["max_runtime_hours"] * 3600)
-                                       if cd.get("max_runtime_hours") else None)
+        created, tag = queue_from_form(form, request.user)
+        if tag is not None:
+            messages.success(request, f"Queued {len(created)} experiments, tagged “{tag.name}”.")
+            return redirect(f"{reverse('experiments:list')}?{urlencode({'tag': tag.name})}")
+        experiment = created[0]
         messages.success(request, f"Queued “{experiment.name}”.")
         return redirect("experiments:detail", pk=experiment.pk)
     return render(request, "experiments/new.html", {
         "form": form,
+        "open_sections": form.open_sections(),
+        "match_choices": form.match_choices(),
         "has_teams": teams_of(request.user).exists(),
         "has_checkpoints": owned(request.user, Checkpoint).exists(),
         "has_datasets": owned(request.user, Dataset).exists(),

@@ -84,7 +84,7 @@ def ratio(value: Any) -> str:
     return DASH if number is None else f"{number:,.1f}×"
 
 
-STUDENT_LABELS = {"textcnn": "TextCNN", "bilstm": "BiLSTM", "bigru": "BiGRU"}
+STUDENT_LABELS = {"textcnn": "TextCNN", "bilstm": "BiLSTM", "bigru": "BiGRU", "transformer": "Transformer"}
 
 
 @register.filter

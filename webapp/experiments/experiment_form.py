@@ -1,0 +1,325 @@
+"""The new-experiment form: every distill_core option, sweeps, and checks against the chosen teacher.
+
+The form works from a plain dict as well as from the page (the REST API posts only the original
+fields): what is missing takes distill_core's default. `clean` leaves `configs` (one per sweep
+combination, each validated by ExperimentConfig and checked against the teacher and a student built
+on the meta device) and `config` (the first) — or field errors, and then nothing may be queued.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from django import forms
+
+from distill_core.errors import CheckpointError, ConfigError
+from webapp.experiments import sweeps
+from webapp.experiments.access import owned
+from webapp.experiments.configs import build_config, form_field_for
+from webapp.experiments.experiment_fields import SECTIONS, STUDENT_CHOICES, ExperimentFields
+from webapp.experiments.form_base import TeamFormMixin, inspect
+from webapp.experiments.matches_check import check_config, generate_rows
+from webapp.experiments.models import Checkpoint, Dataset
+
+__all__ = ["ExperimentForm", "STUDENT_CHOICES", "SECTIONS"]
+
+MAX_ENSEMBLE = 8
+# Unfolded on a fresh form: the original ten inputs live here; the rest waits in folded groups.
+OPEN_BY_DEFAULT = ("basics", "student", "kd", "optimisation")
+STUDENT_NAMES = [name for name, _ in STUDENT_CHOICES]
+
+
+def _int_list(text: str, what: str, low: int, high: int, count: tuple[int, int]) -> list[int]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not count[0] <= len(items) <= count[1]:
+        wanted = f"{count[0]}" if count[0] == count[1] else f"{count[0]} to {count[1]}"
+        raise forms.ValidationError(f"Give {wanted} comma-separated whole numbers (got {len(items)}).")
+    values = []
+    for item in items:
+        if not re.fullmatch(r"[0-9]{1,9}", item):
+            raise forms.ValidationError(f"{item[:20]!r} is not a whole number.")
+        if not low <= int(item) <= high:
+            raise forms.ValidationError(f"{what} must be between {low} and {high} (got {item}).")
+        values.append(int(item))
+    return values
+
+
+def _json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text, parse_constant=lambda name: _refuse_constant(name))
+    except json.JSONDecodeError as exc:
+        raise forms.ValidationError(
+            f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
+
+
+def _refuse_constant(name: str):
+    raise forms.ValidationError(f"{name} is not a number JSON allows; use a finite number.")
+
+
+class ExperimentForm(TeamFormMixin, ExperimentFields):
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        from distill_core.intermediate import intermediate_losses
+        from distill_core.matches import presets
+
+        self.setup_team(user)
+        self.initial.setdefault("matches_mode", "none")
+        self.fields["teacher"].queryset = owned(user, Checkpoint).select_related("team").order_by("team__name", "name")
+        self.fields["dataset"].queryset = owned(user, Dataset).select_related("team").order_by("team__name", "name")
+        if len(self.fields["team"].queryset) > 1:
+            self.fields["teacher"].label_from_instance = lambda c: f"{c.name} ({c.team})"
+            self.fields["dataset"].label_from_instance = lambda d: f"{d.name} ({d.team})"
+        for name in ("teacher", "dataset"):  # preselect the only choice
+            if len(self.fields[name].queryset) == 1:
+                self.fields[name].initial = self.fields[name].queryset[0].pk
+        self.fields["matches_preset"].choices = [("", "—")] + [(n, n) for n in presets.names()]
+        self.fields["generate_loss"].choices = [(n, n) for n in intermediate_losses.names()]
+        for name in ("temperature", "alpha", "learning_rate"):
+            self.fields[name].widget.attrs["step"] = "any"
+        self.user = user
+        self.teacher_info: dict[str, Any] = {}
+        self.configs: list[dict[str, Any]] = []
+        self.config: dict[str, Any] | None = None
+        self.match_error: tuple[int, str] | tuple[()] = ()  # (row, key) of a refused edited row
+
+    # ---- single fields ----
+
+    def clean_temperature(self) -> float:
+        value = self.cleaned_data["temperature"]
+        if not value > 0:
+            raise forms.ValidationError(f"The temperature must be greater than 0 (got {value:g}).")
+        if value > 1000:
+            raise forms.ValidationError(f"The temperature must be at most 1000 (got {value:g}).")
+        return value
+
+    def clean_alpha(self) -> float:
+        value = self.cleaned_data["alpha"]
+        if not 0.0 <= value <= 1.0:
+            raise forms.ValidationError(f"α weighs the hard labels and must be between 0 and 1 (got {value:g}).")
+        return value
+
+    def clean_learning_rate(self) -> float:
+        value = self.cleaned_data["learning_rate"]
+        if not (math.isfinite(value) and 0 < value <= 10):
+            raise forms.ValidationError(f"The learning rate must be greater than 0 and at most 10 (got {value:g}).")
+        return value
+
+    def clean_cnn_filter_sizes(self) -> list[int] | None:
+        text = self.cleaned_data["cnn_filter_sizes"].strip()
+        return _int_list(text, "A filter size", 1, 64, (1, 10)) if text else None
+
+    def clean_augment_ngram_range(self) -> list[int] | None:
+        text = self.cleaned_data["augment_ngram_range"].strip()
+        if not text:
+            return None
+        low, high = _int_list(text, "An n-gram length", 1, 100, (2, 2))
+        if low > high:
+            raise forms.ValidationError(f"The minimum ({low}) is above the maximum ({high}).")
+        return [low, high]
+
+    def clean_label_separator(self) -> str:
+        value = self.cleaned_data["label_separator"]
+        if any(ch in value for ch in "\t\r\n\x00"):
+            raise forms.ValidationError("Use a visible separator such as , or | (tabs and line breaks split rows).")
+        return value
+
+    def clean_stages(self) -> list[dict[str, Any]] | None:
+        text = self.cleaned_data["stages"].strip()
+        if not text:
+            return None
+        stages = _json(text, "The stages")
+        if not isinstance(stages, list) or not all(isinstance(s, dict) for s in stages):
+            raise forms.ValidationError('Stages are a JSON list of objects, like [{"name": "prediction", '
+                                        '"epochs": 3}].')
+        return stages or None
+
+    def clean_match_rows(self) -> list[dict[str, Any]] | None:
+        text = self.cleaned_data["match_rows"].strip()
+        if not text or self.data.get("matches_mode", "rows" if text else "none") != "rows":
+            return None
+        rows = _json(text, "The match rows")
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise forms.ValidationError("Match rows are a JSON list of objects, one per row.")
+        if len(rows) > 64:
+            raise forms.ValidationError(f"At most 64 match rows (got {len(rows)}).")
+        return rows
+
+    def clean_ensemble(self) -> list[dict[str, Any]] | None:
+        lines = [line.strip() for line in self.cleaned_data["ensemble"].splitlines() if line.strip()]
+        if len(lines) > MAX_ENSEMBLE:
+            raise forms.ValidationError(f"At most {MAX_ENSEMBLE} more teachers (got {len(lines)}).")
+        members = []
+        for number, line in enumerate(lines, 1):
+            name, _, weight_text = line.rpartition(" ")
+            if not name:
+                name, weight_text = line, "1"
+            try:
+                weight = float(weight_text)
+            except ValueError:
+                name, weight = line, 1.0  # a name with spaces and no weight
+            if not (math.isfinite(weight) and 0 < weight <= 1000):
+                raise forms.ValidationError(f"Line {number}: the weight must be greater than 0 and at most 1000 "
+                                            f"(got {weight_text[:20]}).")
+            members.append((number, name.strip(), weight))
+        return [{"line": n, "name": name, "weight": w} for n, name, w in members] or None
+
+    # ---- the whole form ----
+
+    def clean(self):
+        cleaned = super().clean()
+        team, teacher, dataset = cleaned.get("team"), cleaned.get("teacher"), cleaned.get("dataset")
+        if team and teacher and teacher.team_id != team.pk:
+            self.add_error("teacher", f"The checkpoint {teacher.name!r} belongs to {teacher.team}, not {team}.")
+        if team and dataset and dataset.team_id != team.pk:
+            self.add_error("dataset", f"The dataset {dataset.name!r} belongs to {dataset.team}, not {team}.")
+        if not cleaned.get("matches_mode"):  # a plain dict may post rows without a mode
+            cleaned["matches_mode"] = "rows" if cleaned.get("match_rows") else "none"
+        self._resolve_ensemble(cleaned, team, dataset)
+        overrides = self._sweep_combinations(cleaned)
+        self._check_matches_choice(cleaned)
+        if "teacher" in cleaned and "dataset" in cleaned and not self.errors:
+            self._check_teacher(teacher, dataset)
+        if not self.errors:
+            self._build_all(cleaned, teacher, dataset, overrides)
+        return cleaned
+
+    def _resolve_ensemble(self, cleaned: dict[str, Any], team, dataset) -> None:
+        members = cleaned.get("ensemble")
+        if not members or not team:
+            return
+        resolved = []
+        for member in members:
+            checkpoint = Checkpoint.objects.filter(team=team, name=member["name"]).first()
+            if checkpoint is None:
+                self.add_error("ensemble", f"Line {member['line']}: {team} has no checkpoint called "
+                                           f"{member['name'][:100]!r}.")
+                return
+            if dataset and checkpoint.num_labels not in (None, len(dataset.labels)):
+                self.add_error("ensemble", f"Line {member['line']}: {checkpoint.name!r} predicts "
+                                           f"{checkpoint.num_labels} labels but the dataset has {len(dataset.labels)}.")
+                return
+            resolved.append({"path": checkpoint.path, "weight": member["weight"]})
+        cleaned["ensemble"] = resolved
+
+    def _sweep_combinations(self, cleaned: dict[str, Any]) -> list[dict[str, Any]]:
+        lists: dict[str, list[Any]] = {}
+        ranges = {"sweep_temperature": (0.0, 1000.0, True, "The temperature"),
+                  "sweep_alpha": (0.0, 1.0, False, "α"), "sweep_learning_rate": (0.0, 10.0, True, "The learning rate")}
+        for name in sweeps.SWEEP_FIELDS:
+            text = cleaned.get(name) or ""
+            try:
+                if name == "sweep_student_type":
+                    values = [v.lower() for v in sweeps.split_values(text)]
+                    unknown = [v for v in values if v not in STUDENT_NAMES]
+                    if unknown:
+                        raise sweeps.SweepError(f"{unknown[0][:40]!r} is not a student; choose from "
+                                                f"{', '.join(STUDENT_NAMES)}.")
+                else:
+                    low, high, low_open, what = ranges[name]
+                    values = sweeps.parse_numbers(text, low, high, low_open=low_open, what=what)
+            except sweeps.SweepError as exc:
+                self.add_error(name, exc.message)
+                continue
+            lists[name] = values
+        try:
+            return sweeps.combinations(lists)
+        except sweeps.SweepError as exc:
+            self.add_error(next(name for name, values in lists.items() if values), exc.message)
+            return [{}]
+
+    def _check_matches_choice(self, cleaned: dict[str, Any]) -> None:
+        mode = cleaned["matches_mode"]
+        if mode == "preset" and not cleaned.get("matches_preset"):
+            self.add_error("match_rows", "Choose a preset, or pick None.")
+        if mode == "rows" and not cleaned.get("match_rows") and "match_rows" not in self.errors:
+            self.add_error("match_rows", "Add at least one row, or pick None.")
+
+    def _check_teacher(self, teacher: Checkpoint, dataset: Dataset) -> None:
+        """The checkpoint must still be on disk and predict exactly the dataset's classes."""
+        try:
+            info = inspect(teacher.path)
+        except CheckpointError as exc:
+            self.add_error("teacher", f"The checkpoint {teacher.name!r} cannot be used: {exc.message}")
+            return
+        self.teacher_info = {**(teacher.info or {}), **info}
+        labels = list(dataset.labels)
+        if info["num_labels"] != len(labels):
+            shown = ", ".join(labels[:12]) + (", …" if len(labels) > 12 else "")
+            self.add_error("teacher", (
+                f"The teacher predicts {info['num_labels']} labels but the dataset has {len(labels)} ({shown}). "
+                "Choose a teacher fine-tuned on this dataset's classes."))
+            return
+        max_positions = info.get("max_position_embeddings")
+        max_length = self.cleaned_data.get("max_length")
+        if isinstance(max_positions, int) and max_length and max_length > max_positions:
+            self.add_error("max_length", f"The teacher reads at most {max_positions} tokens (got {max_length}).")
+
+    def _build_all(self, cleaned: dict[str, Any], teacher: Checkpoint, dataset: Dataset,
+                   overrides: list[dict[str, Any]]) -> None:
+        """One validated config per sweep combination; the first refusal is put on its field."""
+        from distill_core.matches import parse_matches
+
+        configs = []
+        for combination in overrides:
+            values = {**cleaned, **combination, "name": sweeps.combination_name(cleaned["name"], combination)}
+            # match_rows carries the config's `matches`: a preset name, the edited rows or the generated ones.
+            values["match_rows"] = self._matches_value(cleaned)
+            try:
+                if isinstance(values["match_rows"], list):  # edited rows, stored complete (weight, proj)
+                    values["match_rows"] = [m.to_dict() for m in parse_matches(values["match_rows"])]
+                if cleaned.get("matches_mode") == "generate":
+                    values["match_rows"] = generate_rows(build_config({**values, "match_rows": None}, teacher, dataset),
+                                                         self.teacher_info,
+                                                         cleaned.get("generate_strategy") or "uniform",
+                                                         cleaned.get("generate_feature") or "hidden",
+                                                         cleaned.get("generate_loss") or "hidden_mse",
+                                                         _or(cleaned.get("generate_weight"), 1.0))
+                config = build_config(values, teacher, dataset)
+                check_config(config, self.teacher_info)
+            except ConfigError as exc:
+                self._add_config_error(exc, values.get("student_type"), combination, len(overrides) > 1)
+                return
+            configs.append(config)
+        self.configs, self.config = configs, configs[0]
+
+    def _matches_value(self, cleaned: dict[str, Any]) -> Any:
+        mode = cleaned["matches_mode"]
+        if mode == "preset":
+            return cleaned.get("matches_preset") or None
+        if mode == "rows":
+            return cleaned.get("match_rows")
+        return None
+
+    def _add_config_error(self, exc: ConfigError, student_type: str | None, combination: dict[str, Any],
+                          swept: bool) -> None:
+        field = form_field_for(exc.field, student_type)
+        message = exc.message
+        row = re.fullmatch(r"matches\.(\d+)(?:\.(\w+))?", exc.field or "")
+        if row and self.cleaned_data.get("matches_mode") == "rows":
+            self.match_error = (int(row.group(1)), row.group(2) or "")
+        if swept:
+            message = f"With {sweeps.describe(combination)}: {message}"
+            for sweep_field, (single, _) in sweeps.SWEEP_FIELDS.items():
+                if field == single and single in combination:
+                    field = sweep_field
+        self.add_error(field, message)
+
+    # ---- for the template ----
+
+    def match_choices(self) -> dict[str, list[str]]:
+        """The row editor's menus."""
+        from distill_core.matches import FEATURES
+
+        return {"features": list(FEATURES), "losses": [name for name, _ in self.fields["generate_loss"].choices]}
+
+    def open_sections(self) -> set[str]:
+        """Groups to show unfolded: the everyday ones, and every group holding an error."""
+        errors = {section for section, names in SECTIONS.items() if any(n in self.errors for n in names)}
+        return set(OPEN_BY_DEFAULT) | errors
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None or value == "" else value

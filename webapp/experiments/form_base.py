@@ -1,0 +1,30 @@
+"""Pieces every form of the experiments app shares: the team field and the checkpoint inspector."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from webapp.accounts.models import teams_of
+
+
+def inspect(path: str | Path) -> dict[str, Any]:
+    """distill_core.teachers.inspect_checkpoint, imported on first use (it loads torch)."""
+    from distill_core.teachers import inspect_checkpoint
+
+    return inspect_checkpoint(path)
+
+
+class TeamFormMixin:
+    """A `team` field limited to the user's teams, preselected when there is only one."""
+
+    def setup_team(self, user) -> None:
+        teams = teams_of(user)
+        self.fields["team"].queryset = teams
+        if len(teams) == 1:
+            self.fields["team"].initial = teams[0].pk
+
+    def check_unique_name(self, model: type, cleaned: dict[str, Any]) -> None:
+        team, name = cleaned.get("team"), cleaned.get("name")
+        if team and name and model.objects.filter(team=team, name=name).exists():
+            self.add_error("name", f"{team} already has a {model._meta.verbose_name} called {name!r}.")
