@@ -464,6 +464,8 @@ class Trainer:
         metrics = accuracy_and_macro_f1(dev.labels.numpy(), predictions.numpy(), self.labels)
         self.sink.emit("eval", {"step": self.step, "epoch": epoch, "stage": self.stage_index, "split": "dev",
                                 "metrics": metrics})
+        log.info("Epoch %d, step %d/%d: dev accuracy %.4f, macro-F1 %.4f", epoch, self.step, self.total_steps,
+                 metrics["accuracy"], metrics["macro_f1"])
         self.last_eval_step = self.step
         if metrics[t.best_metric] > self.best[t.best_metric]:
             self.best = {**metrics, "epoch": epoch, "step": self.step}

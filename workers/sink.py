@@ -53,6 +53,7 @@ class DatabaseSink:
         self.total_steps: int | None = None
         self.step = 0
         self.cancel_requested = False
+        self.run_log: Any = None  # a workers.runlog.RunLog whose lines each flush stores
         self.results: dict[str, Any] | None = None
         self._last_flush = clock()
 
@@ -100,13 +101,14 @@ class DatabaseSink:
         points = [MetricPoint(experiment_id=self.experiment_id, key=k, step=s, value=v)
                   for (k, s), v in self.buffer.items()]
         progress = min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
+        log_tail = {"log_tail": self.run_log.text()} if self.run_log is not None and self.run_log.changed else {}
 
         def write() -> bool:
             with transaction.atomic():
                 MetricPoint.objects.bulk_create(points, batch_size=1000, ignore_conflicts=True)
                 Experiment.objects.filter(pk=self.experiment_id).update(
                     current_step=self.step, progress=progress, latest=self.latest, best=self.best,
-                    heartbeat_at=timezone.now())
+                    heartbeat_at=timezone.now(), **log_tail)
             return Experiment.objects.filter(pk=self.experiment_id, cancel_requested=True).exists()
 
         self.cancel_requested = with_db_retry(write)

@@ -42,6 +42,7 @@ def execute(experiment_id: int, token: str | None = None) -> None:
     from webapp.experiments.models import Experiment
     from workers import inventory
     from workers.lease import LeaseKeeper, ShutdownSignal, StopFlags
+    from workers.runlog import RunLog
     from workers.sink import DatabaseSink
 
     S = Experiment.Status
@@ -54,6 +55,8 @@ def execute(experiment_id: int, token: str | None = None) -> None:
             log.warning("Experiment %s left CLAIMED before it could start", experiment_id)
         return
     sink = DatabaseSink(experiment_id)
+    run_log = sink.run_log = RunLog()
+    run_log.__enter__()
     flags = StopFlags(sink, experiment.max_runtime_seconds)
     keeper = LeaseKeeper(experiment_id, token or "", flags)
     keeper.start()
@@ -88,6 +91,7 @@ def execute(experiment_id: int, token: str | None = None) -> None:
         queue.finish(experiment_id, S.SUCCEEDED, results=results, token=token)
     finally:
         keeper.stop()
+        run_log.__exit__(None, None, None)
 
 
 def distiller():

@@ -43,6 +43,9 @@ def test_a_tiny_run_reports_metrics_confusion_matrices_and_sizes(make_config, st
     size = results["size"]
     assert size["teacher"]["parameters"] > 0 and size["student"]["parameters"] > 0
     assert size["student"]["bytes"] > 0 and size["teacher"]["bytes"] > 0
+    for side in ("student", "teacher"):
+        for batch in (1, 32):
+            assert 0 < size[side][f"latency_ms_batch_{batch}"] <= size[side][f"latency_ms_batch_{batch}_p95"]
     assert size["compression"] == pytest.approx(size["teacher"]["parameters"] / size["student"]["parameters"], rel=1e-3)
     assert results["best_dev"]["epoch"] in (1, 2)
     json.dumps(results, allow_nan=False)  # stored as JSON by the worker

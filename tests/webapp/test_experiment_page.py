@@ -225,3 +225,10 @@ def test_a_config_that_no_longer_parses_still_renders(alice_client, make_experim
     experiment.config = {**experiment.config, "matches": "no-such-preset"}
     experiment.save(update_fields=["config"])
     assert 'id="chart-loss"' in page(alice_client, experiment)
+
+
+def test_the_run_log_is_shown_escaped_and_polled(alice_client, make_experiment):
+    experiment = make_experiment(S.RUNNING, log_tail="09:00:00 INFO distill_core: Epoch 1 <script>alert(1)</script>")
+    html = page(alice_client, experiment)
+    assert 'id="log-tail"' in html and "Epoch 1 &lt;script&gt;" in html and "<script>alert(1)" not in html
+    assert "Epoch 1" in alice_client.get(f"/experiments/{experiment.pk}/status.json").json()["log_tail"]

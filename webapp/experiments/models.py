@@ -148,7 +148,8 @@ class Experiment(models.Model):
 
     latest = models.JSONField(default=dict)  # latest value of every metric key
     best = models.JSONField(default=dict)  # best dev metrics so far
-    results = models.JSONField(null=True, blank=True)  # distill_core's "result" event
+    results = models.JSONField(null=True, blank=True)
+    log_tail = models.TextField(blank=True)  # the run's last log lines (workers/runlog.py)  # distill_core's "result" event
 
     # Edited inline on the list; tags are team-wide names so the list can filter by them.
     tags = models.ManyToManyField(Tag, blank=True, related_name="experiments")

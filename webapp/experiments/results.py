@@ -14,6 +14,8 @@ from typing import Any
 _LATENCY_B1 = ("latency_ms_b1", "latency_ms_batch_1")
 _LATENCY_B32 = ("latency_ms_b32", "latency_ms_batch_32")
 _THROUGHPUT = ("throughput", "throughput_per_s")
+_LATENCY_B1_P95 = ("latency_ms_batch_1_p95",)
+_LATENCY_B32_P95 = ("latency_ms_batch_32_p95",)
 
 
 def _dict(value: Any) -> dict:
@@ -90,9 +92,11 @@ def summarise(results: Any) -> dict[str, Any] | None:
     sizes = {
         "student": {"parameters": _num(s_size.get("parameters")), "bytes": _num(s_size.get("bytes")),
                     "latency_b1": _first(s_size, _LATENCY_B1), "latency_b32": _first(s_size, _LATENCY_B32),
+                    "latency_b1_p95": _first(s_size, _LATENCY_B1_P95), "latency_b32_p95": _first(s_size, _LATENCY_B32_P95),
                     "throughput": _first(s_size, _THROUGHPUT), "accuracy": student["accuracy"]},
         "teacher": {"parameters": _num(t_size.get("parameters")), "bytes": _num(t_size.get("bytes")),
                     "latency_b1": _first(t_size, _LATENCY_B1), "latency_b32": _first(t_size, _LATENCY_B32),
+                    "latency_b1_p95": _first(t_size, _LATENCY_B1_P95), "latency_b32_p95": _first(t_size, _LATENCY_B32_P95),
                     "throughput": _first(t_size, _THROUGHPUT), "accuracy": teacher["accuracy"]},
     }
     s, t = sizes["student"], sizes["teacher"]
@@ -107,6 +111,13 @@ def summarise(results: Any) -> dict[str, Any] | None:
          "ratio": _ratio(t["latency_b1"], s["latency_b1"]), "ratio_word": "faster"},
         {"name": "Latency, batch 32", "kind": "ms", "teacher": t["latency_b32"], "student": s["latency_b32"],
          "ratio": _ratio(t["latency_b32"], s["latency_b32"]), "ratio_word": "faster"},
+        {"name": "Latency p95, batch 1", "kind": "ms", "teacher": t["latency_b1_p95"], "student": s["latency_b1_p95"],
+         "ratio": _ratio(t["latency_b1_p95"], s["latency_b1_p95"]), "ratio_word": "faster"},
+        {"name": "Latency p95, batch 32", "kind": "ms", "teacher": t["latency_b32_p95"],
+         "student": s["latency_b32_p95"], "ratio": _ratio(t["latency_b32_p95"], s["latency_b32_p95"]),
+         "ratio_word": "faster"},
+        {"name": "Throughput (samples/s)", "kind": "count", "teacher": t["throughput"], "student": s["throughput"],
+         "ratio": _ratio(s["throughput"], t["throughput"]), "ratio_word": "more"},
     ]
     accuracy_delta = None
     if s["accuracy"] is not None and t["accuracy"] is not None:

@@ -126,6 +126,7 @@ def status_payload(experiment: Experiment) -> dict[str, Any]:
         "current_step": experiment.current_step,
         "total_steps": experiment.total_steps,
         "error": experiment.error,
+        "log_tail": experiment.log_tail,
         "latest": _finite_map(experiment.latest),
         "best": _finite_map(experiment.best),
         "finished": experiment.is_finished,

@@ -146,6 +146,12 @@
       bar.setAttribute("aria-valuenow", (progress * 100).toFixed(1));
       bar.querySelector(".progress-fill").style.width = (progress * 100).toFixed(1) + "%";
     }
+    const logTail = document.getElementById("log-tail");
+    if (logTail && st.log_tail && logTail.textContent !== st.log_tail) {
+      const atBottom = logTail.scrollTop + logTail.clientHeight >= logTail.scrollHeight - 4;
+      logTail.textContent = st.log_tail;  // textContent: log lines are never parsed as HTML
+      if (atBottom) logTail.scrollTop = logTail.scrollHeight;
+    }
     setText("progress-percent", D.pct(progress, 0));
     setText("progress-step", String(st.current_step));
     setText("progress-total", st.total_steps === null ? "—" : String(st.total_steps));
