@@ -147,11 +147,7 @@ def dataset_create(request):
         return form_error(form)
     cd = form.cleaned_data
     try:
-        dataset = datasets.register_upload(
-            team=cd["team"], user=request.user, name=cd["name"],
-            files={"train": cd["train_file"], "dev": cd.get("dev_file"), "test": cd.get("test_file")},
-            format=cd["format"], has_header=cd["has_header"], text_column=cd["text_column"],
-            text_pair_column=cd["text_pair_column"], label_column=cd["label_column"], labels=cd["label_names"])
+        dataset = datasets.register_from_form(cd, request.user)
     except datasets.UploadRefused as exc:
         field = exc.field or "__all__"
         return error(exc.message, 400, {field: [exc.message]} if exc.field else {})

@@ -6,7 +6,10 @@ files cannot be read or the row cannot be saved.
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
+import random
 import secrets
 import shutil
 from pathlib import Path
@@ -112,11 +115,23 @@ def raw_label_values(path: str, config: DataConfig, name: str) -> set[str]:
     return {str(label).strip() for _, (_, _, label) in rows}
 
 
+def register_from_form(cd: dict, user) -> Dataset:
+    """register_upload with a valid DatasetForm's cleaned data (the page and the API share it)."""
+    return register_upload(
+        team=cd["team"], user=user, name=cd["name"],
+        files={"train": cd["train_file"], "dev": cd.get("dev_file"), "test": cd.get("test_file")},
+        format=cd["format"], has_header=cd["has_header"], text_column=cd["text_column"],
+        text_pair_column=cd["text_pair_column"], label_column=cd["label_column"], labels=cd["label_names"],
+        split_ratios=(cd.get("dev_ratio") or 0.0, cd.get("test_ratio") or 0.0), split_seed=cd.get("split_seed") or 0)
+
+
 def register_upload(*, team, user, name: str, files: dict[str, UploadedFile | None], format: str,
                     has_header: bool, text_column: str, text_pair_column: str, label_column: str,
-                    labels: list[str]) -> Dataset:
+                    labels: list[str], split_ratios: tuple[float, float] = (0.0, 0.0),
+                    split_seed: int = 0) -> Dataset:
     """Store the files under DATASET_ROOT/<team>/<random>/, read them, save the Dataset.
 
+    `split_ratios` (dev, test) hold out seeded fractions of the train file for splits without a file.
     Raises UploadRefused (naming the form field) after removing whatever was stored.
     """
     directory = Path(settings.DATASET_ROOT) / str(team.pk) / secrets.token_hex(8)
@@ -124,6 +139,8 @@ def register_upload(*, team, user, name: str, files: dict[str, UploadedFile | No
     try:
         paths = {split: store(upload, directory / f"{split}.{format}")
                  for split, upload in files.items() if upload is not None}
+        if any(split_ratios):
+            paths.update(split_by_ratio(Path(paths["train"]), format, has_header, *split_ratios, split_seed))
         dataset = Dataset(
             team=team, name=name, created_by=user, format=format, has_header=has_header,
             train_path=paths["train"], dev_path=paths.get("dev", ""), test_path=paths.get("test", ""),
@@ -146,6 +163,45 @@ def register_upload(*, team, user, name: str, files: dict[str, UploadedFile | No
         raise
     log.info("Registered dataset %s (%s) for team %s in %s", dataset.pk, name, team.pk, directory)
     return dataset
+
+
+def split_by_ratio(train: Path, format: str, has_header: bool, dev_ratio: float, test_ratio: float,
+                   seed: int) -> dict[str, str]:
+    """Move seeded fractions of the train file's rows into dev/test files beside it; rewrite train.
+
+    Rows keep their file order within each split and a header is repeated in every file. A file
+    that is not UTF-8 is left whole: reading it reports the encoding error with its line.
+    """
+    try:
+        text = train.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return {}
+    if format == "csv":
+        records = [row for row in csv.reader(io.StringIO(text)) if any(field.strip() for field in row)]
+    else:
+        records = [line for line in text.splitlines() if line.strip()]
+    header = records.pop(0) if has_header and format != "jsonl" and records else None
+    order = list(range(len(records)))
+    random.Random(seed).shuffle(order)
+    n_dev, n_test = round(len(records) * dev_ratio), round(len(records) * test_ratio)
+    if len(records) - n_dev - n_test < 1 or (dev_ratio and not n_dev) or (test_ratio and not n_test):
+        field = "dev_ratio" if dev_ratio else "test_ratio"
+        raise UploadRefused(f"The train file has {len(records)} row(s): too few to hold out "
+                            f"{dev_ratio:g} for dev and {test_ratio:g} for test and keep some to train on.", field)
+    parts = {"dev": order[:n_dev], "test": order[n_dev:n_dev + n_test], "train": order[n_dev + n_test:]}
+    paths = {}
+    for split, indices in parts.items():
+        if not indices:
+            continue
+        path = train.with_name(f"{split}.{format}")
+        rows = ([header] if header is not None else []) + [records[i] for i in sorted(indices)]
+        with open(path, "w", encoding="utf-8", newline="") as out:
+            if format == "csv":
+                csv.writer(out).writerows(rows)
+            else:
+                out.write("\n".join(rows) + "\n")
+        paths[split] = str(path)
+    return paths
 
 
 def store(upload: UploadedFile, path: Path) -> str:

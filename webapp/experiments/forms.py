@@ -123,6 +123,14 @@ class DatasetForm(TeamFormMixin, forms.Form):
                                        help_text="Second sentence for pair tasks (NLI, paraphrase). Leave empty "
                                                  "for single sentences.")
     label_column = forms.CharField(max_length=100, initial="1")
+    dev_ratio = forms.FloatField(
+        required=False, min_value=0.0, max_value=0.5, initial=0.0, label="Hold out for dev",
+        help_text="Without a dev file: the fraction of the train file to set aside (e.g. 0.1), chosen by the seed.")
+    test_ratio = forms.FloatField(
+        required=False, min_value=0.0, max_value=0.5, initial=0.0, label="Hold out for test",
+        help_text="Without a test file: the fraction of the train file to set aside for the final report.")
+    split_seed = forms.IntegerField(required=False, min_value=0, max_value=2**31 - 1, initial=42, label="Split seed",
+                                    help_text="The same seed gives the same split every time.")
     label_names = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 5}), required=False, label="Label names",
         help_text="One per line, in class-index order. Leave empty to use the sorted distinct labels of "
@@ -161,6 +169,9 @@ class DatasetForm(TeamFormMixin, forms.Form):
 
     def clean(self):
         cleaned = super().clean()
+        for split in ("dev", "test"):
+            if cleaned.get(f"{split}_file") and cleaned.get(f"{split}_ratio"):
+                self.add_error(f"{split}_ratio", f"Upload a {split} file or hold out a fraction of train, not both.")
         for key in ("text_column", "text_pair_column", "label_column"):
             if cleaned.get(key) is not None:
                 cleaned[key] = cleaned[key].strip()

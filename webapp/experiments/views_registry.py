@@ -86,13 +86,7 @@ def dataset_new(request):
     if request.method == "POST" and form.is_valid():
         cd = form.cleaned_data
         try:
-            dataset = datasets.register_upload(
-                team=cd["team"], user=request.user, name=cd["name"],
-                files={"train": cd["train_file"], "dev": cd.get("dev_file"), "test": cd.get("test_file")},
-                format=cd["format"], has_header=cd["has_header"], text_column=cd["text_column"],
-                text_pair_column=cd["text_pair_column"], label_column=cd["label_column"],
-                labels=cd["label_names"],
-            )
+            dataset = datasets.register_from_form(cd, request.user)
         except datasets.UploadRefused as exc:
             form.add_error(exc.field, exc.message)
         else:
