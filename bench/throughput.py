@@ -84,6 +84,7 @@ def main() -> None:
         for contender in contenders:
             spec = {"contender": contender, "setup": setup, "data": data, "teacher": teacher["path"],
                     "max_length": args.max_length, **size, "examples": examples}
+            print(f"[{time.strftime('%H:%M:%S')}] {setup}: {contender}", file=sys.stderr, flush=True)
             proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
                                   text=True, cwd=common.ROOT)
             lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
