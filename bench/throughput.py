@@ -57,6 +57,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="default by --size")
     parser.add_argument("--batch-size", type=int, help="default by --size")
     parser.add_argument("--max-length", type=int, default=32)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (the GPU section of docs/BENCHMARKS.md)")
+    parser.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off", help="Distillery's train.amp")
     parser.add_argument("--setups", default=",".join(SETUPS), help=f"comma-separated: {', '.join(SETUPS)}")
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one contender from a JSON spec
@@ -70,7 +72,8 @@ def main() -> None:
         if getattr(args, key) is not None:
             size[key] = getattr(args, key)
     teacher = prepare_teacher(args.size)
-    out = {"bench": "throughput", "size": args.size, "device": "cpu", "examples": size["examples"],
+    out = {"bench": "throughput", "size": args.size, "device": args.device, "amp": args.amp,
+           "examples": size["examples"],
            "transformer_examples": size["transformer_examples"], "epochs": size["epochs"], "batch_size": size["batch_size"], "max_length": args.max_length,
            "teacher": teacher, "setups": {}}
     for setup in args.setups.split(","):
@@ -83,7 +86,8 @@ def main() -> None:
         results = {}
         for contender in contenders:
             spec = {"contender": contender, "setup": setup, "data": data, "teacher": teacher["path"],
-                    "max_length": args.max_length, **size, "examples": examples}
+                    "max_length": args.max_length, "device": args.device, "amp": args.amp, **size,
+                    "examples": examples}
             print(f"[{time.strftime('%H:%M:%S')}] {setup}: {contender}", file=sys.stderr, flush=True)
             proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
                                   text=True, cwd=common.ROOT)
@@ -156,7 +160,8 @@ def run_contender(spec: dict) -> dict:
     started = time.perf_counter()  # epoch 1 includes reading and encoding the data and loading the teacher
     runner = {"student_only": run_student_only, "distillery": run_distillery, "textbrewer": run_textbrewer,
               "textbrewer_cached": run_textbrewer}[spec["contender"]]
-    epoch_ends = runner(spec)  # perf_counter at the end of each epoch
+    extra: dict = {}
+    epoch_ends = runner(spec, extra)  # perf_counter at the end of each epoch
     marks = [started, *epoch_ends]
     epochs = [b - a for a, b in zip(marks, marks[1:])]
     n = spec["examples"]
@@ -168,6 +173,7 @@ def run_contender(spec: dict) -> dict:
         "samples_per_s_all": round(n * len(epochs) / sum(epochs), 1),
         "wall_seconds": round(time.perf_counter() - started, 2),
         "peak_rss_mb": common.peak_rss_mb(),
+        **extra,
     }
 
 
@@ -182,7 +188,8 @@ def experiment_config(spec: dict, alpha: float = ALPHA) -> dict:
                     "options": setup["options"]},
         "kd": {"temperature": TEMPERATURE, "alpha": alpha, "loss": "kl"},
         "train": {"epochs": spec["epochs"], "batch_size": spec["batch_size"], "learning_rate": setup["lr"],
-                  "lr_schedule": "constant", "device": "cpu", "log_every": 1, "checkpoint_every": 10 ** 9},
+                  "lr_schedule": "constant", "device": spec.get("device", "cpu"), "amp": spec.get("amp", "off"),
+                  "log_every": 1, "checkpoint_every": 10 ** 9},
     }
     if setup["matches"]:
         config["matches"] = hidden_matches(spec["teacher"])
@@ -210,12 +217,14 @@ class EpochClock:
             self.last_step[payload["epoch"]] = time.perf_counter()
 
 
-def run_distillery(spec: dict) -> list[float]:
+def run_distillery(spec: dict, extra: dict) -> list[float]:
     from distill_core.config import ExperimentConfig
     from distill_core.distiller import run
 
     clock = EpochClock()
-    run(ExperimentConfig.from_dict(experiment_config(spec)), sink=clock, resume=False, cache_dir=None)
+    results = run(ExperimentConfig.from_dict(experiment_config(spec)), sink=clock, resume=False, cache_dir=None)
+    # building the teacher's logits for every split: what a teacher-cache entry costs to make
+    extra["teacher_inference_seconds"] = results["seconds"]["teacher_inference"]
     return [clock.last_step[e] for e in sorted(clock.last_step)]
 
 
@@ -242,12 +251,13 @@ def build(spec: dict, vocab_size: int):
     return build_student(setup["type"], vocab_size, len(common.LABELS), 128, setup["options"])
 
 
-def run_student_only(spec: dict) -> list[float]:
+def run_student_only(spec: dict, extra: dict) -> list[float]:
     import torch
     import torch.nn.functional as F
 
     _, ids, lengths, y, encoder, _, _ = encoded_train(spec)
-    student = build(spec, encoder.vocab_size)
+    device = torch.device(spec.get("device", "cpu"))
+    student = build(spec, encoder.vocab_size).to(device)
     optimizer = torch.optim.AdamW(student.parameters(), lr=SETUPS[spec["setup"]]["lr"])
     generator = torch.Generator().manual_seed(42)
     ends = []
@@ -257,7 +267,8 @@ def run_student_only(spec: dict) -> list[float]:
         for start in range(0, len(y), spec["batch_size"]):
             index = order[start: start + spec["batch_size"]]
             length = lengths[index]
-            loss = F.cross_entropy(student(ids[index, : int(length.max())], length), y[index])
+            batch = ids[index, : int(length.max())].to(device)
+            loss = F.cross_entropy(student(batch, length.to(device)), y[index].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
@@ -267,7 +278,7 @@ def run_student_only(spec: dict) -> list[float]:
     return ends
 
 
-def run_textbrewer(spec: dict) -> list[float]:
+def run_textbrewer(spec: dict, extra: dict) -> list[float]:
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
@@ -330,9 +341,11 @@ def run_textbrewer(spec: dict) -> list[float]:
     d_config = DistillationConfig(temperature=TEMPERATURE, hard_label_weight=ALPHA, kd_loss_weight=1 - ALPHA,
                                   kd_loss_type="ce", intermediate_matches=matches,
                                   is_caching_logits=spec["contender"] == "textbrewer_cached")
-    t_config = TrainingConfig(device="cpu", output_dir=str(common.VAR / f"textbrewer-out-{spec['setup']}"))
+    t_config = TrainingConfig(device=spec.get("device", "cpu"), output_dir=str(common.VAR / f"textbrewer-out-{spec['setup']}"))
     distiller_cls = GeneralDistiller if with_features else BasicDistiller
-    distiller = distiller_cls(t_config, d_config, Teacher().eval(), student, adaptor_t, adaptor_s)
+    device = torch.device(spec.get("device", "cpu"))
+    distiller = distiller_cls(t_config, d_config, Teacher().to(device).eval(), student.to(device), adaptor_t,
+                              adaptor_s)
     optimizer = torch.optim.AdamW(student.parameters(), lr=setup["lr"])
     ends: list[float] = []
     with distiller:
