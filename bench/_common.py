@@ -58,7 +58,7 @@ def thucnews_split(data_dir: Path, sizes: tuple[int, int, int], seed: int = 42) 
         raise SystemExit(f"{data_dir} has {len(rows)} titles; the split {sizes} needs {sum(sizes)}.")
     random.Random(seed).shuffle(rows)
     start = 0
-    for (name, path), n in zip(paths.items(), sizes, strict=True):
+    for path, n in zip(paths.values(), sizes, strict=True):
         write_tsv(path, rows[start: start + n])
         start += n
     return paths

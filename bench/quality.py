@@ -68,7 +68,7 @@ def main() -> None:
                                     paths["dev"], layers=layers, hidden=hidden, epochs=teacher_epochs)
     progress(f"teacher ready: {teacher}")
     out_file = common.VAR / f"quality-{args.size}.json"
-    summary = {"bench": "quality", "size": args.size, "split": dict(zip(("train", "dev", "test"), size["split"])),
+    summary = {"bench": "quality", "size": args.size, "split": dict(zip(("train", "dev", "test"), size["split"], strict=True)),
                "split_seed": 42, "data": str(args.data), "teacher": teacher, "temperature": TEMPERATURE,
                "student_epochs": size["epochs"], "rows": []}
     wanted = set(args.runs.split(",")) if args.runs else None

@@ -180,7 +180,7 @@ def run_contender(spec: dict) -> dict:
     extra: dict = {}
     epoch_ends = runner(spec, extra)  # perf_counter at the end of each epoch
     marks = [started, *epoch_ends]
-    epochs = [b - a for a, b in zip(marks, marks[1:])]
+    epochs = [b - a for a, b in zip(marks, marks[1:], strict=False)]
     n = spec["examples"]
     rest = epochs[1:]
     return {
