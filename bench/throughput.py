@@ -9,7 +9,8 @@ than this machine can spare), same student, data, batch size, sequence length, e
 constant learning rate, gradient clipping 1.0) for every contender:
 
 - student_only: the student alone on hard labels in a bare PyTorch loop (the limit);
-- distillery: distill_core.distiller.run (teacher logits computed once, before epoch 1);
+- distillery: distill_core.distiller.run (teacher logits computed once, before epoch 1; its
+  per-epoch dev evaluation is moved after the last, untimed step, as the others evaluate nothing);
 - textbrewer: TextBrewer's BasicDistiller (GeneralDistiller with intermediate matches), which
   runs the teacher on every batch; textbrewer_cached: BasicDistiller with is_caching_logits=True.
 
@@ -206,7 +207,9 @@ def experiment_config(spec: dict, alpha: float = ALPHA) -> dict:
         "kd": {"temperature": TEMPERATURE, "alpha": alpha, "loss": "kl"},
         "train": {"epochs": spec["epochs"], "batch_size": spec["batch_size"], "learning_rate": setup["lr"],
                   "lr_schedule": "constant", "device": spec.get("device", "cpu"), "amp": spec.get("amp", "off"),
-                  "log_every": 1, "checkpoint_every": 10 ** 9},
+                  "log_every": 1, "checkpoint_every": 10 ** 9,
+                  # one dev evaluation, after the last step (untimed): the others evaluate nothing either
+                  "eval_every": 10 ** 9},
     }
     if setup["matches"]:
         config["matches"] = hidden_matches(spec["teacher"])
