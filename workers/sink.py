@@ -12,6 +12,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from webapp.experiments.models import Experiment, MetricPoint
+from workers.bulk import insert_points
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -105,7 +106,7 @@ class DatabaseSink:
 
         def write() -> bool:
             with transaction.atomic():
-                MetricPoint.objects.bulk_create(points, batch_size=1000, ignore_conflicts=True)
+                insert_points(self.experiment_id, points)
                 Experiment.objects.filter(pk=self.experiment_id).update(
                     current_step=self.step, progress=progress, latest=self.latest, best=self.best,
                     heartbeat_at=timezone.now(), **log_tail)

@@ -8,6 +8,7 @@ from django.db import OperationalError
 
 from webapp.accounts.models import Team
 from webapp.experiments.models import Checkpoint, Dataset, Experiment, MetricPoint
+from workers import sink as sink_module
 from workers.sink import DatabaseSink
 
 
@@ -71,7 +72,7 @@ def test_a_repeated_flush_writes_no_duplicates(experiment):
 def test_a_dropped_connection_is_retried_without_losing_points(experiment, monkeypatch):
     sink = DatabaseSink(experiment.pk, clock=FakeClock())
     step(sink, 1, 0.5)
-    real = MetricPoint.objects.bulk_create
+    real = sink_module.insert_points
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -80,7 +81,7 @@ def test_a_dropped_connection_is_retried_without_losing_points(experiment, monke
             raise OperationalError("server closed the connection unexpectedly")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(MetricPoint.objects, "bulk_create", flaky)
+    monkeypatch.setattr(sink_module, "insert_points", flaky)
     monkeypatch.setattr("workers.sink.time.sleep", lambda s: None)
     sink.flush()
     assert calls["n"] == 2

@@ -1,0 +1,68 @@
+"""Every bench script still runs end to end at its smallest size and prints one JSON line.
+
+Benchmarks are not run by CI for their numbers; these smoke runs only keep them from rotting.
+Each script runs in a subprocess on its own SQLite database and var directory (never a shared
+Postgres), with the flags that make it finish in seconds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+def run_script(script: str, args: list[str], tmp_path: Path) -> dict:
+    env = dict(os.environ)
+    env.update({"DATABASE_URL": f"sqlite:///{tmp_path / 'bench.sqlite3'}", "DISTILLERY_VAR_DIR": str(tmp_path),
+                "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / script), *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 1, proc.stdout[-3000:]
+    return json.loads(lines[0])
+
+
+def test_throughput_runs_every_contender_at_the_tiny_size(tmp_path):
+    out = run_script("throughput.py", ["--size", "tiny", "--setups", "textcnn,t4tiny_matches"], tmp_path)
+    contenders = out["setups"]["textcnn"]["contenders"]
+    expected = {"student_only", "distillery"}
+    if importlib.util.find_spec("textbrewer") is not None:
+        expected |= {"textbrewer", "textbrewer_cached"}
+    assert set(contenders) == expected
+    for result in [*contenders.values(), *out["setups"]["t4tiny_matches"]["contenders"].values()]:
+        assert "error" not in result, result
+        assert result["samples_per_s_all"] > 0 and result["peak_rss_mb"] > 0
+        assert len(result["epoch_seconds"]) == 2
+    assert "distillery_vs_student_only_epochs_2_n" in out["setups"]["textcnn"]["ratios"]
+
+
+def test_quality_fills_the_table_at_the_tiny_size(tmp_path):
+    out = run_script("quality.py", ["--size", "tiny", "--runs", "textcnn alone,textcnn distilled"], tmp_path)
+    assert [row["model"] for row in out["rows"]][1:] == ["textcnn alone", "textcnn distilled"]
+    assert out["rows"][0]["model"].startswith("teacher")
+    assert all(0.0 <= row["accuracy"] <= 1.0 and row["parameters"] > 0 for row in out["rows"])
+    assert "textcnn distilled" in out["checks"]["distilled_beats_alone"]
+
+
+def test_metric_ingest_stores_every_point(tmp_path):
+    out = run_script("metric_ingest.py", ["--steps", "40", "--keys", "3", "--writer", "both"], tmp_path)
+    assert out["database"] == "sqlite"
+    assert out["bulk"]["stored"] == out["orm"]["stored"] == 120
+
+
+def test_sink_overhead_compares_the_two_sinks(tmp_path):
+    out = run_script("sink_overhead.py", ["--examples", "32", "--epochs", "1", "--rounds", "1"], tmp_path)
+    assert out["points_stored"] > 0
+    assert out["overhead_ratio"] > 0
+
+
+def test_list_page_renders_with_a_few_experiments(tmp_path):
+    out = run_script("list_page.py", ["--experiments", "12", "--repeat", "1"], tmp_path)
+    assert out["bench"]
