@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from webapp.experiments.models import Experiment, MetricPoint
+from webapp.experiments.models import Experiment
 from workers.bulk import insert_points
 
 log = logging.getLogger(__name__)
@@ -99,8 +99,7 @@ class DatabaseSink:
 
     def flush(self) -> None:
         """Write buffered points and progress; read the cancel flag."""
-        points = [MetricPoint(experiment_id=self.experiment_id, key=k, step=s, value=v)
-                  for (k, s), v in self.buffer.items()]
+        points = [(k, s, v) for (k, s), v in self.buffer.items()]  # tuples: no model instance per point
         progress = min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
         log_tail = {"log_tail": self.run_log.text()} if self.run_log is not None and self.run_log.changed else {}
 
