@@ -232,3 +232,14 @@ def test_the_run_log_is_shown_escaped_and_polled(alice_client, make_experiment):
     html = page(alice_client, experiment)
     assert 'id="log-tail"' in html and "Epoch 1 &lt;script&gt;" in html and "<script>alert(1)" not in html
     assert "Epoch 1" in alice_client.get(f"/experiments/{experiment.pk}/status.json").json()["log_tail"]
+
+
+def test_a_queued_experiment_shows_its_place_in_the_queue(alice_client, make_experiment):
+    make_experiment(S.QUEUED, name="first")
+    second = make_experiment(S.QUEUED, name="second")
+    html = page(alice_client, second)
+    assert "#2 in pool “default”" in html
+    body = alice_client.get(f"/experiments/{second.pk}/status.json").json()
+    assert body["queue"]["position"] == 2 and body["queue"]["note"].startswith("waiting")
+    running = make_experiment(S.RUNNING, name="running")
+    assert alice_client.get(f"/experiments/{running.pk}/status.json").json()["queue"] == {}

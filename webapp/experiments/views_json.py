@@ -118,8 +118,19 @@ def eta_seconds(experiment: Experiment) -> float | None:
     return max(0.0, round(elapsed * (1.0 - progress) / progress, 1))
 
 
+def queue_place(experiment: Experiment) -> dict[str, Any]:
+    """{"position": N in its pool's queue, "note": what it waits for} while QUEUED; {} otherwise."""
+    if experiment.status != Experiment.Status.QUEUED:
+        return {}
+    from webapp.gpuqueue.board import queue_rows
+
+    rows = queue_rows(Experiment.objects.filter(pk=experiment.pk))
+    return {"position": rows[0].position, "note": rows[0].note} if rows else {}
+
+
 def status_payload(experiment: Experiment) -> dict[str, Any]:
     return {
+        "queue": queue_place(experiment),
         "status": experiment.status,
         "status_label": experiment.get_status_display(),
         "progress": finite(experiment.progress),

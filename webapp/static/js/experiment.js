@@ -146,6 +146,12 @@
       bar.setAttribute("aria-valuenow", (progress * 100).toFixed(1));
       bar.querySelector(".progress-fill").style.width = (progress * 100).toFixed(1) + "%";
     }
+    const place = document.getElementById("queue-place");
+    if (place && st.queue && st.queue.position) {
+      place.textContent = "#" + st.queue.position + " in pool “" + root.dataset.pool + "” · " + st.queue.note;
+    } else if (place && st.status !== "QUEUED") {
+      place.hidden = true;
+    }
     const logTail = document.getElementById("log-tail");
     if (logTail && st.log_tail && logTail.textContent !== st.log_tail) {
       const atBottom = logTail.scrollTop + logTail.clientHeight >= logTail.scrollHeight - 4;
