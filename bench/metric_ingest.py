@@ -44,7 +44,8 @@ def main() -> None:
     from workers.sink import DatabaseSink
 
     def orm_insert(experiment_id: int, points: list) -> None:  # the sink's write before workers/bulk.py
-        MetricPoint.objects.bulk_create(points, batch_size=1000, ignore_conflicts=True)
+        MetricPoint.objects.bulk_create([MetricPoint(experiment_id=experiment_id, key=k, step=s, value=v)
+                                         for k, s, v in points], batch_size=1000, ignore_conflicts=True)
 
     writers = {"bulk": sink_module.insert_points, "orm": orm_insert}
     call_command("migrate", verbosity=0)

@@ -1,7 +1,7 @@
 """Queue speed: queued -> running latency with an idle worker, and claim time with a deep queue.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/distillery_bench_queue \
-    CELERY_BROKER_URL=redis://127.0.0.1:6379/7 .venv/bin/python bench/queue.py
+    CELERY_BROKER_URL=redis://127.0.0.1:6379/7 .venv/bin/python bench/queue_latency.py
 
 Latency: starts one real worker (the cheap stand-in distiller, the production command
 line: one fresh child per job), queues --jobs experiments one at a time the way the web form
