@@ -66,3 +66,9 @@ def test_sink_overhead_compares_the_two_sinks(tmp_path):
 def test_list_page_renders_with_a_few_experiments(tmp_path):
     out = run_script("list_page.py", ["--experiments", "12", "--repeat", "1"], tmp_path)
     assert out["bench"]
+
+
+def test_load_serves_pollers_while_runs_stream_with_no_errors(tmp_path):
+    out = run_script("load.py", ["--runs", "2", "--clients", "3", "--duration", "4"], tmp_path)
+    assert out["errors"] == 0 and out["requests"] >= 6 and out["points_written"] > 0
+    assert set(out["endpoints"]) == {"list", "metrics", "status"}
