@@ -115,11 +115,15 @@ def test_a_failure_half_way_leaves_nothing_behind(alice_client, form_data):
     assert Experiment.objects.count() == 0 and Tag.objects.count() == 0
 
 
-def test_an_existing_tag_of_the_same_name_is_not_reused(alice_client, form_data, acme, wake):
-    Tag.objects.create(team=acme, name="sweep-1")
+def test_an_existing_tag_of_the_same_name_is_not_reused(alice_client, form_data, acme, wake, make_experiment):
+    probe = make_experiment()  # ids are not reused, and PostgreSQL does not restart them per test
+    first = probe.pk + 1
+    probe.delete()
+    Tag.objects.create(team=acme, name=f"sweep-{first}")
     alice_client.post(URL, {**form_data, "sweep_alpha": "0.1, 0.2"})
-    assert Experiment.objects.filter(tags__name="sweep-1").count() == 0
-    assert Experiment.objects.filter(tags__name="sweep-2").count() == 2
+    assert Experiment.objects.order_by("pk").first().pk == first
+    assert Experiment.objects.filter(tags__name=f"sweep-{first}").count() == 0
+    assert Experiment.objects.filter(tags__name=f"sweep-{first + 1}").count() == 2
 
 
 def test_one_value_lists_create_one_plain_experiment(alice_client, form_data, wake):
