@@ -10,6 +10,8 @@ Events (`sink.emit(kind, payload)`), in order:
     result the results dict this function returns
 
 The teacher runs once over every split before training; its logits are reused by every epoch.
+When every stage has intermediate matches the teacher runs on every training batch anyway, so the
+train split's logits are taken from that live pass instead of being computed twice.
 """
 
 from __future__ import annotations
@@ -61,12 +63,14 @@ class Encoded:
     ids: torch.Tensor  # (N, L) long, right-padded with 0
     lengths: torch.Tensor  # (N,) long
     labels: torch.Tensor  # (N,) long class indices, or (N, C) float multi-hot
-    teacher: torch.Tensor  # (N, C) float32 teacher logits, columns in dataset label order
+    teacher: torch.Tensor | None  # (N, C) float32 teacher logits in dataset label order; None: the live teacher's
 
     def __len__(self) -> int:
         return self.labels.size(0)
 
     def concat(self, other: Encoded) -> Encoded:
+        if self.teacher is None or other.teacher is None:
+            raise ValueError("Only splits with precomputed teacher logits can be joined")
         width = max(self.ids.size(1), other.ids.size(1))
 
         def pad(ids: torch.Tensor) -> torch.Tensor:
@@ -75,10 +79,11 @@ class Encoded:
         return Encoded(torch.cat([pad(self.ids), pad(other.ids)]), torch.cat([self.lengths, other.lengths]),
                        torch.cat([self.labels, other.labels]), torch.cat([self.teacher, other.teacher]))
 
-    def batch(self, index: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, ...]:
+    def batch(self, index: torch.Tensor, device: torch.device) -> tuple[torch.Tensor | None, ...]:
         lengths = self.lengths[index]
         ids = self.ids[index, : int(lengths.max())]  # (b, L_b): trim to the batch's longest example
-        return ids.to(device), lengths.to(device), self.labels[index].to(device), self.teacher[index].to(device)
+        teacher = None if self.teacher is None else self.teacher[index].to(device)
+        return ids.to(device), lengths.to(device), self.labels[index].to(device), teacher
 
 
 def resolve_device(name: str) -> torch.device:
@@ -158,7 +163,8 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
         if should_cancel is not None and should_cancel():
             raise RunCancelled("Cancelled while the teacher was labelling the data.")
 
-    encoded = encode_splits(config, splits, encoder, teachers, device, cache_dir, check_cancel)
+    live = {"train"} if live_train_logits(config, len(teachers)) else set()
+    encoded = encode_splits(config, splits, encoder, teachers, device, cache_dir, check_cancel, live=live)
     if "augmented" in encoded:
         augmented = encoded.pop("augmented")
         augmented.labels = teacher_predictions(augmented.teacher, config.data.multi_label)  # the teacher labels copies
@@ -218,6 +224,17 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     return results
 
 
+def live_train_logits(config: ExperimentConfig, n_teachers: int) -> bool:
+    """Whether the train split's KD targets can come from the teacher pass that the matches need.
+
+    True when one teacher runs on every batch of every stage (each has matches) on the student's own
+    tokens, which are exactly the teacher's: no augmentation (its copies need labels up front) and no
+    text pairs (the live pass has no segment ids).
+    """
+    return (n_teachers == 1 and not config.augment.enabled and config.data.text_pair_column is None
+            and all(stage.matches for stage in config.stage_configs()))
+
+
 @dataclass
 class LoadedTeacher:
     model: torch.nn.Module
@@ -245,8 +262,11 @@ def load_teachers(config: ExperimentConfig, device: torch.device, labels: list[s
 
 def encode_splits(config: ExperimentConfig, splits: dict[str, Split], encoder: Encoder, teachers: list[LoadedTeacher],
                   device: torch.device, cache_dir: str | Path | None,
-                  on_batch: Callable[[], None] | None = None) -> dict[str, Encoded]:
-    """Student ids for every split and the teachers' (weighted mean) logits, computed once or read from the cache."""
+                  on_batch: Callable[[], None] | None = None, live: set[str] = frozenset()) -> dict[str, Encoded]:
+    """Student ids for every split and the teachers' (weighted mean) logits, computed once or read from the cache.
+
+    Splits named in `live` get no logits (Encoded.teacher None): the training loop takes them from the teacher.
+    """
     from distill_core import teacher_cache
 
     labels = list(config.data.labels)
@@ -256,7 +276,7 @@ def encode_splits(config: ExperimentConfig, splits: dict[str, Split], encoder: E
     for name, split in splits.items():
         ids, lengths = encoder.encode(split.texts, split.pairs, max_length)
         mean = None
-        for t in teachers:
+        for t in teachers if name not in live else ():
             def compute(split: Split = split, t: LoadedTeacher = t) -> torch.Tensor:
                 return teacher_logits(t.model, t.tokenizer, split.texts, split.pairs, max_length,
                                       batch_size=max(64, config.train.batch_size), device=device, on_batch=on_batch)
@@ -309,6 +329,7 @@ class Trainer:
         self.config, self.student, self.encoded, self.labels = config, student, encoded, labels
         self.device, self.sink, self.should_cancel = device, sink, should_cancel
         self.teacher = teacher
+        self.teacher_order = label_order(teacher_info["labels"], labels) if teacher_info else None
         t = config.train
         self.train_set = encoded["train"]
         self.batches_per_epoch = math.ceil(len(self.train_set) / t.batch_size)
@@ -421,8 +442,14 @@ class Trainer:
                     z_s, match_terms = self.student(ids, lengths), {}
                 else:
                     out = self.student.features(ids, lengths)
-                    z_s, match_terms = out.logits, self._match_terms(stage.match_loss, out, ids, lengths)
-            z_s = z_s.float()  # (b, C)
+                    match_terms, live_logits = self._match_terms(stage.match_loss, out, ids, lengths)
+                    z_s = out.logits
+                    if z_t is None:  # this split's KD targets come from the live teacher (live_train_logits)
+                        z_t = live_logits if self.teacher_order is None else live_logits[:, self.teacher_order]
+            if z_t is None:
+                raise TrainingError(f"Stage {sc.name!r} has no intermediate matches, so it needs the train split's "
+                                    f"precomputed teacher logits, and there are none.")
+            z_s, z_t = z_s.float(), z_t.float()  # (b, C)
             T = self.temperature_fn(sc.temperature, kd.temperature_final or sc.temperature, progress, z_s, z_t,
                                     kd.schedule_beta, kd.schedule_gamma)
             terms = {"kd_loss": self.kd_loss_fn(z_s, z_t, T, kd.t2_scaling), "hard_loss": self.hard_loss_fn(z_s, y)}
@@ -448,13 +475,13 @@ class Trainer:
             self.sink.emit("step", {"step": self.step, "epoch": epoch, "stage": self.stage_index, "metrics": metrics})
 
     def _match_terms(self, match_loss: MatchLoss, out: Any, ids: torch.Tensor,
-                     lengths: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Run the teacher on the student's own tokens and compare the matched layers."""
+                     lengths: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Run the teacher on the student's own tokens; compare the matched layers. Returns (terms, teacher logits)."""
         mask = out.attention_mask if out.attention_mask is not None else length_mask(lengths, ids.size(1))
         with torch.no_grad():
             t_out = self.teacher(input_ids=ids, attention_mask=mask, output_hidden_states=True,
-                                 output_attentions=True)
-        return match_loss(out, t_out.hidden_states, t_out.attentions, mask)
+                                 output_attentions=match_loss.needs_attentions)
+        return match_loss(out, t_out.hidden_states, t_out.attentions, mask), t_out.logits.detach()
 
     def _evaluate(self, epoch: int) -> None:
         """Dev accuracy/macro-F1 event; keep the best student; count evaluations for early stopping."""

@@ -297,6 +297,11 @@ class MatchLoss(nn.Module):
     def keys(self) -> list[str]:
         return [f"match{i}_{m.loss}_T{m.layer_T}_S{m.layer_S}" for i, m in enumerate(self.matches)]
 
+    @property
+    def needs_attentions(self) -> bool:
+        """Whether any match compares attentions (the teacher is asked for them only then)."""
+        return any(m.feature == "attention" for m in self.matches)
+
     def forward(self, student_out: StudentOutput, teacher_hidden: tuple[torch.Tensor, ...] | None,
                 teacher_attn: tuple[torch.Tensor, ...] | None, mask: torch.Tensor | None) -> dict[str, torch.Tensor]:
         mask = student_out.attention_mask if mask is None else mask

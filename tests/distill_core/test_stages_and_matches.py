@@ -78,3 +78,43 @@ def test_matches_are_checked_against_the_real_models_before_training(make_config
     with pytest.raises(ConfigError, match="warm: match 0: layer_T=7") as err:
         run(ExperimentConfig.from_dict(make_config(student=STUDENT, stages=stages)))
     assert err.value.field == "stages.0.matches.0.layer_T"
+
+
+def test_with_matches_in_every_stage_the_train_logits_come_from_the_live_teacher(make_config, monkeypatch):
+    """The teacher runs on every batch for the matches; its logits there are the KD targets (no second pass)."""
+    import distill_core.distiller as distiller
+
+    labelled = []
+    real_logits = distiller.teacher_logits
+
+    def counting(model, tokenizer, texts, *args, **kwargs):
+        labelled.append(len(texts))
+        return real_logits(model, tokenizer, texts, *args, **kwargs)
+
+    monkeypatch.setattr(distiller, "teacher_logits", counting)
+    raw = make_config(student=STUDENT, matches=MATCHES[:2], train={"epochs": 1}, output_dir=None)
+    live_sink = ListSink()
+    live = run(ExperimentConfig.from_dict(raw), sink=live_sink)
+    assert labelled == [60, 60]  # dev and test only: the 200 train titles are labelled inside the loop
+
+    labelled.clear()
+    monkeypatch.setattr(distiller, "live_train_logits", lambda config, n: False)
+    precomputed_sink = ListSink()
+    precomputed = run(ExperimentConfig.from_dict(raw), sink=precomputed_sink)
+    assert labelled == [200, 60, 60]
+    # the same targets either way (padding to the batch's or the split's longest title moves only rounding)
+    for a, b in zip(live_sink.of("step"), precomputed_sink.of("step"), strict=True):
+        assert a["metrics"]["kd_loss"] == pytest.approx(b["metrics"]["kd_loss"], rel=1e-4, abs=1e-6)
+    assert live["student"]["accuracy"] == pytest.approx(precomputed["student"]["accuracy"], abs=0.02)
+
+
+def test_a_stage_without_matches_keeps_the_precomputed_train_logits(make_config):
+    from distill_core.distiller import live_train_logits
+
+    one = ExperimentConfig.from_dict(make_config(student=STUDENT, matches=MATCHES[:1]))
+    assert live_train_logits(one, 1) and not live_train_logits(one, 2)  # an ensemble's mean needs every member
+    two = ExperimentConfig.from_dict(make_config(student=STUDENT, stages=[
+        {"name": "a", "matches": MATCHES[:1]}, {"name": "b"}]))
+    assert not live_train_logits(two, 1)
+    augmented = ExperimentConfig.from_dict(make_config(student=STUDENT, matches=MATCHES[:1], augment={"enabled": True}))
+    assert not live_train_logits(augmented, 1)
