@@ -338,6 +338,8 @@ class Trainer:
                              if sc.matches else None, self.steps_per_epoch * sc.epochs)
                        for i, sc in enumerate(config.stage_configs())]
         self.total_steps = sum(stage.steps for stage in self.stages)
+        if teacher is not None and any(s.match_loss is not None and s.match_loss.needs_attentions for s in self.stages):
+            teacher.set_attn_implementation("eager")  # SDPA computes no attention maps to compare
         if t.max_steps is not None:
             self.total_steps = min(self.total_steps, t.max_steps)
         self.scaler = torch.amp.GradScaler("cuda", enabled=t.amp == "fp16")

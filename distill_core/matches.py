@@ -310,8 +310,8 @@ class MatchLoss(nn.Module):
             attention = m.feature == "attention"
             student_side = student_out.attentions if attention else student_out.hidden_states
             teacher_side = teacher_attn if attention else teacher_hidden
-            if student_side is None or teacher_side is None:
-                who = "student" if student_side is None else "teacher"
+            if not student_side or not teacher_side:  # None, or the empty tuple of an SDPA model asked for attentions
+                who = "student" if not student_side else "teacher"
                 raise ConfigError(f"match {i}: the {who} returned no {'attentions' if attention else 'hidden states'}.",
                                   field=f"matches.{i}.feature")
             feature_s, feature_t = student_side[m.layer_S], teacher_side[m.layer_T].detach()

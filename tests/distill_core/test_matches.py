@@ -246,7 +246,7 @@ def test_a_tiny_teacher_and_student_distil_hidden_states_and_attentions_end_to_e
     from distill_core.vocab import TeacherPieces
 
     path = make_tiny_teacher(tmp_path / "t", ["a", "b"], "the cat sat on a mat", layers=4, hidden=32, heads=2)
-    teacher, tokenizer = load_teacher(path)
+    teacher, tokenizer = load_teacher(path, attn_implementation="eager")
     encoder = TeacherPieces(tokenizer)
     ids, lengths = encoder.encode(["the cat", "a mat sat on"], None, 16)
     mask = (torch.arange(ids.size(1))[None] < lengths[:, None]).long()
