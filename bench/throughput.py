@@ -3,10 +3,13 @@
     .venv/bin/python bench/throughput.py --size full     # 6,000 demo titles, 5 epochs, batch 64, length 32
     .venv/bin/python bench/throughput.py --size tiny     # smoke size: random tiny teacher, 64 titles, 2 epochs
 
-Same teacher (a char-level BERT 4 x 256 with seeded random weights, written once under
-var/bench/: speed does not depend on what a teacher learnt, and training one costs more CPU
-than this machine can spare), same student, data, batch size, sequence length, epochs and optimiser (AdamW,
-constant learning rate, gradient clipping 1.0) for every contender:
+Same teacher (a char-level BERT with seeded random weights, written once under var/bench/: speed
+does not depend on what a teacher learnt, and training one costs more CPU than this machine can
+spare), same student, data, batch size, sequence length, epochs and optimiser (AdamW, constant
+learning rate, gradient clipping 1.0) for every contender. The teacher is 4 x 256 (the demo's) for
+textcnn and, by default, BERT-base's shape (12 x 768, intermediate 3072) for the T4-tiny setups, the
+teacher T4-tiny is meant to compress (a 4 x 256 teacher is smaller than that student; see
+--transformer-teacher):
 
 - student_only: the student alone on hard labels in a bare PyTorch loop (the limit);
 - distillery: distill_core.distiller.run (teacher logits computed once, before epoch 1; its
@@ -39,11 +42,16 @@ SIZES = {  # training titles (TextCNN; the transformer setups), epochs, batch si
 }
 SETUPS = {
     "textcnn": {"type": "textcnn", "vocab": "char", "options": {"filter_sizes": [2, 3, 4], "num_filters": 128},
-                "lr": 1e-3, "matches": False},
+                "lr": 1e-3, "matches": False, "transformer": False},
     "t4tiny": {"type": "transformer", "vocab": "teacher", "options": {"preset": "T4-tiny"}, "lr": 1e-4,
-               "matches": False},
+               "matches": False, "transformer": True},
     "t4tiny_matches": {"type": "transformer", "vocab": "teacher", "options": {"preset": "T4-tiny"}, "lr": 1e-4,
-                       "matches": True},
+                       "matches": True, "transformer": True},
+}
+TEACHERS = {  # (layers, hidden, heads); intermediate = 4 x hidden
+    "tiny": (2, 32, 2),
+    "demo": (4, 256, 4),
+    "base": (12, 768, 12),
 }
 CONTENDERS = ["student_only", "distillery", "textbrewer", "textbrewer_cached"]
 TEMPERATURE, ALPHA = 2.0, 0.8
@@ -61,6 +69,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (the GPU section of docs/BENCHMARKS.md)")
     parser.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off", help="Distillery's train.amp")
     parser.add_argument("--setups", default=",".join(SETUPS), help=f"comma-separated: {', '.join(SETUPS)}")
+    parser.add_argument("--transformer-teacher", choices=["base", "demo"], default="base",
+                        help="teacher of the T4-tiny setups: base = 12 x 768 (BERT-base's shape), demo = 4 x 256")
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
     parser.add_argument("--repeat", type=int, default=1,
                         help="run the contenders this many times, reversing their order every other time; report each "
@@ -75,11 +85,12 @@ def main() -> None:
     for key in ("examples", "transformer_examples", "epochs", "batch_size"):
         if getattr(args, key) is not None:
             size[key] = getattr(args, key)
-    teacher = prepare_teacher(args.size)
+    teachers = {False: prepare_teacher("tiny" if args.size == "tiny" else "demo"),
+                True: prepare_teacher("tiny" if args.size == "tiny" else args.transformer_teacher)}
     out = {"bench": "throughput", "size": args.size, "device": args.device, "amp": args.amp,
            "examples": size["examples"],
            "transformer_examples": size["transformer_examples"], "epochs": size["epochs"], "batch_size": size["batch_size"], "max_length": args.max_length,
-           "teacher": teacher, "setups": {}}
+           "teachers": {"textcnn": teachers[False], "t4tiny": teachers[True]}, "setups": {}}
     for setup in args.setups.split(","):
         contenders = [c for c in args.contenders.split(",") if not (c == "textbrewer_cached" and SETUPS[setup]["matches"])]
         if "textbrewer" in ",".join(contenders) and importlib.util.find_spec("textbrewer") is None:
@@ -88,6 +99,7 @@ def main() -> None:
         examples = size["examples"] if setup == "textcnn" else size["transformer_examples"]
         data = prepare_data(examples, size["eval_examples"])
         runs: dict[str, list[dict]] = {c: [] for c in contenders}
+        teacher = teachers[SETUPS[setup]["transformer"]]
         for r in range(args.repeat):
             for contender in (contenders if r % 2 == 0 else contenders[::-1]):
                 spec = {"contender": contender, "setup": setup, "data": data, "teacher": teacher["path"],
@@ -102,7 +114,8 @@ def main() -> None:
                 else:
                     runs[contender].append(json.loads(lines[-1]))
         results = {c: fastest_run(rs) for c, rs in runs.items()}
-        out["setups"][setup] = {"examples": examples, "contenders": results, "ratios": ratios(results)}
+        out["setups"][setup] = {"examples": examples, "teacher": teacher["kind"], "contenders": results,
+                                "ratios": ratios(results)}
     print(json.dumps(out))
 
 
@@ -149,14 +162,11 @@ def prepare_data(examples: int, eval_examples: int) -> dict[str, str]:
     return paths
 
 
-def prepare_teacher(size: str) -> dict:
-    """A char-level BERT teacher with seeded random weights: throughput does not depend on what it learnt.
-
-    full: 4 layers x 256 (intermediate 1024, 4 heads), the shape of the demo teacher; tiny: 2 x 32.
-    """
+def prepare_teacher(shape: str) -> dict:
+    """A char-level BERT teacher of TEACHERS[shape] with seeded random weights (what it learnt does not matter)."""
     from distill_core.testing import make_tiny_teacher
 
-    layers, hidden, heads = (2, 32, 2) if size == "tiny" else (4, 256, 4)
+    layers, hidden, heads = TEACHERS[shape]
     path = common.VAR / f"teacher-random-{layers}x{hidden}"
     if not (path / "config.json").is_file():
         text = "".join(t for t, _ in common.read_tsv(common.DEMO / "train.tsv"))
