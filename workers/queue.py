@@ -28,6 +28,22 @@ QUEUE_ORDER = ("-priority", "position", "created_at", "id")
 HELD = (S.CLAIMED, S.RUNNING)
 
 
+def ahead_of(exp) -> Q:
+    """Rows that QUEUE_ORDER puts before `exp` (a lexicographic comparison built from QUEUE_ORDER itself)."""
+    ahead, equal = Q(pk__in=[]), Q()
+    for spec in QUEUE_ORDER:
+        field = spec.lstrip("-")
+        value = exp.pk if field == "id" else getattr(exp, field)
+        ahead |= equal & Q(**{f"{field}__{'gt' if spec.startswith('-') else 'lt'}": value})
+        equal &= Q(**{field: value})
+    return ahead
+
+
+def place_in_queue(exp) -> int:
+    """1-based place of a QUEUED experiment in its pool's queue: one COUNT on the queue_order index."""
+    return Experiment.objects.filter(ahead_of(exp), status=S.QUEUED, pool=exp.pool).count() + 1
+
+
 def teams_at_limit() -> list[int]:
     """Teams whose concurrently running experiments reached their `max_running` (0 = no limit)."""
     return list(Team.objects.filter(max_running__gt=0)

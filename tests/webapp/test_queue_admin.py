@@ -163,3 +163,21 @@ def test_user_text_on_the_queue_page_is_escaped(staff_client, make_experiment):
     make_experiment(name="<script>alert(1)</script>")
     body = staff_client.get(reverse("gpuqueue:board")).content.decode()
     assert "<script>alert(1)</script>" not in body and "&lt;script&gt;" in body
+
+
+def test_one_experiments_place_is_counted_as_the_board_orders_the_queue(make_experiment):
+    """status.json counts the rows ahead (one COUNT); it must agree with the board's full ordering."""
+    from django.utils import timezone
+
+    from webapp.gpuqueue.board import queue_rows
+
+    same_time = timezone.now()
+    made = [make_experiment(name=f"r{i}", priority=priority, position=position, pool=pool)
+            for i, (priority, position, pool) in enumerate([(0, 5.0, "default"), (2, 9.0, "default"), (0, 1.0, "default"),
+                                                            (2, 9.0, "default"), (0, 1.0, "big"), (1, 3.0, "big")])]
+    Experiment.objects.filter(pk__in=[e.pk for e in made[1:4]]).update(created_at=same_time)  # ties go to the id
+    make_experiment(name="running", status=S.RUNNING, worker_name="gpu0@h")
+    board = {row.experiment.pk: row.position for row in queue_rows()}
+    counted = {e.pk: queue.place_in_queue(Experiment.objects.get(pk=e.pk)) for e in made}
+    assert counted == {pk: place for pk, place in board.items() if place is not None}
+    assert sorted(counted[e.pk] for e in made[:4]) == [1, 2, 3, 4] and counted[made[5].pk] == 1

@@ -122,10 +122,10 @@ def queue_place(experiment: Experiment) -> dict[str, Any]:
     """{"position": N in its pool's queue, "note": what it waits for} while QUEUED; {} otherwise."""
     if experiment.status != Experiment.Status.QUEUED:
         return {}
-    from webapp.gpuqueue.board import queue_rows
+    from webapp.gpuqueue.board import waiting_note
+    from workers.queue import place_in_queue
 
-    rows = queue_rows(Experiment.objects.filter(pk=experiment.pk))
-    return {"position": rows[0].position, "note": rows[0].note} if rows else {}
+    return {"position": place_in_queue(experiment), "note": waiting_note(experiment)}
 
 
 def status_payload(experiment: Experiment) -> dict[str, Any]:

@@ -47,6 +47,12 @@ def queue_rows(experiments=None) -> list[Row]:
     return rows
 
 
+def waiting_note(exp: Experiment) -> str:
+    """What one experiment waits for (its own page polls this; the board computes the sets once for all rows)."""
+    paused_pools = set(Pool.objects.filter(paused=True, name=exp.pool).values_list("name", flat=True))
+    return note(exp, QueueSwitch.is_paused(), paused_pools, set(teams_at_limit()), served_pools())
+
+
 def note(exp: Experiment, paused_all: bool, paused_pools: set[str], full_teams: set[int], served: set[str]) -> str:
     if exp.cancel_requested:
         return "cancelling"
