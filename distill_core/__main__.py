@@ -73,7 +73,9 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
     from distill_core.teacher_training import train_teacher
 
     accuracy = train_teacher(args.train, args.dev, args.labels, args.output, epochs=args.epochs,
-                             max_length=args.max_length, progress=print)
+                             max_length=args.max_length, num_layers=args.layers, hidden_size=args.hidden,
+                             heads=max(1, args.hidden // 64), intermediate=4 * args.hidden, lr=args.lr,
+                             seed=args.seed, progress=print)
     print(f"teacher saved to {args.output}; dev accuracy {accuracy:.4f}")
     return 0
 
@@ -99,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--output", required=True)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--max-length", type=int, default=32)
+    p.add_argument("--layers", type=int, default=2, help="transformer layers (the demo teacher: 4)")
+    p.add_argument("--hidden", type=int, default=128,
+                   help="hidden size; heads = hidden / 64, feed-forward = 4 x hidden (the demo teacher: 256)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (the demo teacher: 5e-4)")
+    p.add_argument("--seed", type=int, default=13)
     p.set_defaults(fn=cmd_train_teacher)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

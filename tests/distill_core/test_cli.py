@@ -37,3 +37,18 @@ def test_a_bad_config_exits_2_with_the_message(tmp_path):
     out = cli("run", str(config))
     assert out.returncode == 2
     assert out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+
+
+def test_train_teacher_takes_the_demo_teachers_shape(thucnews_slice, tmp_path):
+    labels = tmp_path / "labels.txt"
+    from tests.conftest import demo_labels
+
+    labels.write_text("\n".join(demo_labels()) + "\n", encoding="utf-8")
+    out = cli("train-teacher", "--train", str(thucnews_slice["train"]), "--dev", str(thucnews_slice["dev"]),
+              "--labels", str(labels), "--output", str(tmp_path / "t"), "--epochs", "1", "--layers", "1",
+              "--hidden", "64", "--lr", "5e-4")
+    assert out.returncode == 0, out.stderr
+    assert "dev accuracy" in out.stdout
+    config = json.loads((tmp_path / "t" / "config.json").read_text())
+    assert (config["num_hidden_layers"], config["hidden_size"], config["num_attention_heads"],
+            config["intermediate_size"]) == (1, 64, 1, 256)
