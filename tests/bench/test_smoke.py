@@ -72,3 +72,23 @@ def test_load_serves_pollers_while_runs_stream_with_no_errors(tmp_path):
     out = run_script("load.py", ["--runs", "2", "--clients", "3", "--duration", "4"], tmp_path)
     assert out["errors"] == 0 and out["requests"] >= 6 and out["points_written"] > 0
     assert set(out["endpoints"]) == {"list", "metrics", "status"}
+
+
+def test_examples_times_each_recipe_in_its_own_cli_process(tmp_path):
+    from distill_core.testing import make_tiny_teacher
+    from tests.conftest import demo_labels, write_demo_slice
+
+    data = write_demo_slice(tmp_path / "data", train=64, dev=16, test=16)
+    teacher = make_tiny_teacher(tmp_path / "teacher", demo_labels(), "".join(p.read_text() for p in data.values()),
+                                layers=1, hidden=16, heads=1)
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    recipe = {"name": "tiny textcnn", "data": {**{k: str(v) for k, v in data.items()}, "labels": demo_labels(),
+                                               "max_length": 16},
+              "teacher": {"path": str(teacher)}, "student": {"type": "textcnn", "embedding_dim": 8},
+              "train": {"epochs": 1, "batch_size": 32}}
+    (recipes / "tiny.json").write_text(json.dumps(recipe), encoding="utf-8")
+    out = run_script("examples.py", ["--config-dir", str(recipes)], tmp_path)
+    tiny = out["recipes"]["tiny"]
+    assert "error" not in tiny, tiny
+    assert tiny["wall_seconds"] > 0 and tiny["steps"] == 2 and 0 <= tiny["student_accuracy"] <= 1
