@@ -53,6 +53,9 @@ RUNS = [  # (row name, student, alpha, augmentation)
     ("t4tiny distilled + hidden matches", "t4tiny", DISTILLED_ALPHA, False),
 ]
 TEMPERATURE = 4.0
+# --tune: each distilled row tries these (temperature, alpha) and keeps the one with the best dev accuracy
+# (the test split is never looked at to choose); its hard-label twin has no KD settings to tune.
+TUNE_GRID = [(2.0, 0.2), (2.0, 0.5), (4.0, 0.2), (4.0, 0.5)]
 
 
 def main() -> None:
@@ -61,6 +64,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=common.THUCNEWS,
                         help="folder of text<TAB>label .txt files (class.txt is skipped)")
     parser.add_argument("--runs", help="comma-separated row names to run (default: all)")
+    parser.add_argument("--tune", action="store_true",
+                        help="pick each distilled row's temperature and alpha from TUNE_GRID by dev accuracy")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     size = SIZES[args.size]
@@ -70,7 +75,7 @@ def main() -> None:
     teacher = common.ensure_teacher(common.VAR / f"teacher-quality-{args.size}-{layers}x{hidden}", paths["train"],
                                     paths["dev"], layers=layers, hidden=hidden, epochs=teacher_epochs)
     progress(f"teacher ready: {teacher}")
-    out_file = common.VAR / f"quality-{args.size}.json"
+    out_file = common.VAR / f"quality-{args.size}{'-tuned' if args.tune else ''}.json"
     summary = {"bench": "quality", "size": args.size, "split": dict(zip(("train", "dev", "test"), size["split"], strict=True)),
                "split_seed": 42, "data": str(args.data), "teacher": teacher, "temperature": TEMPERATURE,
                "student_epochs": size["epochs"], "rows": []}
@@ -78,10 +83,21 @@ def main() -> None:
     for name, student, alpha, augment in RUNS:
         if wanted and name not in wanted:
             continue
-        results = distil(paths, teacher, student, alpha, augment, size)
+        grid = TUNE_GRID if args.tune and alpha < 1 else [(TEMPERATURE, alpha)]
+        tried = []
+        for temperature, grid_alpha in grid:
+            results = distil(paths, teacher, student, grid_alpha, augment, size, temperature)
+            tried.append(({"temperature": temperature, "alpha": grid_alpha,
+                           "dev_accuracy": round(results["best_dev"]["accuracy"], 4),
+                           "test_accuracy": round(results["student"]["accuracy"], 4)}, results))
+        choice, results = max(tried, key=lambda t: t[0]["dev_accuracy"])  # first best on ties
         if not summary["rows"]:
             summary["rows"].append(teacher_row(results, teacher))
-        summary["rows"].append(student_row(name, student, alpha, augment, results))
+        row = student_row(name, student, choice["alpha"], augment, results)
+        row["temperature"] = choice["temperature"]
+        if len(tried) > 1:
+            row["tuning"] = [t[0] for t in tried]
+        summary["rows"].append(row)
         progress(json.dumps(summary["rows"][-1], ensure_ascii=False))
         out_file.write_text(json.dumps(summary, indent=1, ensure_ascii=False))
     summary["checks"] = checks(summary["rows"])
@@ -94,7 +110,8 @@ def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def distil(paths: dict[str, Path], teacher: dict, student: str, alpha: float, augment: bool, size: dict) -> dict:
+def distil(paths: dict[str, Path], teacher: dict, student: str, alpha: float, augment: bool, size: dict,
+           temperature: float = TEMPERATURE) -> dict:
     from distill_core.config import ExperimentConfig
     from distill_core.distiller import run
 
@@ -107,7 +124,7 @@ def distil(paths: dict[str, Path], teacher: dict, student: str, alpha: float, au
         "teacher": {"path": teacher["path"]},
         "student": {"type": s["type"], "vocab": s["vocab"], "options": s["options"],
                     **({} if transformer else {"embedding_dim": size["embedding_dim"]})},
-        "kd": {"temperature": TEMPERATURE, "alpha": alpha, "loss": "kl"},
+        "kd": {"temperature": temperature, "alpha": alpha, "loss": "kl"},
         "matches": hidden_matches(teacher) if transformer and alpha < 1 else [],
         "augment": {"enabled": augment, "n_iter": size["augment_copies"],
                     "max_examples": size["split"][0] * size["augment_copies"]},
@@ -149,7 +166,7 @@ def checks(rows: list[dict]) -> dict:
     if not rows:
         return {}
     teacher, students = rows[0], rows[1:]
-    alone = {r["student"]: r["accuracy"] for r in students if r["alpha"] == 1.0}
+    alone = {r["student"]: r["accuracy"] for r in students if r["alpha"] == 1.0}  # tuning never picks alpha 1
     beats = {r["model"]: r["accuracy"] > alone[r["student"]] for r in students
              if r["alpha"] != 1.0 and r["student"] in alone}
     best = max(students, key=lambda r: r["accuracy"], default=None)
