@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--flush-seconds", type=float, default=2.0)
     parser.add_argument("--writer", choices=["bulk", "orm", "both"], default="bulk")
     parser.add_argument("--rounds", type=int, default=1, help="runs per writer (the median is reported)")
+    parser.add_argument("--max-buffer", type=int, help="points buffered before a flush (default: the sink's)")
     args = parser.parse_args()
 
     import django
@@ -62,7 +63,8 @@ def main() -> None:
                 sink_module.insert_points = writers[writer]
                 exp = Experiment.objects.create(team=team, name="ingest", teacher=ckpt, dataset=data,
                                                 student_type="textcnn", config={}, status="RUNNING")
-                sink = DatabaseSink(exp.pk, flush_seconds=args.flush_seconds)
+                sink = DatabaseSink(exp.pk, flush_seconds=args.flush_seconds,
+                                    **({"max_buffer": args.max_buffer} if args.max_buffer else {}))
                 sink.emit("start", {"total_steps": args.steps})
                 emit_time = 0.0
                 started = time.perf_counter()
@@ -76,7 +78,8 @@ def main() -> None:
                                      "seconds": wall, "emit_us_per_step": emit_time / args.steps * 1e6})
                 exp.delete()
         sink_module.insert_points = writers["bulk"]
-        out = {"bench": "metric_ingest", "database": connection.vendor, "points": points, "rounds": args.rounds}
+        out = {"bench": "metric_ingest", "database": connection.vendor, "points": points, "rounds": args.rounds,
+               "max_buffer": sink.max_buffer}
         for writer, rs in runs.items():
             best = sorted(rs, key=lambda r: r["seconds"])[len(rs) // 2]  # the median run
             out[writer] = {"stored": min(r["stored"] for r in rs), "seconds": round(best["seconds"], 3),
