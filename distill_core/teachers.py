@@ -109,18 +109,27 @@ def teacher_logits(model: torch.nn.Module, tokenizer: Any, texts: list[str], pai
                    on_batch: Callable[[], None] | None = None) -> torch.Tensor:
     """Run the teacher over all examples once: logits (N, C) float32 on the CPU, in input order.
 
+    Examples are batched shortest first, so a batch pads to lengths close to its own (less work than
+    input order, where one long title pads its whole batch); the rows are put back in input order.
     `on_batch()` is called before every batch (the distiller raises RunCancelled from it).
     """
     model.eval()
+    n = len(texts)
+    if n == 0:
+        return torch.zeros(0, model.config.num_labels)
+    order = sorted(range(n), key=lambda i: len(texts[i]) + (len(pairs[i]) if pairs is not None else 0))
     out = []
-    for start in range(0, len(texts), batch_size):
+    for start in range(0, n, batch_size):
         if on_batch is not None:
             on_batch()
-        end = start + batch_size
-        batch = tokenize(tokenizer, texts[start:end], pairs[start:end] if pairs is not None else None, max_length)
+        index = order[start: start + batch_size]
+        batch = tokenize(tokenizer, [texts[i] for i in index],
+                         [pairs[i] for i in index] if pairs is not None else None, max_length)
         batch = {k: v.to(device) for k, v in batch.items()}
         out.append(model(**batch).logits.float().cpu())  # (b, C)
-    return torch.cat(out) if out else torch.zeros(0, model.config.num_labels)
+    logits = torch.empty(n, out[0].size(1))
+    logits[torch.tensor(order)] = torch.cat(out)  # back to input order
+    return logits
 
 
 def label_order(teacher_labels: list[str], dataset_labels: list[str]) -> list[int] | None:

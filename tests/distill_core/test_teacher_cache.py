@@ -71,3 +71,15 @@ def test_two_processes_building_one_entry_agree_on_one_copy(tmp_path):
         a, b = pool.map(_build, [(str(tmp_path), 1), (str(tmp_path), 2)])
     assert a == b  # both read the entry that won the rename
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shared"]  # no temp directories left
+
+
+def test_teacher_logits_batch_by_length_but_return_input_order(tiny_teacher):
+    from distill_core.teachers import load_teacher, teacher_logits
+
+    model, tokenizer = load_teacher(tiny_teacher)
+    texts = ["央行宣布降准0.5个百分点" * 3, "股市", "房价上涨", "足球比赛今晚开始", "游戏", "新电影上映了"]
+    batched = teacher_logits(model, tokenizer, texts, None, 32, batch_size=2)
+    one_by_one = torch.cat([teacher_logits(model, tokenizer, [t], None, 32, batch_size=1) for t in texts])
+    assert batched.shape == (6, one_by_one.size(1))
+    assert torch.allclose(batched, one_by_one, atol=1e-5)
+    assert teacher_logits(model, tokenizer, [], None, 32).shape[0] == 0
