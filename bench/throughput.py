@@ -36,10 +36,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common  # noqa: E402
 
-SIZES = {  # training titles (TextCNN; the transformer setups), epochs, batch size, dev/test titles
-    "tiny": {"examples": 32, "transformer_examples": 32, "epochs": 2, "batch_size": 16, "eval_examples": 16},
-    "full": {"examples": 6000, "transformer_examples": 1000, "epochs": 5, "batch_size": 64, "eval_examples": 200},
+SIZES = {  # training titles (TextCNN; the transformer setups), epochs, batch size
+    "tiny": {"examples": 32, "transformer_examples": 32, "epochs": 2, "batch_size": 16},
+    "full": {"examples": 6000, "transformer_examples": 1000, "epochs": 5, "batch_size": 64},
 }
+
+
+def eval_examples(train_examples: int) -> int:
+    """Dev and test titles each: a tenth of train (an 80/10/10 split), 16 to 200."""
+    return min(200, max(16, train_examples // 10))
 SETUPS = {
     "textcnn": {"type": "textcnn", "vocab": "char", "options": {"filter_sizes": [2, 3, 4], "num_filters": 128},
                 "lr": 1e-3, "matches": False, "transformer": False},
@@ -97,7 +102,7 @@ def main() -> None:
             contenders = [c for c in contenders if not c.startswith("textbrewer")]  # bench/requirements.txt
             out["textbrewer"] = "not installed: pip install -r bench/requirements.txt"
         examples = size["examples"] if setup == "textcnn" else size["transformer_examples"]
-        data = prepare_data(examples, size["eval_examples"])
+        data = prepare_data(examples, eval_examples(examples))
         runs: dict[str, list[dict]] = {c: [] for c in contenders}
         teacher = teachers[SETUPS[setup]["transformer"]]
         for r in range(args.repeat):

@@ -11,7 +11,9 @@ Events (`sink.emit(kind, payload)`), in order:
 
 The teacher runs once over every split before training; its logits are reused by every epoch.
 When every stage has intermediate matches the teacher runs on every training batch anyway, so the
-train split's logits are taken from that live pass instead of being computed twice.
+train split's logits are taken from that live pass instead of being computed twice. The dev split
+needs no teacher logits (the student is judged on gold labels; the teacher's own report uses test),
+unless there is no test split and dev stands in for it.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class Encoded:
     ids: torch.Tensor  # (N, L) long, right-padded with 0
     lengths: torch.Tensor  # (N,) long
     labels: torch.Tensor  # (N,) long class indices, or (N, C) float multi-hot
-    teacher: torch.Tensor | None  # (N, C) float32 teacher logits in dataset label order; None: the live teacher's
+    teacher: torch.Tensor | None  # (N, C) float32 teacher logits in dataset label order; None: not computed
 
     def __len__(self) -> int:
         return self.labels.size(0)
@@ -163,8 +165,11 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
         if should_cancel is not None and should_cancel():
             raise RunCancelled("Cancelled while the teacher was labelling the data.")
 
-    live = {"train"} if live_train_logits(config, len(teachers)) else set()
-    encoded = encode_splits(config, splits, encoder, teachers, device, cache_dir, check_cancel, live=live)
+    unlabelled = {"train"} if live_train_logits(config, len(teachers)) else set()
+    if "test" in splits:
+        unlabelled.add("dev")  # judged on gold labels only; the teacher's report is on test
+    encoded = encode_splits(config, splits, encoder, teachers, device, cache_dir, check_cancel,
+                            without_logits=unlabelled)
     if "augmented" in encoded:
         augmented = encoded.pop("augmented")
         augmented.labels = teacher_predictions(augmented.teacher, config.data.multi_label)  # the teacher labels copies
@@ -262,10 +267,11 @@ def load_teachers(config: ExperimentConfig, device: torch.device, labels: list[s
 
 def encode_splits(config: ExperimentConfig, splits: dict[str, Split], encoder: Encoder, teachers: list[LoadedTeacher],
                   device: torch.device, cache_dir: str | Path | None,
-                  on_batch: Callable[[], None] | None = None, live: set[str] = frozenset()) -> dict[str, Encoded]:
+                  on_batch: Callable[[], None] | None = None,
+                  without_logits: set[str] = frozenset()) -> dict[str, Encoded]:
     """Student ids for every split and the teachers' (weighted mean) logits, computed once or read from the cache.
 
-    Splits named in `live` get no logits (Encoded.teacher None): the training loop takes them from the teacher.
+    Splits in `without_logits` get none (Encoded.teacher None): the teacher does not run over them here.
     """
     from distill_core import teacher_cache
 
@@ -276,7 +282,7 @@ def encode_splits(config: ExperimentConfig, splits: dict[str, Split], encoder: E
     for name, split in splits.items():
         ids, lengths = encoder.encode(split.texts, split.pairs, max_length)
         mean = None
-        for t in teachers if name not in live else ():
+        for t in teachers if name not in without_logits else ():
             def compute(split: Split = split, t: LoadedTeacher = t) -> torch.Tensor:
                 return teacher_logits(t.model, t.tokenizer, split.texts, split.pairs, max_length,
                                       batch_size=max(64, config.train.batch_size), device=device, on_batch=on_batch)

@@ -21,7 +21,7 @@ def test_a_second_run_reads_the_cache_and_runs_no_teacher_forward(make_config, t
     config = ExperimentConfig.from_dict(make_config(train={"epochs": 1}, output_dir=None))
     first = run(config, cache_dir=tmp_path / "cache")
     entries = [p for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")]
-    assert len(entries) == 3  # train, dev, test
+    assert len(entries) == 2  # train and test (dev is judged on gold labels: no teacher pass)
 
     def no_teacher(*args, **kwargs):
         raise AssertionError("the teacher ran although its outputs were cached")

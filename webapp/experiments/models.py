@@ -179,7 +179,9 @@ class Experiment(models.Model):
 class MetricPoint(models.Model):
     """One value of one metric at one step; unique so a retried flush cannot duplicate."""
 
-    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="metrics")
+    # no index of its own: the unique (experiment, key, step) index serves every lookup by experiment,
+    # and every metric write maintains one index less (docs/BENCHMARKS.md, metric ingest)
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="metrics", db_index=False)
     key = models.CharField(max_length=100)  # "train/loss", "train/lr", "dev/accuracy", ...
     step = models.PositiveIntegerField()
     value = models.FloatField()
