@@ -5,6 +5,7 @@ Nothing here is part of the product; everything a script builds lives under var/
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import resource
@@ -44,9 +45,10 @@ def write_tsv(path: Path, rows: list[tuple[str, int]]) -> None:
 def thucnews_split(data_dir: Path, sizes: tuple[int, int, int], seed: int = 42) -> dict[str, Path]:
     """Pool every `text<TAB>label` file of `data_dir`, shuffle with `seed`, cut train/dev/test of `sizes`.
 
-    The files are written once under var/bench/thucnews-<sizes>-<seed>/ and reused.
+    The files are written once under var/bench/thucnews-<sizes>-<seed>-<hash of data_dir>/ and reused.
     """
-    out = VAR / f"thucnews-{'-'.join(map(str, sizes))}-s{seed}"
+    where = hashlib.sha1(str(Path(data_dir).resolve()).encode()).hexdigest()[:8]  # another --data, another split
+    out = VAR / f"thucnews-{'-'.join(map(str, sizes))}-s{seed}-{where}"
     paths = {name: out / f"{name}.tsv" for name in ("train", "dev", "test")}
     if all(p.is_file() for p in paths.values()):
         return paths
