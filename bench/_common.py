@@ -86,3 +86,13 @@ def ensure_teacher(out_dir: Path, train: Path, dev: Path, *, layers: int, hidden
             "epochs": epochs}
     info_file.write_text(json.dumps(info))
     return {**info, "cached": False}
+
+
+def hidden_matches(teacher_path: str) -> list[dict]:
+    """hidden_mse on the embeddings and every layer (T4-tiny: 4 x 312 -> the teacher's L x H)."""
+    from transformers import AutoConfig
+
+    t = AutoConfig.from_pretrained(teacher_path)
+    layers = min(4, t.num_hidden_layers)
+    return [{"layer_T": round(i * t.num_hidden_layers / layers), "layer_S": i, "feature": "hidden",
+             "loss": "hidden_mse", "weight": 1, "proj": ["linear", 312, t.hidden_size]} for i in range(layers + 1)]

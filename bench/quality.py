@@ -125,7 +125,7 @@ def distil(paths: dict[str, Path], teacher: dict, student: str, alpha: float, au
         "student": {"type": s["type"], "vocab": s["vocab"], "options": s["options"],
                     **({} if transformer else {"embedding_dim": size["embedding_dim"]})},
         "kd": {"temperature": temperature, "alpha": alpha, "loss": "kl"},
-        "matches": hidden_matches(teacher) if transformer and alpha < 1 else [],
+        "matches": common.hidden_matches(teacher["path"]) if transformer and alpha < 1 else [],
         "augment": {"enabled": augment, "n_iter": size["augment_copies"],
                     "max_examples": size["split"][0] * size["augment_copies"]},
         "train": {"epochs": size["t4_epochs"] if transformer else size["epochs"], "batch_size": 64,
@@ -133,13 +133,6 @@ def distil(paths: dict[str, Path], teacher: dict, student: str, alpha: float, au
                   "log_every": 50, "checkpoint_every": 10 ** 9},
     })
     return run(config, resume=False, cache_dir=common.VAR / "teacher-cache")
-
-
-def hidden_matches(teacher: dict) -> list[dict]:
-    """TinyBERT-style hidden-state MSE: embeddings to embeddings, then teacher layers spread over the student's 4."""
-    layers, hidden = teacher["layers"], teacher["hidden"]
-    return [{"layer_T": t, "layer_S": round(t * 4 / layers), "feature": "hidden", "loss": "hidden_mse", "weight": 1.0,
-             "proj": ["linear", 312, hidden]} for t in range(layers + 1)]
 
 
 def teacher_row(results: dict, teacher: dict) -> dict:

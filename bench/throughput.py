@@ -227,18 +227,8 @@ def experiment_config(spec: dict, alpha: float = ALPHA) -> dict:
                   "eval_every": 10 ** 9},
     }
     if setup["matches"]:
-        config["matches"] = hidden_matches(spec["teacher"])
+        config["matches"] = common.hidden_matches(spec["teacher"])
     return config
-
-
-def hidden_matches(teacher_path: str) -> list[dict]:
-    """hidden_mse on the embeddings and every layer (T4-tiny: 4 x 312 -> the teacher's L x H)."""
-    from transformers import AutoConfig
-
-    t = AutoConfig.from_pretrained(teacher_path)
-    layers = min(4, t.num_hidden_layers)
-    return [{"layer_T": round(i * t.num_hidden_layers / layers), "layer_S": i, "feature": "hidden",
-             "loss": "hidden_mse", "weight": 1, "proj": ["linear", 312, t.hidden_size]} for i in range(layers + 1)]
 
 
 class EpochClock:
@@ -372,7 +362,7 @@ def run_textbrewer(spec: dict, extra: dict) -> list[float]:
     student = Student()
     matches = []
     if with_features:
-        matches = hidden_matches(spec["teacher"])
+        matches = common.hidden_matches(spec["teacher"])
     d_config = DistillationConfig(temperature=TEMPERATURE, hard_label_weight=ALPHA, kd_loss_weight=1 - ALPHA,
                                   kd_loss_type="ce", intermediate_matches=matches,
                                   is_caching_logits=spec["contender"] == "textbrewer_cached")
