@@ -37,6 +37,9 @@ def page(browser, request):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # A script or style the Content-Security-Policy blocks only shows as a console message.
+    page.on("console", lambda msg: errors.append(msg.text)
+            if msg.type == "error" and "Content Security Policy" in msg.text else None)
     page.js_errors = errors
     yield page
     ARTIFACTS.mkdir(exist_ok=True)
