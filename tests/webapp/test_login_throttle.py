@@ -132,3 +132,17 @@ def test_behind_the_proxy_each_forwarded_address_counts_alone(client, alice, bob
     response = client.post(LOGIN, {"username": "bob", "password": PASSWORD}, HTTP_X_FORWARDED_FOR="203.0.113.8",
                            **proxy)
     assert response.status_code == 302
+
+
+@pytest.mark.parametrize("forwarded", ["", "not-an-address", "203.0.113.7, <script>", "1" * 500])
+def test_a_malformed_forwarded_address_falls_back_to_the_peer(client, alice, settings, forwarded):
+    settings.BEHIND_TLS_PROXY = True
+    response = client.post(LOGIN, {"username": "alice", "password": "x"}, HTTP_X_FORWARDED_FOR=forwarded,
+                           REMOTE_ADDR="172.18.0.5")
+    assert response.status_code == 200
+    assert AccessAttempt.objects.get().ip_address == "172.18.0.5"
+
+
+def test_a_session_opened_without_an_address_is_logged_without_one(client, alice):
+    client.force_login(alice)  # Django's test login builds a request with no REMOTE_ADDR
+    assert client.get("/").status_code == 200

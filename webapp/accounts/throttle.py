@@ -8,6 +8,7 @@ even a correct password while either is locked out.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 
 from django.conf import settings
@@ -15,19 +16,27 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 
-def client_ip(request: HttpRequest) -> str:
-    """The address to count failures against.
+def client_ip(request: HttpRequest) -> str | None:
+    """The address to count failures against (None when the request carries no valid one).
 
     Behind the TLS proxy (DISTILLERY_BEHIND_TLS_PROXY) REMOTE_ADDR is the proxy itself, so
     every visitor would share one counter: use the last X-Forwarded-For entry instead, the one
-    our proxy appended (the entries before it are whatever the client chose to send).
+    our proxy appended (the entries before it are whatever the client chose to send). Only a
+    real address is returned: axes stores it in an IP column, and Postgres refuses anything else.
     """
     if settings.BEHIND_TLS_PROXY:
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        last = forwarded.rsplit(",", 1)[-1].strip()
-        if last:
-            return last[:100]
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+        address = _valid(forwarded.rsplit(",", 1)[-1])
+        if address:
+            return address
+    return _valid(request.META.get("REMOTE_ADDR", ""))
+
+
+def _valid(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        return None
 
 
 def cooloff_minutes() -> int:
