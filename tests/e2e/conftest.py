@@ -64,6 +64,9 @@ def log_in(page, base: str, username: str = "alice", password: str = "alice-pw-1
 
 def plot_data(page, element_id: str) -> list[dict]:
     """The traces Plotly drew in `element_id` (x, y, z, type, name, mode, marker symbol)."""
-    page.wait_for_function(f"document.getElementById('{element_id}') && document.getElementById('{element_id}').data")
+    # Arrow functions, not bare expressions: Playwright polls a bare one with eval(), which the
+    # pages' Content-Security-Policy (script-src 'self') refuses.
+    page.wait_for_function(f"() => document.getElementById('{element_id}') && "
+                           f"document.getElementById('{element_id}').data")
     return page.evaluate(f"document.getElementById('{element_id}').data.map(t => ({{x: t.x, y: t.y, z: t.z, "
                          "type: t.type, name: t.name, mode: t.mode, symbol: t.marker && t.marker.symbol}))")
