@@ -8,7 +8,10 @@ Postgres and Redis. Helpers in webapp/env.py refuse malformed values.
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
 
 from webapp.env import database_from_url, env_bool, env_int, env_list, env_str
 
@@ -16,14 +19,26 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("DISTILLERY_VAR_DIR", str(BASE_DIR / "var"))).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-DEBUG = env_bool("DJANGO_DEBUG", False)
+# The embedded default is a developer's install (`make run`, the tests): DEBUG on, with a key
+# generated under var/. A deployment sets DJANGO_DEBUG=0 (docker-compose does) and must then
+# give DJANGO_SECRET_KEY itself.
+DEBUG = env_bool("DJANGO_DEBUG", True)
 
 
 def _secret_key() -> str:
-    """Use DJANGO_SECRET_KEY, else one random key kept under var/ for this install."""
-    key = env_str("DJANGO_SECRET_KEY", "")
+    """Use DJANGO_SECRET_KEY; in DEBUG only, else one random key kept under var/ for this install."""
+    key = env_str("DJANGO_SECRET_KEY", "").strip()
     if key:
+        if not DEBUG and (len(key) < 32 or len(set(key)) < 5 or key in KNOWN_SECRET_KEYS):
+            raise ImproperlyConfigured(
+                "DJANGO_SECRET_KEY is too short or a published example: use 50 or more random characters, e.g. "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`.")
         return key
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set. Outside DEBUG (DJANGO_DEBUG=0) every process of the deployment "
+            "needs the same secret: generate one with `python -c 'import secrets; print(secrets.token_urlsafe(50))'` "
+            "and pass it in the environment (docker compose reads it from your shell or an .env file).")
     path = VAR_DIR / "secret_key"
     if not path.exists():
         path.write_text(secrets.token_urlsafe(50))
@@ -31,9 +46,29 @@ def _secret_key() -> str:
     return path.read_text().strip()
 
 
+# Values once shipped as defaults: whoever knows them can forge sessions.
+KNOWN_SECRET_KEYS = {"change-me"}
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+# --- HTTPS: behind a proxy that terminates TLS and sets X-Forwarded-Proto --------------
+BEHIND_TLS_PROXY = env_bool("DISTILLERY_BEHIND_TLS_PROXY", False)
+if BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("DISTILLERY_HSTS_SECONDS", 365 * 24 * 3600, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True  # the header only allows preloading; a listing needs a submission
+# Only our own scripts run (page data travels in json_script blocks, which are not code); inline
+# style attributes stay allowed for progress bars and Plotly's SVG. webapp/csp.py sends it.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -42,6 +77,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "webapp.accounts",
     "webapp.experiments",
     "webapp.api",
@@ -50,6 +86,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "webapp.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -57,6 +94,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as axes asks: it turns a lockout flagged during authentication into our 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.urls"
@@ -95,6 +134,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# --- Sign-in throttling (django-axes; webapp/accounts/throttle.py) ----------------------
+# Failures count per username and, separately, per client address: either reaching the limit
+# refuses every password (the right one too) until the cool-off has passed.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("DISTILLERY_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("DISTILLERY_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "webapp.accounts.throttle.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "webapp.accounts.throttle.client_ip"
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "experiments:list"
 LOGOUT_REDIRECT_URL = "login"
@@ -113,7 +166,14 @@ STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.AppDirectoriesFinder",
     "webapp.staticfinders.PlotlyFinder",
 ]
-WHITENOISE_USE_FINDERS = True  # serve straight from the finders: no collectstatic step
+if DEBUG:
+    WHITENOISE_USE_FINDERS = True  # serve straight from the finders: no collectstatic step
+else:
+    # Hashed, compressed copies made by `collectstatic` (the Dockerfile runs it), cached forever.
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
 
 # --- Uploads --------------------------------------------------------------------------
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
@@ -148,8 +208,6 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 elif not CELERY_BROKER_URL.startswith(("redis://", "rediss://", "memory://")):
-    from django.core.exceptions import ImproperlyConfigured
-
     raise ImproperlyConfigured(
         f"CELERY_BROKER_URL must start with redis://, rediss:// or filesystem:// (got {CELERY_BROKER_URL!r})."
     )
@@ -173,5 +231,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("DISTILLERY_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes.apps": {"level": "WARNING"}},
 }

@@ -37,6 +37,9 @@ def page(browser, request):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # A script or style the Content-Security-Policy blocks only shows as a console message.
+    page.on("console", lambda msg: errors.append(msg.text)
+            if msg.type == "error" and "Content Security Policy" in msg.text else None)
     page.js_errors = errors
     yield page
     ARTIFACTS.mkdir(exist_ok=True)
@@ -61,6 +64,9 @@ def log_in(page, base: str, username: str = "alice", password: str = "alice-pw-1
 
 def plot_data(page, element_id: str) -> list[dict]:
     """The traces Plotly drew in `element_id` (x, y, z, type, name, mode, marker symbol)."""
-    page.wait_for_function(f"document.getElementById('{element_id}') && document.getElementById('{element_id}').data")
+    # Arrow functions, not bare expressions: Playwright polls a bare one with eval(), which the
+    # pages' Content-Security-Policy (script-src 'self') refuses.
+    page.wait_for_function(f"() => document.getElementById('{element_id}') && "
+                           f"document.getElementById('{element_id}').data")
     return page.evaluate(f"document.getElementById('{element_id}').data.map(t => ({{x: t.x, y: t.y, z: t.z, "
                          "type: t.type, name: t.name, mode: t.mode, symbol: t.marker && t.marker.symbol}))")

@@ -33,15 +33,15 @@ def trace_x(page) -> list[int]:
 def test_zooming_requeries_the_range_and_reset_restores_the_overview(long_run, live_server, page):
     log_in(page, live_server.url, "alice", "alice-pw-123")
     page.goto(f"{live_server.url}/experiments/{long_run.pk}/")
-    page.wait_for_function("(document.getElementById('chart-loss').data || [{x: []}])[0].x.length > 0")
+    page.wait_for_function("() => (document.getElementById('chart-loss').data || [{x: []}])[0].x.length > 0")
     overview = trace_x(page)
     assert len(overview) <= 1000 and overview[0] == 0 and overview[-1] == 19_999
 
     page.evaluate("Plotly.relayout('chart-loss', {'xaxis.range[0]': 5000, 'xaxis.range[1]': 5100})")
-    page.wait_for_function("document.getElementById('chart-loss').data[0].x[0] >= 5000")
+    page.wait_for_function("() => document.getElementById('chart-loss').data[0].x[0] >= 5000")
     assert trace_x(page) == list(range(5000, 5101))  # every point of the zoomed range
 
     page.evaluate("Plotly.relayout('chart-loss', {'xaxis.autorange': true, 'yaxis.autorange': true})")
-    page.wait_for_function("document.getElementById('chart-loss').data[0].x[0] === 0")
+    page.wait_for_function("() => document.getElementById('chart-loss').data[0].x[0] === 0")
     assert trace_x(page) == overview
     assert page.js_errors == []

@@ -80,6 +80,7 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
         for name in ("temperature", "alpha", "learning_rate"):
             self.fields[name].widget.attrs["step"] = "any"
         self.user = user
+        self._show_queue_limits()
         self.teacher_info: dict[str, Any] = {}
         self.configs: list[dict[str, Any]] = []
         self.config: dict[str, Any] | None = None
@@ -177,6 +178,8 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
             self.add_error("dataset", f"The dataset {dataset.name!r} belongs to {dataset.team}, not {team}.")
         if not cleaned.get("matches_mode"):  # a plain dict may post rows without a mode
             cleaned["matches_mode"] = "rows" if cleaned.get("match_rows") else "none"
+        if team:
+            self._check_queue_limits(cleaned, team)
         self._resolve_ensemble(cleaned, team, dataset)
         overrides = self._sweep_combinations(cleaned)
         self._check_matches_choice(cleaned)
@@ -185,6 +188,34 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
         if not self.errors:
             self._build_all(cleaned, teacher, dataset, overrides)
         return cleaned
+
+    def _show_queue_limits(self) -> None:
+        """Tell a member of one team its priority ceiling and pools before they submit."""
+        teams = list(self.fields["team"].queryset[:2])
+        if self.user.is_staff or len(teams) != 1:
+            return
+        team, priority, pool = teams[0], self.fields["priority"], self.fields["pool"]
+        if team.max_priority is not None:
+            priority.widget.attrs["max"] = min(team.max_priority, priority.max_value)
+            priority.help_text += f" {team.name} may use up to {team.max_priority}."
+            if priority.initial > team.max_priority:
+                self.initial.setdefault("priority", team.max_priority)
+        if team.allowed_pools:
+            pool.help_text = f"{team.name} may use: {', '.join(team.allowed_pools)}."
+            if pool.initial not in team.allowed_pools:
+                self.initial.setdefault("pool", team.allowed_pools[0])
+
+    def _check_queue_limits(self, cleaned: dict[str, Any], team) -> None:
+        """Refuse a priority above the team's ceiling or a pool it may not use (staff are not bound)."""
+        if self.user.is_staff:
+            return
+        # A blank input queues at the field's initial value (see configs.queue_experiment).
+        if "priority" in cleaned:
+            priority = cleaned["priority"] if cleaned["priority"] is not None else self.fields["priority"].initial
+            if refusal := team.priority_refusal(priority):
+                self.add_error("priority", refusal)
+        if "pool" in cleaned and (refusal := team.pool_refusal(cleaned["pool"] or self.fields["pool"].initial)):
+            self.add_error("pool", refusal)
 
     def _resolve_ensemble(self, cleaned: dict[str, Any], team, dataset) -> None:
         members = cleaned.get("ensemble")

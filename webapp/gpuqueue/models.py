@@ -5,8 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
+
+# What a pool name may be, wherever one is typed (the experiment form, a team's allowed pools).
+validate_pool_name = RegexValidator(r"^[a-z0-9][a-z0-9_-]{0,49}\Z", "A pool name is lower-case letters, digits, - and _ "
+                                    "(50 at most).")
 
 
 class Worker(models.Model):

@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from webapp.accounts.models import Team, teams_of
+from webapp.accounts.models import MAX_PRIORITY, MIN_PRIORITY, Team, teams_of
 from webapp.experiments.access import get_owned, owned
 from webapp.experiments.models import Experiment
 from webapp.gpuqueue import actions
@@ -99,10 +99,10 @@ def priority(request, pk: int):
     exp = get_object_or_404(Experiment, pk=pk)
     try:
         value = int(request.POST.get("priority", ""))
-        if not -1000 <= value <= 1000:
+        if not MIN_PRIORITY <= value <= MAX_PRIORITY:
             raise ValueError
     except ValueError:
-        return _report(request, (False, "Priority must be a whole number from -1000 to 1000."))
+        return _report(request, (False, f"Priority must be a whole number from {MIN_PRIORITY} to {MAX_PRIORITY}."))
     return _report(request, actions.set_priority(exp, value))
 
 
