@@ -35,8 +35,9 @@ def inspect_checkpoint(path: str | Path) -> dict[str, Any]:
 
     path = Path(path)
     if not path.is_dir():
-        raise CheckpointError(f"Teacher checkpoint directory {path} does not exist (relative paths start at "
-                              f"{Path.cwd()}).", field=FIELD)
+        # Only a relative path gets the working directory as a hint: a server must not reveal it otherwise.
+        hint = "" if path.is_absolute() else f" (relative paths start at {Path.cwd()})"
+        raise CheckpointError(f"Teacher checkpoint directory {path} does not exist{hint}.", field=FIELD)
     if not (path / "config.json").is_file():
         raise CheckpointError(f"{path} has no config.json; is it a directory written by save_pretrained()?", field=FIELD)
     try:

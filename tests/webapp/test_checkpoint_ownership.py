@@ -228,3 +228,12 @@ def test_try_it_refuses_to_run_a_teacher_another_team_registered_first(charlie_c
         status=Experiment.Status.SUCCEEDED, results={"export_dir": str(student_export)})
     response = charlie_client.post(f"/experiments/{run.pk}/predict.json", {"texts": "bank cuts rates"})
     assert response.status_code == 409 and "belongs to another team" in response.json()["error"]
+
+
+def test_a_teacher_gone_from_disk_is_reported_without_the_servers_working_directory(alice_client, form_data,
+                                                                                   checkpoint, teacher_root):
+    checkpoint.path = str(Path(teacher_root) / "acme" / "deleted-bert")
+    checkpoint.save(update_fields=["path"])
+    response = alice_client.post("/experiments/new/", form_data)
+    [message] = response.context["form"].errors["teacher"]
+    assert "does not exist" in message and os.getcwd() not in message
