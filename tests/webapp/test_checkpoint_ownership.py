@@ -237,3 +237,17 @@ def test_a_teacher_gone_from_disk_is_reported_without_the_servers_working_direct
     response = alice_client.post("/experiments/new/", form_data)
     [message] = response.context["form"].errors["teacher"]
     assert "does not exist" in message and os.getcwd() not in message
+
+
+def test_the_audit_command_names_rows_another_team_registered_first(checkpoint, other, charlie):
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    call_command("checkpoint_owners", stdout=out)
+    assert "Every checkpoint belongs to its team." in out.getvalue()
+    stolen = Checkpoint.objects.create(team=other, name="stolen", path=checkpoint.path, info=checkpoint.info)
+    with pytest.raises(CommandError, match="1 checkpoint"):
+        call_command("checkpoint_owners", stdout=(out := io.StringIO()))
+    assert f"#{stolen.pk} Other / stolen: UNUSABLE" in out.getvalue() and "registered first by Acme" in out.getvalue()
