@@ -4,8 +4,8 @@ The archive is hostile until proven otherwise: the request body is capped while 
 (`CappedUploadHandler`), members may only be regular files and directories with relative
 paths that stay inside the target, and the member count and unpacked bytes are bounded
 (bytes are counted while copying, not taken from headers). Everything is unpacked into a
-fresh directory in the owning team's upload folder (`ownership.upload_dir`), checked with inspect_checkpoint, and the
-directory is removed on any failure, so nothing half-created remains.
+fresh directory in the owning team's upload folder (`ownership.upload_dir`), checked with
+inspect_checkpoint, and the directory is removed on any failure, so nothing half-created remains.
 """
 
 from __future__ import annotations
