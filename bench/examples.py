@@ -5,7 +5,7 @@
 
 Each recipe runs in its own `python -m distill_core run <config> --output var/bench/examples/<name>
 --fresh --results ...` process with an empty teacher cache, so its wall time includes loading the
-teacher and labelling the data. The recipes read the demo teacher var/teachers/demo-thucnews-bert
+teacher and labelling the data. The recipes read the demo teacher var/teachers/demo/demo-thucnews-bert
 (made by `make run`, or by the train-teacher command printed when it is missing). Prints one JSON line.
 """
 
@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common  # noqa: E402
 
 EXAMPLES = common.ROOT / "examples"
-TEACHER = common.ROOT / "var" / "teachers" / "demo-thucnews-bert"
+TEACHER = common.ROOT / "var" / "teachers" / "demo" / "demo-thucnews-bert"
 TRAIN_TEACHER = ("python -m distill_core train-teacher --train webapp/experiments/demo_data/thucnews/train.tsv "
                  "--dev webapp/experiments/demo_data/thucnews/dev.tsv --labels "
-                 "webapp/experiments/demo_data/thucnews/labels.txt --output var/teachers/demo-thucnews-bert "
+                 "webapp/experiments/demo_data/thucnews/labels.txt --output var/teachers/demo/demo-thucnews-bert "
                  "--layers 4 --hidden 256 --epochs 4 --lr 5e-4")
 
 

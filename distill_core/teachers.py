@@ -35,8 +35,9 @@ def inspect_checkpoint(path: str | Path) -> dict[str, Any]:
 
     path = Path(path)
     if not path.is_dir():
-        raise CheckpointError(f"Teacher checkpoint directory {path} does not exist (relative paths start at "
-                              f"{Path.cwd()}).", field=FIELD)
+        # Only a relative path gets the working directory as a hint: a server must not reveal it otherwise.
+        hint = "" if path.is_absolute() else f" (relative paths start at {Path.cwd()})"
+        raise CheckpointError(f"Teacher checkpoint directory {path} does not exist{hint}.", field=FIELD)
     if not (path / "config.json").is_file():
         raise CheckpointError(f"{path} has no config.json; is it a directory written by save_pretrained()?", field=FIELD)
     try:
@@ -155,10 +156,41 @@ def _first_attr(config: Any, *names: str) -> int | None:
 
 
 def _weights_size(path: Path) -> int:
+    """Bytes of a weight file, or of every shard a `*.index.json` names (each inside the directory)."""
     if not path.name.endswith(".index.json"):
         return path.stat().st_size
-    shards = set(json.loads(path.read_text())["weight_map"].values())
-    return sum((path.parent / shard).stat().st_size for shard in shards if (path.parent / shard).is_file())
+    return sum(shard.stat().st_size for shard in _shards(path))
+
+
+def _shards(index: Path) -> list[Path]:
+    """The shard files of a sharded checkpoint's index, each resolved inside its directory.
+
+    A weight_map is data from whoever wrote the checkpoint: an entry such as "/etc/shadow" or
+    "../../etc/passwd" is refused before anything is looked up there, so the reported size can
+    never describe a file outside the checkpoint.
+    """
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError, RecursionError):
+        weight_map = None  # not JSON, or JSON that is not an object
+    if not isinstance(weight_map, dict) or not weight_map or not all(isinstance(v, str) for v in weight_map.values()):
+        raise CheckpointError(f"{index.name} has no weight_map naming its shard files (an object of tensor name to "
+                              "file name); save the checkpoint again with save_pretrained().", field=FIELD)
+    directory = index.parent.resolve()
+    shards = []
+    for name in sorted(set(weight_map.values())):
+        try:
+            shard = (directory / name).resolve() if name and "\x00" not in name else directory
+        except (OSError, RuntimeError):  # a symlink loop, a name too long
+            shard = directory
+        if shard == directory or not shard.is_relative_to(directory):
+            raise CheckpointError(f"{index.name} names the shard {name[:100]!r}, which is not a file inside the "
+                                  "checkpoint directory; shards must sit beside the index.", field=FIELD)
+        if not shard.is_file():
+            raise CheckpointError(f"{index.name} names the shard {name[:100]!r}, which is missing from the "
+                                  "checkpoint directory.", field=FIELD)
+        shards.append(shard)
+    return shards
 
 
 def _first_line(exc: Exception) -> str:

@@ -43,7 +43,7 @@ def test_a_user_distills_a_teacher_from_the_browser(acme, live_server, page, wor
     labels = demo_labels()
     files = write_demo_slice(tmp_path / "upload", train=240, dev=60, test=60)
     chars = sorted(set("".join(line.split("\t")[0] for line in files["train"].read_text("utf-8").splitlines())))
-    make_tiny_teacher(tmp_path / "teachers" / "bert-tiny", labels, chars)
+    make_tiny_teacher(tmp_path / "teachers" / "acme" / "bert-tiny", labels, chars)
     worker = worker_process()
     base = live_server.url
 
@@ -65,7 +65,7 @@ def test_a_user_distills_a_teacher_from_the_browser(acme, live_server, page, wor
     # Register the checkpoint.
     page.goto(f"{base}/checkpoints/new/")
     page.fill("input[name=name]", "bert-tiny")
-    page.fill("input[name=path]", str(tmp_path / "teachers" / "bert-tiny"))
+    page.fill("input[name=path]", str(tmp_path / "teachers" / "acme" / "bert-tiny"))
     page.click("main form button[type=submit]")
     page.wait_for_load_state()
     assert re.search(r"/checkpoints/\d+/$", page.url), page.content()[:2000]

@@ -1,7 +1,8 @@
 """Fixtures for the web tests: alice & bob in Acme, charlie in Other, a tiny teacher, a dataset.
 
 Every test gets its own DATASET_ROOT/ARTIFACT_ROOT under tmp_path; the tiny teacher is
-written once per session into a directory that CHECKPOINT_ROOTS allows.
+written once per session into Acme's folder of the checkpoint root (<root>/acme/), the only
+place Acme may register checkpoints from.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def teacher_dir(teacher_root) -> Path:
     """A tiny random 3-label BERT with its tokenizer, written with save_pretrained."""
     from distill_core.testing import make_tiny_teacher
 
-    path = teacher_root / "tiny-bert"
+    path = teacher_root / "acme" / "tiny-bert"
     chars = sorted({ch for text, _ in TRAIN_ROWS + DEV_ROWS for ch in text})
     make_tiny_teacher(path, LABELS, "".join(chars), layers=2, hidden=32)
     return path
@@ -213,7 +214,7 @@ def deep_teacher_dir(teacher_root) -> Path:
     """A tiny random BERT with BERT-base's 12 layers (hidden 32), so the L3/L4/L6 match presets fit."""
     from distill_core.testing import make_tiny_teacher
 
-    path = teacher_root / "deep-tiny-bert"
+    path = teacher_root / "acme" / "deep-tiny-bert"
     chars = sorted({ch for text, _ in TRAIN_ROWS + DEV_ROWS for ch in text})
     make_tiny_teacher(path, LABELS, "".join(chars), layers=12, hidden=32)
     return path

@@ -52,18 +52,18 @@ def test_it_registers_a_checkpoint_by_path(api, acme, teacher_dir):
 def test_a_path_outside_the_roots_is_refused_on_its_field(api, acme):
     response = api.post("/api/checkpoints/", json.dumps({"name": "x", "path": "/etc"}),
                         content_type="application/json")
-    assert response.status_code == 400 and "outside the directories" in response.json()["fields"]["path"][0]
+    assert response.status_code == 400 and "is not a directory in Acme's checkpoint folder" in response.json()["fields"]["path"][0]
 
 
 def test_it_uploads_a_checkpoint_archive(api, acme, teacher_dir, teacher_root):
     for name, data in (("zipped", zip_bytes(files_of(teacher_dir))), ("tarred", tar_bytes(files_of(teacher_dir)))):
         response = api.post("/api/checkpoints/", {"name": name, "archive": SimpleUploadedFile("a", data)})
         assert response.status_code == 201, response.json()
-        assert Path(response.json()["path"]).parent == Path(teacher_root) / "uploads"
+        assert Path(response.json()["path"]).parent == Path(teacher_root) / "acme" / "uploads"
 
 
 def test_a_bad_archive_is_refused_on_its_field_and_leaves_nothing(api, acme, teacher_dir, teacher_root):
-    uploads = Path(teacher_root) / "uploads"
+    uploads = Path(teacher_root) / "acme" / "uploads"
     before = sorted(os.listdir(uploads)) if uploads.exists() else []
     data = zip_bytes({**files_of(teacher_dir), "../escape": b"x"})
     response = api.post("/api/checkpoints/", {"name": "evil", "archive": SimpleUploadedFile("a.zip", data)})

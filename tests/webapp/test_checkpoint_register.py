@@ -1,4 +1,8 @@
-"""Registering a teacher checkpoint: only real HF checkpoints from inside the allowed roots."""
+"""Registering a teacher checkpoint: only real HF checkpoints from inside the team's folder of a root.
+
+Cross-team attempts (another team's directory, `//`, `/./`, `..`, symlinks) are in
+test_checkpoint_ownership.py.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import pytest
 from webapp.experiments.models import Checkpoint
 
 URL = "/checkpoints/new/"
+OUTSIDE = "is not a directory in Acme's checkpoint folder"
 
 
 def register(client, team, path, name="tiny"):
@@ -60,28 +65,28 @@ def test_an_empty_list_offers_to_register_one(alice_client, acme):
 def test_it_refuses_a_path_outside_the_allowed_roots(alice_client, acme, tmp_path):
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    assert_refused(register(alice_client, acme, outside), "outside the directories")
+    assert_refused(register(alice_client, acme, outside), OUTSIDE)
 
 
 def test_it_refuses_a_symlink_that_escapes_the_roots(alice_client, acme, tmp_path, teacher_root):
     outside = tmp_path / "secret-model"
     outside.mkdir()
-    link = teacher_root / f"escape-{os.getpid()}-{tmp_path.name}"
+    link = teacher_root / "acme" / f"escape-{os.getpid()}-{tmp_path.name}"
     link.symlink_to(outside)
     try:
-        assert_refused(register(alice_client, acme, link), "outside the directories")
+        assert_refused(register(alice_client, acme, link), OUTSIDE)
     finally:
         link.unlink()
 
 
 def test_it_refuses_dot_dot_escapes(alice_client, acme, teacher_root, tmp_path):
     sneaky = teacher_root / ".." / tmp_path.name
-    assert_refused(register(alice_client, acme, sneaky), "outside the directories")
+    assert_refused(register(alice_client, acme, sneaky), OUTSIDE)
 
 
 def test_it_accepts_a_symlink_that_stays_inside_and_stores_the_real_path(alice_client, acme, teacher_root,
                                                                         teacher_dir, tmp_path):
-    link = teacher_root / f"alias-{os.getpid()}-{tmp_path.name}"
+    link = teacher_root / "acme" / f"alias-{os.getpid()}-{tmp_path.name}"
     link.symlink_to(teacher_dir)
     try:
         register(alice_client, acme, link)
@@ -91,14 +96,14 @@ def test_it_accepts_a_symlink_that_stays_inside_and_stores_the_real_path(alice_c
 
 
 def test_it_refuses_a_directory_that_is_not_a_checkpoint(alice_client, acme, teacher_root, tmp_path):
-    junk = teacher_root / f"junk-{tmp_path.name}"
+    junk = teacher_root / "acme" / f"junk-{tmp_path.name}"
     junk.mkdir()
     (junk / "README.txt").write_text("not a model")
     assert_refused(register(alice_client, acme, junk), "no config.json")
 
 
 def test_it_refuses_a_path_that_does_not_exist(alice_client, acme, teacher_root):
-    assert_refused(register(alice_client, acme, teacher_root / "missing"), "does not exist")
+    assert_refused(register(alice_client, acme, teacher_root / "acme" / "missing"), "does not exist")
 
 
 @pytest.mark.parametrize("path", ["relative/dir", "", "/tmp/\x00evil"])

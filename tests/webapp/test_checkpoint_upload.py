@@ -25,7 +25,7 @@ def teacher_files(teacher_dir) -> dict[str, bytes]:
 
 @pytest.fixture
 def uploads(teacher_root) -> Path:
-    return Path(teacher_root) / "uploads"
+    return Path(teacher_root) / "acme" / "uploads"
 
 
 def leftovers(uploads: Path) -> list[str]:

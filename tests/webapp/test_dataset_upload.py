@@ -57,7 +57,7 @@ def test_it_uploads_a_dataset_and_takes_the_sorted_labels_of_train(alice_client,
     assert "test" not in dataset.stats and dataset.test_path == ""
     train = Path(dataset.train_path)
     assert train.is_file() and train.name == "train.tsv"
-    assert train.parent.parent == Path(settings.DATASET_ROOT) / str(acme.pk)
+    assert train.parent.parent == Path(settings.DATASET_ROOT) / acme.slug
     assert Path(dataset.dev_path).parent == train.parent
 
 

@@ -112,7 +112,8 @@ COMPONENTS = {
         "Checkpoint": _object("id", "name", "path", id=INT, name=STR, team=_ref("Ref"), path=STR, info={"type": "object"},
                               created_at=STR, url=STR),
         "CheckpointByPath": _object("name", "path", team=INT, name=STR, path={
-            "type": "string", "description": "Absolute directory inside DISTILLERY_CHECKPOINT_ROOTS."}),
+            "type": "string",
+            "description": "Absolute directory inside the team's folder of a checkpoint root: <root>/<team-slug>/."}),
         "CheckpointArchive": _object("name", "archive", team=INT, name=STR, archive={
             "type": "string", "format": "binary", "description": ".zip or .tar.gz of a save_pretrained() directory."}),
     },

@@ -4,8 +4,8 @@ The archive is hostile until proven otherwise: the request body is capped while 
 (`CappedUploadHandler`), members may only be regular files and directories with relative
 paths that stay inside the target, and the member count and unpacked bytes are bounded
 (bytes are counted while copying, not taken from headers). Everything is unpacked into a
-fresh directory under the first CHECKPOINT_ROOT, checked with inspect_checkpoint, and the
-directory is removed on any failure, so nothing half-created remains.
+fresh directory in the owning team's upload folder (`ownership.upload_dir`), checked with
+inspect_checkpoint, and the directory is removed on any failure, so nothing half-created remains.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from django.core.files.uploadhandler import SkipFile, TemporaryFileUploadHandler
 from django.db import IntegrityError, transaction
 
 from distill_core.errors import CheckpointError
+from webapp.experiments import ownership
 from webapp.experiments.models import Checkpoint
 
 log = logging.getLogger(__name__)
@@ -211,7 +212,7 @@ def checkpoint_dir(unpacked: Path) -> Path:
 
 
 def register_archive(*, team, user, name: str, upload: UploadedFile) -> Checkpoint:
-    """Unpack `upload` under CHECKPOINT_ROOTS[0]/uploads/, inspect it, save the Checkpoint.
+    """Unpack `upload` under <first checkpoint root>/<team-slug>/uploads/, inspect it, save the Checkpoint.
 
     Raises ArchiveRefused after removing everything it created.
     """
@@ -219,7 +220,10 @@ def register_archive(*, team, user, name: str, upload: UploadedFile) -> Checkpoi
 
     if upload.size is not None and upload.size > max_upload_bytes():
         raise ArchiveRefused(too_large_message(upload.size))
-    base = Path(settings.CHECKPOINT_ROOTS[0]) / "uploads"
+    try:
+        base = ownership.upload_dir(team)
+    except ownership.PathRefused as exc:
+        raise ArchiveRefused(exc.message) from None
     base.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:50] or "checkpoint"
     directory = base / f"{slug}-{secrets.token_hex(6)}"

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 
+from webapp.experiments import ownership
 from webapp.experiments.models import Experiment
 
 MAX_TEXTS = 20
@@ -44,7 +45,7 @@ def export_dir(experiment: Experiment) -> Path:
 
 
 def teacher_dir(experiment: Experiment) -> Path:
-    """The teacher checkpoint named in the config, if it lies inside one of CHECKPOINT_ROOTS."""
+    """The teacher checkpoint named in the config, if it lies inside a CHECKPOINT_ROOT and the team may use it."""
     config = experiment.config if isinstance(experiment.config, dict) else {}
     raw = (config.get("teacher") or {}).get("path") if isinstance(config.get("teacher"), dict) else None
     if not isinstance(raw, str) or not raw or "\x00" in raw:
@@ -52,6 +53,8 @@ def teacher_dir(experiment: Experiment) -> Path:
     path = Path(raw).resolve()
     if not any(path.is_relative_to(Path(root).resolve()) for root in settings.CHECKPOINT_ROOTS):
         raise Unavailable("The teacher checkpoint lies outside the allowed checkpoint directories.")
+    if not ownership.may_use(experiment.team, path):
+        raise Unavailable("The teacher checkpoint belongs to another team, so it is not run here.")
     if not path.is_dir():
         raise Unavailable("The teacher checkpoint is no longer on disk.")
     return path

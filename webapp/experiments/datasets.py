@@ -15,13 +15,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 
 from distill_core.config import DataConfig
 from distill_core.data import Split, read_split
 from distill_core.errors import DatasetError
+from webapp.experiments import ownership
 from webapp.experiments.models import Dataset
 
 log = logging.getLogger(__name__)
@@ -129,12 +129,15 @@ def register_upload(*, team, user, name: str, files: dict[str, UploadedFile | No
                     has_header: bool, text_column: str, text_pair_column: str, label_column: str,
                     labels: list[str], split_ratios: tuple[float, float] = (0.0, 0.0),
                     split_seed: int = 0) -> Dataset:
-    """Store the files under DATASET_ROOT/<team>/<random>/, read them, save the Dataset.
+    """Store the files under DATASET_ROOT/<team-slug>/<random>/, read them, save the Dataset.
 
     `split_ratios` (dev, test) hold out seeded fractions of the train file for splits without a file.
     Raises UploadRefused (naming the form field) after removing whatever was stored.
     """
-    directory = Path(settings.DATASET_ROOT) / str(team.pk) / secrets.token_hex(8)
+    try:
+        directory = ownership.dataset_dir(team) / secrets.token_hex(8)
+    except ownership.PathRefused as exc:
+        raise UploadRefused(exc.message, "team") from None
     directory.mkdir(parents=True)
     try:
         paths = {split: store(upload, directory / f"{split}.{format}")

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import math
 import re
+from pathlib import Path
 from typing import Any
 
 from django import forms
 
 from distill_core.errors import CheckpointError, ConfigError
-from webapp.experiments import sweeps
+from webapp.experiments import ownership, sweeps
 from webapp.experiments.access import owned
 from webapp.experiments.configs import build_config, form_field_for
 from webapp.experiments.experiment_fields import SECTIONS, STUDENT_CHOICES, ExperimentFields
@@ -232,6 +233,9 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
                 self.add_error("ensemble", f"Line {member['line']}: {checkpoint.name!r} predicts "
                                            f"{checkpoint.num_labels} labels but the dataset has {len(dataset.labels)}.")
                 return
+            if not ownership.may_use(team, Path(checkpoint.path).resolve()):
+                self.add_error("ensemble", f"Line {member['line']}: {ownership.not_yours_message(checkpoint)}")
+                return
             resolved.append({"path": checkpoint.path, "weight": member["weight"]})
         cleaned["ensemble"] = resolved
 
@@ -269,7 +273,10 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
             self.add_error("match_rows", "Add at least one row, or pick None.")
 
     def _check_teacher(self, teacher: Checkpoint, dataset: Dataset) -> None:
-        """The checkpoint must still be on disk and predict exactly the dataset's classes."""
+        """The checkpoint must belong to its team, still be on disk and predict exactly the dataset's classes."""
+        if not ownership.may_use(teacher.team, Path(teacher.path).resolve()):
+            self.add_error("teacher", ownership.not_yours_message(teacher))
+            return
         try:
             info = inspect(teacher.path)
         except CheckpointError as exc:

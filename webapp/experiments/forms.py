@@ -6,7 +6,6 @@ Querysets are limited to the user's teams, so another team's rows are "not a val
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from django import forms
@@ -14,6 +13,7 @@ from django.conf import settings
 
 from distill_core.config import DATA_FORMATS
 from distill_core.errors import CheckpointError
+from webapp.experiments import ownership
 from webapp.experiments.archives import too_large_message
 from webapp.experiments.experiment_form import STUDENT_CHOICES, ExperimentForm
 from webapp.experiments.form_base import TeamFormMixin, inspect
@@ -31,7 +31,7 @@ class CheckpointForm(TeamFormMixin, forms.Form):
     path = forms.CharField(
         max_length=1000, label="Local path", required=False,
         help_text="A directory written by save_pretrained() (config.json, weights, tokenizer), inside "
-                  "one of the allowed checkpoint roots.",
+                  "your team's folder of a checkpoint root (<root>/<team-slug>/).",
     )
     archive = forms.FileField(
         required=False, label="…or upload an archive",
@@ -42,33 +42,28 @@ class CheckpointForm(TeamFormMixin, forms.Form):
         self.setup_team(user)
         self.archive_too_large = archive_too_large
         self.info: dict[str, Any] = {}
-        self.fields["path"].widget.attrs["placeholder"] = str(settings.CHECKPOINT_ROOTS[0] / "my-teacher")
+        self.fields["path"].widget.attrs["placeholder"] = self._placeholder()
         self.fields["archive"].help_text += f" At most {settings.MAX_CHECKPOINT_UPLOAD_MB:,} MB."
         self.fields["archive"].widget.attrs["accept"] = ".zip,.tar.gz,.tgz"
 
+    def _placeholder(self) -> str:
+        teams = list(self.fields["team"].queryset[:2])
+        if len(teams) == 1 and ownership.SAFE_SLUG.match(teams[0].slug):
+            return str(ownership.checkpoint_folders(teams[0])[0] / "my-teacher")
+        return str(settings.CHECKPOINT_ROOTS[0] / "<team-slug>" / "my-teacher")
+
     def clean_path(self) -> str:
         raw = self.cleaned_data["path"].strip()
-        if not raw:
-            return ""
-        if "\x00" in raw:
-            raise forms.ValidationError("The path contains a NUL character.")
-        path = Path(raw).expanduser()
-        if not path.is_absolute():
-            raise forms.ValidationError("Give an absolute path (starting with /).")
-        resolved = path.resolve()  # symlinks resolved: a link may not lead outside the roots
-        roots = [Path(root).resolve() for root in settings.CHECKPOINT_ROOTS]
-        if not any(resolved.is_relative_to(root) for root in roots):
-            allowed = ", ".join(str(root) for root in roots)
-            raise forms.ValidationError(
-                f"{resolved} is outside the directories teachers may be registered from ({allowed}). "
-                "Copy the checkpoint into one of them, or ask an admin to add its directory to "
-                "DISTILLERY_CHECKPOINT_ROOTS.")
-        if not resolved.is_dir():
-            raise forms.ValidationError(f"{resolved} does not exist or is not a directory.")
+        team = self.cleaned_data.get("team")
+        if not raw or team is None:  # without a valid team there is no folder to check against
+            return raw
         try:
+            resolved = ownership.resolve_checkpoint_path(team, raw)
             self.info = inspect(resolved)
-        except CheckpointError as exc:
+        except ownership.PathRefused as exc:
             raise forms.ValidationError(exc.message) from None
+        except CheckpointError as exc:
+            raise forms.ValidationError(ownership.name_as_typed(exc.message, resolved, raw)) from None
         return str(resolved)
 
     def clean(self):

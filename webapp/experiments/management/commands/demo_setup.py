@@ -2,12 +2,13 @@
 
 Idempotent: every step is skipped when its object exists, so `make run` can call it on
 each start. The teacher is trained once (a few minutes on 2 CPU cores at most) and
-cached under var/teachers/.
+cached in the demo team's folder, var/teachers/demo/.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from webapp.accounts.models import Membership, Team
+from webapp.experiments import ownership
 from webapp.experiments.models import Checkpoint, Dataset
 
 DEMO_DATA = Path(__file__).resolve().parents[2] / "demo_data" / "thucnews"
@@ -72,7 +74,14 @@ class Command(BaseCommand):
     def _teacher(self, team: Team, user, dataset: Dataset, epochs: int) -> Checkpoint:
         from distill_core.teachers import inspect_checkpoint, train_teacher
 
-        path = settings.CHECKPOINT_ROOTS[0] / TEACHER_NAME
+        checkpoint = Checkpoint.objects.filter(team=team, name=TEACHER_NAME).first()
+        # An existing row keeps its directory (its experiments name it); a new one lives in the team's folder.
+        path = Path(checkpoint.path) if checkpoint else ownership.checkpoint_folders(team)[0] / TEACHER_NAME
+        legacy = Path(settings.CHECKPOINT_ROOTS[0]).resolve() / TEACHER_NAME  # before per-team folders
+        if not (path / "config.json").exists() and checkpoint is None and (legacy / "config.json").exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(legacy, path)  # trained by an older demo_setup: moved, not trained again
+            self.stdout.write(f"Moved the demo teacher from {legacy} into the team's folder {path.parent}.")
         if not (path / "config.json").exists():
             self.stdout.write(f"Training the demo teacher (a small char-level BERT) into {path} ...")
             started = time.monotonic()
@@ -83,10 +92,10 @@ class Command(BaseCommand):
                 progress=lambda msg: self.stdout.write(f"  {msg}"),
             )
             self.stdout.write(f"Teacher trained in {time.monotonic() - started:.0f} s, dev accuracy {accuracy:.3f}.")
-        checkpoint = Checkpoint.objects.filter(team=team, name=TEACHER_NAME).first()
         if checkpoint is None:
             checkpoint = Checkpoint.objects.create(
-                team=team, name=TEACHER_NAME, path=str(path), info=inspect_checkpoint(path), created_by=user)
+                team=team, name=TEACHER_NAME, path=str(path.resolve()), info=inspect_checkpoint(path),
+                created_by=user)
         return checkpoint
 
     def _queue_experiment(self, team: Team, user, checkpoint: Checkpoint, dataset: Dataset) -> None:
