@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 ADDR ?= 127.0.0.1:8000
+# A developer's install: generated secret key, static files from the finders. Deployments
+# (docker-compose) set DJANGO_DEBUG=0 and their own DJANGO_SECRET_KEY.
+export DJANGO_DEBUG ?= 1
 # Re-install only when a requirements file changes.
 RUNTIME_STAMP := $(VENV)/.runtime-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)

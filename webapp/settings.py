@@ -19,10 +19,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("DISTILLERY_VAR_DIR", str(BASE_DIR / "var"))).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-# The embedded default is a developer's install (`make run`, the tests): DEBUG on, with a key
-# generated under var/. A deployment sets DJANGO_DEBUG=0 (docker-compose does) and must then
-# give DJANGO_SECRET_KEY itself.
-DEBUG = env_bool("DJANGO_DEBUG", True)
+# DEBUG is off unless asked for: a process started without the Makefile is treated as a
+# deployment and needs DJANGO_SECRET_KEY. `make run` and `make test` set DJANGO_DEBUG=1 (a
+# developer's install: a key generated under var/, static files straight from the finders).
+DEBUG = env_bool("DJANGO_DEBUG", False)
 
 
 def _secret_key() -> str:
@@ -36,7 +36,8 @@ def _secret_key() -> str:
         return key
     if not DEBUG:
         raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY is not set. Outside DEBUG (DJANGO_DEBUG=0) every process of the deployment "
+            "DJANGO_SECRET_KEY is not set. For a developer's install use `make run` / `make test` (or set DJANGO_DEBUG=1). "
+            "Outside DEBUG every process of the deployment "
             "needs the same secret: generate one with `python -c 'import secrets; print(secrets.token_urlsafe(50))'` "
             "and pass it in the environment (docker compose reads it from your shell or an .env file).")
     path = VAR_DIR / "secret_key"

@@ -80,11 +80,18 @@ def test_settings_refuse_a_weak_or_published_secret_key(compose_env, weak):
     assert result.returncode != 0 and "DJANGO_SECRET_KEY is too short or a published example" in result.stderr
 
 
+def test_a_process_started_without_the_makefile_is_a_deployment_and_needs_a_key(tmp_path):
+    env = {"DISTILLERY_VAR_DIR": str(tmp_path / "var")}  # _run drops DJANGO_DEBUG from the environment
+    started = _run(env, "-c", "import django; django.setup()")
+    assert started.returncode != 0 and "DJANGO_SECRET_KEY is not set" in started.stderr
+    assert "make run" in started.stderr and not (tmp_path / "var" / "secret_key").exists()
+
+
 def test_debug_mode_keeps_the_generated_key_under_var(tmp_path):
     var = tmp_path / "var"
     code = "import django; django.setup(); from django.conf import settings; print(settings.DEBUG, settings.SECRET_KEY)"
-    first = _run({"DISTILLERY_VAR_DIR": str(var)}, "-c", code)
-    second = _run({"DISTILLERY_VAR_DIR": str(var)}, "-c", code)
+    first = _run({"DISTILLERY_VAR_DIR": str(var), "DJANGO_DEBUG": "1"}, "-c", code)
+    second = _run({"DISTILLERY_VAR_DIR": str(var), "DJANGO_DEBUG": "1"}, "-c", code)
     assert first.returncode == 0, first.stderr
     debug, key = first.stdout.split()
     assert debug == "True" and key == (var / "secret_key").read_text().strip() and len(key) >= 50
