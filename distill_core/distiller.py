@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import torch
 
-from distill_core import checkpointing, environment
+from distill_core import checkpointing, environment, storage
 from distill_core.config import ExperimentConfig, StageConfig
 from distill_core.data import Split, read_split
 from distill_core.errors import CheckpointError, ConfigError, RunCancelled, TrainingError
@@ -138,10 +138,15 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     With `config.output_dir`, a resumable checkpoint is kept there and `run` continues from it when
     `resume` is true. `cache_dir` keeps teacher outputs on disk for later runs (teacher_cache.py).
     The output directory also gets environment.json (environment.py), what an identical re-run needs
-    beside config.json.
+    beside config.json. Both directories are checked for writability first (StorageError).
     Raises DistillError subclasses for problems a user can fix and RunCancelled when
     `should_cancel()` turns true (polled every step; it must be cheap).
     """
+    # A full or read-only disk must fail the run now, with its path, not after hours of training.
+    if config.output_dir:
+        storage.check_writable(config.output_dir, "output directory")
+    if cache_dir is not None:
+        storage.check_writable(cache_dir, "teacher cache")
     if config.kind == "finetune_teacher":
         from distill_core.finetune import run_finetune
 
@@ -152,7 +157,8 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     device = resolve_device(config.train.device)
     env = environment.record(config.seed, device)
     if config.output_dir:
-        environment.write(config.output_dir, env)
+        with storage.writing(config.output_dir, "output directory"):
+            environment.write(config.output_dir, env)
     if config.train.amp == "fp16" and device.type != "cuda":
         raise ConfigError("train.amp='fp16' needs a CUDA device; use 'bf16' or 'off' on the CPU.", field="train.amp")
     labels = list(config.data.labels)

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from distill_core.storage import writing
+
 log = logging.getLogger(__name__)
 VERSION = 2  # 1 stored fp16; its entries are never read again (the key hashes VERSION)
 _content_hashes: dict[tuple[str, int, int], str] = {}
@@ -78,17 +80,18 @@ def get_or_compute(cache_dir: str | Path | None, key: str, compute: Callable[[],
         return _read(entry)
     log.info("Teacher cache miss %s: running the teacher", entry)
     values = compute()
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".tmp-{key[:8]}-"))
-    try:
-        np.save(tmp / "logits.npy", values.detach().cpu().float().numpy())
-        (tmp / "meta.json").write_text(json.dumps({"version": VERSION, "shape": list(values.shape)}))
+    with writing(cache_dir, "teacher cache"):
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".tmp-{key[:8]}-"))
         try:
-            os.rename(tmp, entry)
-        except OSError:  # another process renamed its copy into place first: use theirs
-            log.info("Teacher cache entry %s was built concurrently; using the first", entry)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            np.save(tmp / "logits.npy", values.detach().cpu().float().numpy())
+            (tmp / "meta.json").write_text(json.dumps({"version": VERSION, "shape": list(values.shape)}))
+            try:
+                os.rename(tmp, entry)
+            except OSError:  # another process renamed its copy into place first: use theirs
+                log.info("Teacher cache entry %s was built concurrently; using the first", entry)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return _read(entry)
 
 
