@@ -1,7 +1,9 @@
 """Command line: `python -m distill_core run config.json`, `predict`, `train-teacher`.
 
 The config is the JSON the web form stores (each experiment page links to its config.json),
-so a dashboard run can be reproduced on any machine.
+so a dashboard run can be reproduced on any machine. An environment.json beside the config (every
+run's output directory has one) sets the thread counts it was computed with and is compared with
+this machine; see README "Reproducing a run" for what that does and does not guarantee.
 """
 
 from __future__ import annotations
@@ -38,6 +40,36 @@ class ProgressSink:
             self.bar.close()
 
 
+class MetricsFile:
+    """Write every `step` and `eval` event as one JSON line (the same points the dashboard stores)."""
+
+    def __init__(self, path: str, inner: ProgressSink) -> None:
+        self.fh = open(path, "w", encoding="utf-8")  # noqa: SIM115  (closed on the result event)
+        self.inner = inner
+
+    def emit(self, kind: str, payload: dict[str, Any]) -> None:
+        self.inner.emit(kind, payload)
+        if kind in ("step", "eval"):
+            self.fh.write(json.dumps({"event": kind, **payload}) + "\n")
+        elif kind == "result":
+            self.fh.close()
+
+
+def use_recorded_environment(config_path: str) -> None:
+    """Take the thread counts of the environment.json beside the config; warn about other differences."""
+    import torch
+
+    from distill_core import environment
+
+    recorded = environment.read_beside(config_path)
+    if recorded is None:
+        return
+    environment.apply(recorded)
+    device = recorded.get("device", "cpu") if torch.cuda.is_available() else "cpu"
+    for line in environment.differences(recorded, environment.record(recorded.get("seed", 0), torch.device(device))):
+        print(f"warning: not the recorded environment ({line}); results may differ", file=sys.stderr)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from distill_core.config import ExperimentConfig
     from distill_core.distiller import run
@@ -45,7 +77,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = ExperimentConfig.load(args.config)
     if args.output:
         config.output_dir = args.output
-    results = run(config, sink=ProgressSink(), resume=not args.fresh, cache_dir=args.cache_dir)
+    use_recorded_environment(args.config)
+    sink = ProgressSink() if not args.metrics else MetricsFile(args.metrics, ProgressSink())
+    results = run(config, sink=sink, resume=not args.fresh, cache_dir=args.cache_dir)
     s, t, size = results["student"], results["teacher"], results["size"]
     print(f"\n{results['test_split']} accuracy: student {s['accuracy']:.4f} (macro-F1 {s['macro_f1']:.4f}), "
           f"teacher {t['accuracy']:.4f} (macro-F1 {t['macro_f1']:.4f})")
@@ -89,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", help="also write the results JSON to this file")
     p.add_argument("--cache-dir", help="keep teacher outputs here for later runs (e.g. var/teacher-cache)")
     p.add_argument("--fresh", action="store_true", help="ignore a checkpoint in the output directory")
+    p.add_argument("--metrics", help="write every logged step and evaluation to this file, one JSON line each")
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("predict", help="classify texts (arguments, or one per line on stdin) with an export")
     p.add_argument("export_dir")

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from distill_core.errors import CheckpointError
+from distill_core.storage import writing
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +54,21 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save(path: Path, state: dict[str, Any]) -> None:
-    """Write `state` with torch.save to a temp file beside `path`, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".last-", suffix=".pt")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write `state` with torch.save to a temp file beside `path`, then rename it into place.
+
+    A full disk or an unwritable directory raises StorageError (naming the path and the free space),
+    not torch's "enforce fail at inline_container.cc"; the previous checkpoint stays intact.
+    """
+    with writing(path.parent, "checkpoint"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".last-", suffix=".pt")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                torch.save(state, fh)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def load(path: Path, expected_fingerprint: str) -> dict[str, Any] | None:

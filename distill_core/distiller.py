@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import torch
 
-from distill_core import checkpointing
+from distill_core import checkpointing, environment, storage
 from distill_core.config import ExperimentConfig, StageConfig
 from distill_core.data import Split, read_split
 from distill_core.errors import CheckpointError, ConfigError, RunCancelled, TrainingError
@@ -137,9 +137,16 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     w_hard = alpha and w_kd = 1 - alpha unless kd.kd_weight is set, each times its schedule's factor.
     With `config.output_dir`, a resumable checkpoint is kept there and `run` continues from it when
     `resume` is true. `cache_dir` keeps teacher outputs on disk for later runs (teacher_cache.py).
+    The output directory also gets environment.json (environment.py), what an identical re-run needs
+    beside config.json. Both directories are checked for writability first (StorageError).
     Raises DistillError subclasses for problems a user can fix and RunCancelled when
     `should_cancel()` turns true (polled every step; it must be cheap).
     """
+    # A full or read-only disk must fail the run now, with its path, not after hours of training.
+    if config.output_dir:
+        storage.check_writable(config.output_dir, "output directory")
+    if cache_dir is not None:
+        storage.check_writable(cache_dir, "teacher cache")
     if config.kind == "finetune_teacher":
         from distill_core.finetune import run_finetune
 
@@ -148,6 +155,10 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     started = time.monotonic()
     seed_everything(config.seed)
     device = resolve_device(config.train.device)
+    env = environment.record(config.seed, device)
+    if config.output_dir:
+        with storage.writing(config.output_dir, "output directory"):
+            environment.write(config.output_dir, env)
     if config.train.amp == "fp16" and device.type != "cuda":
         raise ConfigError("train.amp='fp16' needs a CUDA device; use 'bf16' or 'off' on the CPU.", field="train.amp")
     labels = list(config.data.labels)
@@ -224,6 +235,7 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
         "examples": {name: len(split) for name, split in encoded.items()},
         "seconds": {"teacher_inference": round(teacher_seconds, 3), "training": round(train_seconds, 3),
                     "total": round(time.monotonic() - started, 3)},
+        "environment": env,
     }
     sink.emit("result", results)
     return results

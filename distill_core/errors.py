@@ -34,3 +34,11 @@ class TrainingError(DistillError):
 
 class RunCancelled(Exception):
     """The run's cancel callback asked it to stop. Not a user error, so not a DistillError."""
+
+
+class StorageError(DistillError):
+    """A run's files cannot be written: full disk, no permission or a read-only filesystem.
+
+    Retrying on the same machine cannot help, so a worker fails the run at once; the message
+    names the path, the free space there and what to do.
+    """

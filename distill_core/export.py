@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from distill_core.errors import CheckpointError
+from distill_core.storage import writing
 from distill_core.students import build_student, student_options
 from distill_core.vocab import Encoder, TeacherPieces, Vocab
 
@@ -30,27 +31,28 @@ def save_student(model: torch.nn.Module, encoder: Encoder, *, student_type: str,
     from safetensors.torch import save_file
 
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(out / WEIGHTS))
-    if isinstance(encoder, Vocab):
-        encoder.save(out / VOCAB)
-    else:
-        encoder.tokenizer.save_pretrained(out)
-    manifest = {
-        "format": 1,
-        "student_type": student_type,
-        "embedding_dim": embedding_dim,
-        "options": student_options(model),
-        "vocab": encoder.kind,
-        "vocab_size": encoder.vocab_size,
-        "labels": list(labels),
-        "max_length": max_length,
-        "multi_label": multi_label,
-    }
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
-    if config is not None:
-        (out / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
+    with writing(out, "student export"):
+        out.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(out / WEIGHTS))
+        if isinstance(encoder, Vocab):
+            encoder.save(out / VOCAB)
+        else:
+            encoder.tokenizer.save_pretrained(out)
+        manifest = {
+            "format": 1,
+            "student_type": student_type,
+            "embedding_dim": embedding_dim,
+            "options": student_options(model),
+            "vocab": encoder.kind,
+            "vocab_size": encoder.vocab_size,
+            "labels": list(labels),
+            "max_length": max_length,
+            "multi_label": multi_label,
+        }
+        (out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        if config is not None:
+            (out / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
     log.info("Exported the student to %s", out)
     return out
 

@@ -22,6 +22,7 @@ from distill_core.errors import CheckpointError, ConfigError
 from distill_core.evaluate import report_for
 from distill_core.seeding import seed_everything
 from distill_core.size import count_parameters, size_report
+from distill_core.storage import writing
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,9 @@ def run_finetune(config: ExperimentConfig, sink: Any = None, should_cancel: Call
     test = encoded[test_name]
     report = report_for(test.labels.numpy(),
                                    predict_labels(wrapped, test, device, config.train.batch_size).numpy(), labels)
-    model.save_pretrained(config.output_dir)
-    tokenizer.save_pretrained(config.output_dir)
+    with writing(config.output_dir, "fine-tuned teacher"):
+        model.save_pretrained(config.output_dir)
+        tokenizer.save_pretrained(config.output_dir)
     checkpointing.remove(checkpointing.checkpoint_path(config.output_dir))
     length = config.data.max_length
     size = size_report(model, lambda b: {"input_ids": torch.randint(0, model.config.vocab_size, (b, length), device=device),

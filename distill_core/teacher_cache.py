@@ -1,6 +1,9 @@
 """A disk cache of teacher outputs, shared by every experiment with the same teacher and data.
 
-Entries live in `<cache_dir>/<key>/` as fp16 `.npy` files (read memory-mapped) plus `meta.json`.
+Entries live in `<cache_dir>/<key>/` as fp32 `.npy` files (read memory-mapped) plus `meta.json`:
+exactly the values the teacher produced, so a run that reads the cache computes bitwise what a run
+without one does (an fp16 copy would change the KD targets, and so the results, whenever a cache
+existed).
 The key hashes the checkpoint's file contents, the examples themselves, the tokenisation and the
 features cached, so a changed file can never be served stale. Two workers building one entry at
 once are safe: each writes a private temp directory and renames it into place; the loser's copy
@@ -22,8 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from distill_core.storage import writing
+
 log = logging.getLogger(__name__)
-VERSION = 1
+VERSION = 2  # 1 stored fp16; its entries are never read again (the key hashes VERSION)
 _content_hashes: dict[tuple[str, int, int], str] = {}
 
 
@@ -63,7 +68,7 @@ def cache_key(checkpoint_dir: str | Path, split: Any, max_length: int, features:
 
 
 def get_or_compute(cache_dir: str | Path | None, key: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
-    """The cached tensor for `key`, else `compute()` stored as fp16 then read back (same values either way).
+    """The cached tensor for `key`, else `compute()` stored then read back (bitwise the same values either way).
 
     Without a cache_dir, `compute()` is returned as it is.
     """
@@ -75,20 +80,21 @@ def get_or_compute(cache_dir: str | Path | None, key: str, compute: Callable[[],
         return _read(entry)
     log.info("Teacher cache miss %s: running the teacher", entry)
     values = compute()
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".tmp-{key[:8]}-"))
-    try:
-        np.save(tmp / "logits.npy", values.detach().cpu().numpy().astype(np.float16))
-        (tmp / "meta.json").write_text(json.dumps({"version": VERSION, "shape": list(values.shape)}))
+    with writing(cache_dir, "teacher cache"):
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".tmp-{key[:8]}-"))
         try:
-            os.rename(tmp, entry)
-        except OSError:  # another process renamed its copy into place first: use theirs
-            log.info("Teacher cache entry %s was built concurrently; using the first", entry)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            np.save(tmp / "logits.npy", values.detach().cpu().float().numpy())
+            (tmp / "meta.json").write_text(json.dumps({"version": VERSION, "shape": list(values.shape)}))
+            try:
+                os.rename(tmp, entry)
+            except OSError:  # another process renamed its copy into place first: use theirs
+                log.info("Teacher cache entry %s was built concurrently; using the first", entry)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return _read(entry)
 
 
 def _read(entry: Path) -> torch.Tensor:
-    array = np.load(entry / "logits.npy", mmap_mode="r")  # (N, C) fp16 on disk
-    return torch.from_numpy(np.asarray(array, dtype=np.float32))  # (N, C) float32 in memory
+    array = np.load(entry / "logits.npy", mmap_mode="r")  # (N, C) float32 on disk
+    return torch.from_numpy(np.array(array, dtype=np.float32))  # (N, C) float32 in memory, a private copy

@@ -26,9 +26,10 @@ def database_url_for_tests() -> str:
 
 
 class WorkerProcess:
-    """A real `celery worker` subprocess (the same command line `make run` uses)."""
+    """A real `celery worker` subprocess (the same command line `make run` uses), or `argv` (beat, housekeeping)."""
 
-    def __init__(self, log_path: Path, pools: list[str], name: str, extra_env: dict[str, str] | None = None):
+    def __init__(self, log_path: Path, pools: list[str], name: str, extra_env: dict[str, str] | None = None,
+                 argv: list[str] | None = None):
         from workers.launch import worker_argv
 
         env = dict(os.environ)
@@ -36,7 +37,7 @@ class WorkerProcess:
         env.update(extra_env or {})
         self.log_path = log_path
         self._log = open(log_path, "wb")
-        argv = worker_argv(pools, name=name)
+        argv = argv or worker_argv(pools, name=name)
         self.proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
 
@@ -59,8 +60,9 @@ def worker_process(transactional_db, tmp_path):
     """Start worker subprocesses on demand; they are stopped when the test ends."""
     started: list[WorkerProcess] = []
 
-    def start(pools: list[str] | None = None, name: str = "test0", env: dict[str, str] | None = None) -> WorkerProcess:
-        worker = WorkerProcess(tmp_path / f"worker-{name}.log", pools or ["default"], name, env)
+    def start(pools: list[str] | None = None, name: str = "test0", env: dict[str, str] | None = None,
+              argv: list[str] | None = None) -> WorkerProcess:
+        worker = WorkerProcess(tmp_path / f"worker-{name}.log", pools or ["default"], name, env, argv)
         started.append(worker)
         return worker
 

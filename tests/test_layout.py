@@ -18,10 +18,10 @@ def compose() -> dict:
 
 def test_compose_has_every_service_from_one_image():
     services = compose()["services"]
-    assert {"postgres", "redis", "web", "worker", "beat"} <= set(services)
-    app_images = {services[name]["image"] for name in ("web", "worker", "beat")}
+    assert {"postgres", "redis", "web", "worker", "housekeeping", "beat"} <= set(services)
+    app_images = {services[name]["image"] for name in ("web", "worker", "housekeeping", "beat")}
     assert app_images == {"distillery:latest"}
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker", "housekeeping", "beat"):
         assert services[name]["build"] == "."
 
 
@@ -60,6 +60,10 @@ def test_compose_commands_exist_in_the_project():
     assert {"workers.tasks.run_next", "workers.tasks.housekeeping"} <= set(app.tasks)
     queues = services["worker"]["command"][services["worker"]["command"].index("--queues") + 1].split(",")
     assert queues == ["distillery", "distillery.default"]
+    from workers.launch import housekeeping_argv
+
+    housekeeping = services["housekeeping"]["command"]
+    assert housekeeping == ["celery", *housekeeping_argv()[3:]], "compose runs what the launch helper builds"
     assert shutil.which("gunicorn", path=str(Path(os.sys.executable).parent)), "gunicorn must be installed"
 
 
@@ -84,7 +88,8 @@ def test_ci_runs_against_postgres_and_redis(settings):
 def test_compose_gpu_workers_each_own_one_gpu_under_a_unique_name():
     services = compose()["services"]
     workers = {name: s for name, s in services.items() if s.get("command", [None])[:4] == ["celery", "-A", "workers",
-                                                                                           "worker"]}
+                                                                                           "worker"]
+               and name != "housekeeping"}  # the housekeeping worker needs no GPU
     assert len(workers) >= 2
     names = [s["command"][s["command"].index("--hostname") + 1] for s in workers.values()]
     gpus = [s["environment"]["CUDA_VISIBLE_DEVICES"] for s in workers.values()]

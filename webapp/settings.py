@@ -222,8 +222,17 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Housekeeping (requeue lost runs, kill hung cancels, wake pools) has its own queue and a small
+# consumer (workers/launch.py housekeeping_argv), so it runs while every concurrency-1 run worker
+# is busy. The name lies outside the "<prefix>.<pool>" space, so no pool can collide with it.
+HOUSEKEEPING_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-housekeeping"
+HOUSEKEEPING_SECONDS = 15.0
+CELERY_TASK_ROUTES = {"workers.tasks.housekeeping": {"queue": HOUSEKEEPING_QUEUE}}
 CELERY_BEAT_SCHEDULE = {
-    "recover-and-wake": {"task": "workers.tasks.housekeeping", "schedule": 15.0},
+    # A copy older than one interval is dropped unrun: the next one is already on its way, so
+    # messages sent while the consumer was down do not pile up into a burst.
+    "recover-and-wake": {"task": "workers.tasks.housekeeping", "schedule": HOUSEKEEPING_SECONDS,
+                         "options": {"expires": HOUSEKEEPING_SECONDS}},
 }
 
 LOGGING = {

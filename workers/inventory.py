@@ -113,6 +113,8 @@ def pools_of(consumer) -> list[str]:
 
 @signals.worker_ready.connect
 def on_worker_ready(sender=None, **kwargs) -> None:
+    if not pools_of(sender):  # the housekeeping worker serves no pool: it is not a GPU worker to list
+        return
     stop = threading.Event()
     thread = threading.Thread(target=_heartbeat_loop, args=(sender.hostname, pools_of(sender), stop),
                               name="worker-heartbeat", daemon=True)

@@ -1,4 +1,4 @@
-"""Command lines for worker and beat processes (used by `manage.py runall` and compose)."""
+"""Command lines for the run workers, the housekeeping worker and beat (used by `manage.py runall` and compose)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,20 @@ def worker_argv(pools: list[str], name: str = "cpu0") -> list[str]:
     ]
 
 
-def beat_argv() -> list[str]:
+def housekeeping_argv(name: str = "housekeeping") -> list[str]:
+    """The beat task's own consumer: one process running tasks inline (solo pool), nothing else.
+
+    Run workers never consume settings.HOUSEKEEPING_QUEUE, so housekeeping runs within seconds
+    even while every GPU holds a run for hours. Housekeeping is short and uses no GPU: no child
+    process, and so no max-tasks-per-child. It registers no Worker row (it serves no pool).
+    """
+    return [
+        sys.executable, "-m", "celery", "-A", "workers", "worker",
+        "--queues", settings.HOUSEKEEPING_QUEUE, "--pool", "solo", "--concurrency", "1",
+        "--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+    ]
+
+
+def beat_argv(schedule: str | None = None) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "workers", "beat", "--loglevel", "INFO",
-            "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME]
+            "--schedule", schedule or settings.CELERY_BEAT_SCHEDULE_FILENAME]
