@@ -1,14 +1,16 @@
 """Text and JSON from outside (uploads, request bodies, checkpoint files), checked before anything keeps it.
 
 Python's json module parses what Postgres then refuses ("\\u0000", unpaired surrogates such as
-"\\ud800") and fails in ways that are not a user's message: RecursionError on deep nesting and a
-bare ValueError on integers longer than `sys.get_int_max_str_digits()`. Every parser of JSON a
-user sends goes through `loads`, which turns all of these into one `UntrustedInput` saying where.
+"\\ud800", NaN and Infinity) and fails in ways that are not a user's message: RecursionError on
+deep nesting and a bare ValueError on integers longer than `sys.get_int_max_str_digits()`. Every
+parser of JSON a user sends goes through `loads`, which turns all of these into one
+`UntrustedInput` saying where.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from typing import Any
@@ -51,20 +53,24 @@ def describe(path: tuple[str | int, ...]) -> str:
     return out
 
 
-def check_tree(value: Any, max_depth: int = MAX_DEPTH) -> None:
+def check_tree(value: Any, max_depth: int = MAX_DEPTH, root: tuple[str | int, ...] = ()) -> None:
     """Raise UntrustedInput at the first string (key or value) with a `text_problem`, or past `max_depth`.
 
-    Iterative, so a structure json managed to build cannot overflow the stack here.
+    `root` prefixes the paths in messages (("stages",) for the JSON of the stages field). Iterative,
+    so a structure json managed to build cannot overflow the stack here.
     """
-    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, root)]
     while stack:
         item, path = stack.pop()
-        if len(path) > max_depth:
-            raise UntrustedInput(f"The JSON is nested deeper than {max_depth} levels.", path[:1])
+        if len(path) - len(root) > max_depth:
+            raise UntrustedInput(f"The JSON is nested deeper than {max_depth} levels.", path[:len(root) + 1])
         if isinstance(item, str):
             problem = text_problem(item)
             if problem:
                 raise UntrustedInput(f"{describe(path)} {problem}.", path)
+        elif isinstance(item, float) and not math.isfinite(item):  # NaN, Infinity, or 1e400 read as inf
+            shown = "NaN" if math.isnan(item) else "-Infinity" if item < 0 else "Infinity"
+            raise UntrustedInput(f"{describe(path)}: {shown} is not a number JSON allows; use a finite number.", path)
         elif isinstance(item, dict):
             for key, child in reversed(item.items()):
                 problem = text_problem(key)
@@ -75,25 +81,22 @@ def check_tree(value: Any, max_depth: int = MAX_DEPTH) -> None:
             stack.extend((child, (*path, i)) for i, child in reversed(list(enumerate(item))))
 
 
-def _refuse_constant(name: str) -> Any:
-    raise UntrustedInput(f"{name} is not a number JSON allows; use a finite number.")
+def loads(data: str | bytes, max_depth: int = MAX_DEPTH, root: tuple[str | int, ...] = ()) -> Any:
+    """json.loads for input from outside; UntrustedInput (never another error) when it cannot be kept.
 
-
-def loads(data: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
-    """json.loads for input from outside; UntrustedInput (never another error) when it cannot be kept."""
+    `root` names where the JSON came from, for the paths in messages (see `check_tree`).
+    """
     try:
         text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text)
     except UnicodeDecodeError:
-        raise UntrustedInput("The JSON is not UTF-8 text.") from None
+        raise UntrustedInput("The JSON is not UTF-8 text.", root) from None
     except RecursionError:
-        raise UntrustedInput(f"The JSON is nested too deeply (at most {max_depth} levels).") from None
+        raise UntrustedInput(f"The JSON is nested too deeply (at most {max_depth} levels).", root) from None
     except json.JSONDecodeError as exc:
-        raise UntrustedInput(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
-    except UntrustedInput:
-        raise
+        raise UntrustedInput(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).", root) from None
     except ValueError:  # "Exceeds the limit (4300 digits) for integer string conversion"
-        raise UntrustedInput(f"The JSON holds a number with more than {sys.get_int_max_str_digits():,} digits."
-                             ) from None
-    check_tree(value, max_depth)
+        raise UntrustedInput(f"The JSON holds a number with more than {sys.get_int_max_str_digits():,} digits.",
+                             root) from None
+    check_tree(value, max_depth, root)
     return value

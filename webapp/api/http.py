@@ -7,7 +7,6 @@ Every answer that is not a success is `{"error": message, "fields": {field: [mes
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -19,6 +18,7 @@ from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from distill_core.untrusted import UntrustedInput, loads
 from webapp.api.models import ApiToken, hash_token
 
 log = logging.getLogger(__name__)
@@ -118,13 +118,9 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
     if len(request.body) > MAX_JSON_BYTES:
         raise ApiError(f"The JSON body is larger than {MAX_JSON_BYTES // 1024} KB.", 413)
     try:
-        data = json.loads(request.body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ApiError("The body is not UTF-8.") from None
-    except RecursionError:
-        raise ApiError("The JSON body is nested too deeply.") from None
-    except ValueError as exc:  # JSONDecodeError, and ints longer than Python's digit limit
-        raise ApiError(f"Malformed JSON: {str(exc)[:200]}") from None
+        data = loads(request.body)
+    except UntrustedInput as exc:  # bad JSON, NUL, unpaired surrogates, deep nesting, huge integers
+        raise ApiError(exc.message, fields={exc.field[:100]: [exc.message]} if exc.field else None) from None
     if not isinstance(data, dict):
         raise ApiError("The JSON body must be an object.")
     return data
