@@ -155,14 +155,14 @@ def scalar_fields(data: dict[str, Any], names: list[str], ids: tuple[str, ...] =
 
 def _id_in_range(value: Any) -> bool:
     text = str(value).strip()
-    return text.isdigit() and len(text) < 20 and 0 < int(text) <= MAX_ID
+    return text.isascii() and text.isdecimal() and len(text) < 20 and 0 < int(text) <= MAX_ID
 
 
 def int_param(request: HttpRequest, name: str, default: int, minimum: int, maximum: int) -> int:
     raw = request.GET.get(name)
     if raw is None or raw == "":
         return default
-    if len(raw) > 20 or not raw.lstrip("-").isdigit():
+    if len(raw) > 20 or not (raw.isascii() and raw.removeprefix("-").isdecimal()):
         raise ApiError(f"{name} must be an integer (got {raw[:40]!r}).", fields={name: ["Must be an integer."]})
     value = int(raw)
     if not minimum <= value <= maximum:

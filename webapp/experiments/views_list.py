@@ -74,7 +74,7 @@ def experiment_list(request):
         "max_compare": MAX_COMPARE,
         "has_teams": teams_of(request.user).exists(),
         "nav": "experiments",
-    })
+    }, status=400 if query.problems else 200)
 
 
 @login_required
