@@ -19,6 +19,7 @@ from distill_core.config import (
     TEMPERATURE_SCHEDULES,
     WEIGHT_SCHEDULES,
 )
+from webapp.gpuqueue.models import POOL_NAME_MAX, POOL_NAME_PATTERN, POOL_NAME_RULE
 
 STUDENT_CHOICES = [("textcnn", "TextCNN"), ("bilstm", "BiLSTM"), ("bigru", "BiGRU"), ("transformer", "Transformer")]
 TRANSFORMER_PRESETS = ["T3", "T3-small", "T4-tiny", "T6", "T12-nano"]  # distill_core.students_transformer
@@ -185,9 +186,8 @@ class ExperimentFields(forms.Form):
 
     # -- resources --
     priority = integer(0, -1000, 1000, "Higher runs first among queued experiments of the pool.", label="Priority")
-    pool = forms.CharField(required=False, max_length=50, initial="default", label="GPU pool",
-                           validators=[RegexValidator(r"^[a-z0-9][a-z0-9_-]*$",
-                                                      "A pool name is lower-case letters, digits, - and _.")],
+    pool = forms.CharField(required=False, max_length=POOL_NAME_MAX, initial="default", label="GPU pool",
+                           validators=[RegexValidator(POOL_NAME_PATTERN, POOL_NAME_RULE)],
                            help_text="Which workers may run it, e.g. default or a100.")
     max_runtime_hours = forms.FloatField(
         required=False, min_value=0.01, max_value=720, label="Maximum runtime (hours)",

@@ -56,10 +56,16 @@ class Worker(models.Model):
         return "busy" if busy else "idle"
 
 
+# What a pool may be called: it becomes part of a broker queue name (workers.dispatch.pool_queue).
+POOL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+POOL_NAME_MAX = 50
+POOL_NAME_RULE = "A pool name is lower-case letters, digits, - and _."
+
+
 class Pool(models.Model):
     """A named route for work (e.g. "a100"); only needed to pause one."""
 
-    name = models.CharField(max_length=50, unique=True)
+    name = models.CharField(max_length=POOL_NAME_MAX, unique=True)
     paused = models.BooleanField(default=False)
 
     def __str__(self) -> str:
