@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable
@@ -13,6 +12,7 @@ import torch
 
 from distill_core.errors import CheckpointError
 from distill_core.teacher_training import train_teacher
+from distill_core.untrusted import UntrustedInput, check_tree, loads
 
 __all__ = ["inspect_checkpoint", "load_teacher", "teacher_logits", "label_order", "tokenize", "train_teacher"]
 
@@ -59,11 +59,18 @@ def inspect_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as exc:
         raise CheckpointError(f"Cannot build the model described by {path / 'config.json'}: {_first_line(exc)}",
                               field=FIELD) from exc
+    architectures = [str(a) for a in getattr(config, "architectures", None) or []]
+    labels = [str(config.id2label[i]) for i in sorted(config.id2label)]
+    try:  # they are stored (Postgres refuses NUL and unpaired surrogates) and shown
+        check_tree({"id2label": labels, "architectures": architectures})
+    except UntrustedInput as exc:
+        raise CheckpointError(f"{path / 'config.json'}: {exc.message} Fix the label names and save it again.",
+                              field=FIELD) from None
     return {
         "model_type": config.model_type,
-        "architectures": list(getattr(config, "architectures", None) or []),
+        "architectures": architectures,
         "num_labels": int(config.num_labels),
-        "labels": [str(config.id2label[i]) for i in sorted(config.id2label)],
+        "labels": labels,
         "num_layers": _first_attr(config, "num_hidden_layers", "n_layer", "num_layers"),
         "hidden_size": _first_attr(config, "hidden_size", "n_embd", "d_model", "dim"),
         "num_heads": _first_attr(config, "num_attention_heads", "n_head", "num_heads"),
@@ -157,8 +164,23 @@ def _first_attr(config: Any, *names: str) -> int | None:
 def _weights_size(path: Path) -> int:
     if not path.name.endswith(".index.json"):
         return path.stat().st_size
-    shards = set(json.loads(path.read_text())["weight_map"].values())
+    shards = set(_weight_map(path).values())
     return sum((path.parent / shard).stat().st_size for shard in shards if (path.parent / shard).is_file())
+
+
+def _weight_map(index: Path) -> dict[str, str]:
+    """The {tensor: shard file} map of a sharded checkpoint's index file; CheckpointError when malformed."""
+    try:
+        data = loads(index.read_bytes())
+    except UntrustedInput as exc:
+        raise CheckpointError(f"{index.name} cannot be read: {exc.message} Re-save the checkpoint with "
+                              "save_pretrained().", field=FIELD) from None
+    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    if not (isinstance(weight_map, dict) and weight_map
+            and all(isinstance(shard, str) and shard for shard in weight_map.values())):
+        raise CheckpointError(f'{index.name} has no "weight_map" object naming the shard file of each tensor. '
+                              "Re-save the checkpoint with save_pretrained().", field=FIELD)
+    return weight_map
 
 
 def _first_line(exc: Exception) -> str:

@@ -62,7 +62,7 @@ def check_tree(value: Any, max_depth: int = MAX_DEPTH, root: tuple[str | int, ..
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, root)]
     while stack:
         item, path = stack.pop()
-        if len(path) - len(root) > max_depth:
+        if isinstance(item, (dict, list)) and len(path) - len(root) >= max_depth:
             raise UntrustedInput(f"The JSON is nested deeper than {max_depth} levels.", path[:len(root) + 1])
         if isinstance(item, str):
             problem = text_problem(item)
@@ -75,7 +75,7 @@ def check_tree(value: Any, max_depth: int = MAX_DEPTH, root: tuple[str | int, ..
             for key, child in reversed(item.items()):
                 problem = text_problem(key)
                 if problem:
-                    raise UntrustedInput(f"A key of {describe(path)} {problem}.", path)
+                    raise UntrustedInput(f"A key of {describe(path) if path else 'the object'} {problem}.", path)
                 stack.append((child, (*path, key)))
         elif isinstance(item, list):
             stack.extend((child, (*path, i)) for i, child in reversed(list(enumerate(item))))
