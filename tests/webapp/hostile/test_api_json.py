@@ -12,7 +12,7 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.webapp.hostile.conftest import assert_json_refused
+from tests.webapp.hostile.checks import assert_json_refused
 from webapp.experiments import artifacts
 from webapp.experiments.models import Experiment
 

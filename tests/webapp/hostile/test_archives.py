@@ -18,11 +18,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.webapp.factories import tar_bytes, zip_bytes
-from tests.webapp.hostile.conftest import assert_form_refused, assert_json_refused
+from tests.webapp.hostile.checks import assert_form_refused, assert_json_refused
 from webapp.experiments import archives
 from webapp.experiments.models import Checkpoint
-
-MARKER = Path("/tmp/distillery-hostile-code-ran")
 
 
 @pytest.fixture(scope="session")
@@ -172,39 +170,40 @@ def test_a_body_declared_over_the_limit_is_refused_before_it_is_read(alice_clien
     assert_form_refused(response, "__all__", "limit is 1 MB", status=413)
 
 
-def test_remote_code_in_auto_map_is_never_run(api, acme, teacher_files):
-    MARKER.unlink(missing_ok=True)
-    evil = f"open({str(MARKER)!r}, 'w').write('ran')\n".encode()
+def test_remote_code_in_auto_map_is_never_run(api, acme, teacher_files, tmp_path):
+    marker = tmp_path / "code-ran"
+    evil = f"open({str(marker)!r}, 'w').write('ran')\n".encode()
     files = with_config(teacher_files, auto_map='{"AutoConfig": "evil.EvilConfig", '
                                                '"AutoModelForSequenceClassification": "evil.EvilModel"}')
     upload = SimpleUploadedFile("teacher.zip", zip_bytes({**files, "evil.py": evil}))
     response = api.post("/api/checkpoints/", {"team": acme.pk, "name": "uploaded", "archive": upload})
-    assert not MARKER.exists(), "the checkpoint's code ran"
+    assert not marker.exists(), "the checkpoint's code ran"
     assert response.status_code in (201, 400), response.content
     if response.status_code == 201:  # accepted as a plain BERT: loading it must not run the code either
         from distill_core.teachers import load_teacher
 
         load_teacher(Checkpoint.objects.get(name="uploaded").path)
-        assert not MARKER.exists(), "loading the teacher ran the checkpoint's code"
+        assert not marker.exists(), "loading the teacher ran the checkpoint's code"
 
 
-def test_a_pickled_weights_file_is_never_unpickled(api, acme, teacher_files):
+def test_a_pickled_weights_file_is_never_unpickled(api, acme, teacher_files, tmp_path):
     import pickle
 
     from distill_core.errors import CheckpointError
     from distill_core.teachers import load_teacher
 
+    marker = tmp_path / "code-ran"
+
     class Evil:
         def __reduce__(self):
-            return (exec, (f"open({str(MARKER)!r}, 'w').write('ran')",))
+            return (exec, (f"open({str(marker)!r}, 'w').write('ran')",))
 
-    MARKER.unlink(missing_ok=True)
     files = {n: d for n, d in teacher_files.items() if not n.endswith(".safetensors")}
     files["pytorch_model.bin"] = pickle.dumps(Evil())
     response = api.post("/api/checkpoints/", {"team": acme.pk, "name": "uploaded",
                                               "archive": SimpleUploadedFile("t.zip", zip_bytes(files))})
     assert response.status_code == 201, response.content  # registering only inspects the files
-    assert not MARKER.exists()
+    assert not marker.exists()
     with pytest.raises(CheckpointError, match="Cannot load the teacher"):
         load_teacher(Checkpoint.objects.get(name="uploaded").path)
-    assert not MARKER.exists(), "loading the teacher unpickled its weights"
+    assert not marker.exists(), "loading the teacher unpickled its weights"

@@ -6,7 +6,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.webapp.factories import TRAIN_ROWS, tsv
-from tests.webapp.hostile.conftest import assert_form_refused, assert_json_refused
+from tests.webapp.hostile.checks import assert_form_refused, assert_json_refused
 
 GOOD_TSV = tsv(TRAIN_ROWS)
 GOOD_JSONL = "".join(f'{{"text": "{text}", "label": "{label}"}}\n' for text, label in TRAIN_ROWS)

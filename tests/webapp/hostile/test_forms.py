@@ -13,7 +13,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from tests.webapp.factories import sample_results
-from tests.webapp.hostile.conftest import assert_form_refused
+from tests.webapp.hostile.checks import assert_form_refused
 from webapp.experiments.models import Checkpoint, Dataset, Experiment
 from webapp.gpuqueue.models import Pool
 

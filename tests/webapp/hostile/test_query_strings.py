@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.webapp.hostile.conftest import assert_json_refused
+from tests.webapp.hostile.checks import assert_json_refused
 from webapp.experiments.models import Experiment
 
 HUGE = 10**30
