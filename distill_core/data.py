@@ -1,15 +1,15 @@
 """Read text-classification splits (TSV, CSV, JSONL) as a DataConfig describes them.
 
 Every problem a user can cause raises DatasetError naming the file and, where there is one,
-the line: a missing file, bytes that are not UTF-8, an empty file, a missing column, a ragged
-row, a label outside the label list.
+the line: a missing file, bytes that are not UTF-8, a NUL character, an empty file, a missing
+column, a ragged row, a field past csv's size limit, a JSONL line json cannot take, a label
+outside the label list.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +17,8 @@ from typing import Any
 
 from distill_core.config import DataConfig
 from distill_core.errors import DatasetError
+from distill_core.untrusted import UntrustedInput
+from distill_core.untrusted import loads as loads_json
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +81,21 @@ def _read_text(path: Path, name: str) -> str:
                            f"{exc.start}); re-save it as UTF-8.", field=f"data.{name}") from None
     if not text.strip():
         raise DatasetError(f"The {name} file {path.name} is empty.", field=f"data.{name}")
+    if "\x00" in text:  # no database can store it, and a text file has none
+        line_no = text.count("\n", 0, text.index("\x00")) + 1
+        raise DatasetError(f"{path.name} line {line_no}: the file contains a NUL character; is it a binary file? "
+                           "Remove it and upload the file again.", field=f"data.{name}")
     return text
+
+
+def column_index(column: int | str) -> int | None:
+    """A column given as an index (an int, or a string of ASCII digits) as an int; None for a column name.
+
+    str.isdigit() also accepts "²" and "١", which int() refuses or reads as another number.
+    """
+    if isinstance(column, int):
+        return column
+    return int(column) if column.isascii() and column.isdecimal() else None
 
 
 Row = tuple[str, str | None, Any]  # (text, pair, raw label)
@@ -92,9 +108,12 @@ def _delimited_rows(text: str, where: str, data: DataConfig) -> list[tuple[int, 
     else:
         reader = csv.reader(io.StringIO(text))
     records = []
-    for fields in reader:
-        if any(f.strip() for f in fields):
-            records.append((reader.line_num, fields))
+    try:
+        for fields in reader:
+            if any(f.strip() for f in fields):
+                records.append((reader.line_num, fields))
+    except csv.Error as exc:
+        raise DatasetError(f"{where} line {reader.line_num}: {csv_problem(exc, data.format)}") from None
     if not records:
         return []
     if data.has_header:
@@ -141,12 +160,25 @@ def _missing(where: str, key: str, column: int | str, names: list[str]) -> int:
                        f"{', '.join(names)}.", field=f"data.{key}")
 
 
+def field_too_long(format: str) -> str:
+    return (f"a field is longer than {csv.field_size_limit():,} characters; is the file really "
+            f"{format.upper()} (one example per line, {'tab' if format == 'tsv' else 'comma'}-separated)?")
+
+
+def csv_problem(exc: csv.Error, format: str) -> str:
+    """What a csv.Error means for the person who uploaded the file."""
+    if "field larger than field limit" in str(exc):
+        return field_too_long(format)
+    return f"cannot be read as {format.upper()} ({exc})."
+
+
 def _index_column(column: int | str, key: str) -> int:
-    if isinstance(column, str):
-        if not column.isdigit():
-            raise DatasetError(f"data.{key}={column!r} is a column name, but the file has no header: set "
-                               f"data.has_header to true or give a 0-based column index.", field=f"data.{key}")
-        column = int(column)
+    index = column_index(column)
+    if index is None:
+        raise DatasetError(f"data.{key}={column!r} is a column name, but the file has no header: set "
+                           f"data.has_header to true or give a 0-based column index (digits 0-9).",
+                           field=f"data.{key}")
+    column = index
     if column < 0:
         raise DatasetError(f"data.{key} must be 0 or more (got {column}).", field=f"data.{key}")
     return column
@@ -158,9 +190,9 @@ def _jsonl_rows(text: str, where: str, data: DataConfig) -> list[tuple[int, Row]
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{where} line {line_no}: not valid JSON ({exc.msg}).") from None
+            obj = loads_json(line)
+        except UntrustedInput as exc:
+            raise DatasetError(f"{where} line {line_no}: {exc.message}") from None
         if not isinstance(obj, dict):
             raise DatasetError(f"{where} line {line_no}: expected a JSON object, found {type(obj).__name__}.")
         values = []

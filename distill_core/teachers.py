@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable
@@ -13,6 +12,7 @@ import torch
 
 from distill_core.errors import CheckpointError
 from distill_core.teacher_training import train_teacher
+from distill_core.untrusted import UntrustedInput, check_tree, loads
 
 __all__ = ["inspect_checkpoint", "load_teacher", "teacher_logits", "label_order", "tokenize", "train_teacher"]
 
@@ -60,11 +60,18 @@ def inspect_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as exc:
         raise CheckpointError(f"Cannot build the model described by {path / 'config.json'}: {_first_line(exc)}",
                               field=FIELD) from exc
+    architectures = [str(a) for a in getattr(config, "architectures", None) or []]
+    labels = [str(config.id2label[i]) for i in sorted(config.id2label)]
+    try:  # they are stored (Postgres refuses NUL and unpaired surrogates) and shown
+        check_tree({"id2label": labels, "architectures": architectures})
+    except UntrustedInput as exc:
+        raise CheckpointError(f"{path / 'config.json'}: {exc.message} Fix the label names and save it again.",
+                              field=FIELD) from None
     return {
         "model_type": config.model_type,
-        "architectures": list(getattr(config, "architectures", None) or []),
+        "architectures": architectures,
         "num_labels": int(config.num_labels),
-        "labels": [str(config.id2label[i]) for i in sorted(config.id2label)],
+        "labels": labels,
         "num_layers": _first_attr(config, "num_hidden_layers", "n_layer", "num_layers"),
         "hidden_size": _first_attr(config, "hidden_size", "n_embd", "d_model", "dim"),
         "num_heads": _first_attr(config, "num_attention_heads", "n_head", "num_heads"),
@@ -163,24 +170,17 @@ def _weights_size(path: Path) -> int:
 
 
 def _shards(index: Path) -> list[Path]:
-    """The shard files of a sharded checkpoint's index, each resolved inside its directory.
+    """Return the shard files of a sharded checkpoint's index, each resolved inside its directory.
 
     A weight_map is data from whoever wrote the checkpoint: an entry such as "/etc/shadow" or
     "../../etc/passwd" is refused before anything is looked up there, so the reported size can
     never describe a file outside the checkpoint.
     """
-    try:
-        weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map")
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError, RecursionError):
-        weight_map = None  # not JSON, or JSON that is not an object
-    if not isinstance(weight_map, dict) or not weight_map or not all(isinstance(v, str) for v in weight_map.values()):
-        raise CheckpointError(f"{index.name} has no weight_map naming its shard files (an object of tensor name to "
-                              "file name); save the checkpoint again with save_pretrained().", field=FIELD)
     directory = index.parent.resolve()
     shards = []
-    for name in sorted(set(weight_map.values())):
+    for name in sorted(set(_weight_map(index).values())):
         try:
-            shard = (directory / name).resolve() if name and "\x00" not in name else directory
+            shard = (directory / name).resolve() if "\x00" not in name else directory
         except (OSError, RuntimeError):  # a symlink loop, a name too long
             shard = directory
         if shard == directory or not shard.is_relative_to(directory):
@@ -191,6 +191,21 @@ def _shards(index: Path) -> list[Path]:
                                   "checkpoint directory.", field=FIELD)
         shards.append(shard)
     return shards
+
+
+def _weight_map(index: Path) -> dict[str, str]:
+    """The {tensor: shard file} map of a sharded checkpoint's index file; CheckpointError when malformed."""
+    try:
+        data = loads(index.read_bytes())
+    except UntrustedInput as exc:
+        raise CheckpointError(f"{index.name} cannot be read: {exc.message} Re-save the checkpoint with "
+                              "save_pretrained().", field=FIELD) from None
+    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    if not (isinstance(weight_map, dict) and weight_map
+            and all(isinstance(shard, str) and shard for shard in weight_map.values())):
+        raise CheckpointError(f'{index.name} has no "weight_map" object naming the shard file of each tensor. '
+                              "Re-save the checkpoint with save_pretrained().", field=FIELD)
+    return weight_map
 
 
 def _first_line(exc: Exception) -> str:

@@ -110,21 +110,11 @@ def test_another_teams_experiments_never_appear(charlie_client, three, other):
     assert "low temperature" not in html and "tiny-bert" not in html and "No experiment matches" in html
 
 
-@pytest.mark.parametrize("query", [
-    "?page=-1", "?page=99999999999999999999999", "?page=abc", "?teacher=-3", "?teacher=1e99",
-    "?owner=99999999999999999999999999", "?dataset=%00", "?status=%3Cscript%3E", "?sort=config",
-    "?sort=-results__student", "?q=%F0%9F%A4%96%E4%B8%AD%E6%96%87", "?q=" + "x" * 5000,
-    "?tag=%3Cb%3Ex%3C/b%3E", "?student=%27%22%3E",
-])
-def test_hostile_query_strings_never_fail(alice_client, three, query):
-    response = alice_client.get("/" + query)
-    assert response.status_code == 200
-    html = response.content.decode()
-    assert "<script>" not in html and "<b>x</b>" not in html
-
-
 def test_a_malformed_filter_is_dropped_with_a_note(alice_client, three):
-    html = alice_client.get("/?teacher=abc&sort=bogus").content.decode()
+    # More hostile query strings: tests/webapp/hostile/test_query_strings.py.
+    response = alice_client.get("/?teacher=abc&sort=bogus")
+    html = response.content.decode()
+    assert response.status_code == 400
     assert "Ignored the teacher filter" in html and "Ignored the sort order" in html
 
 

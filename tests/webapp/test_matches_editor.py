@@ -74,12 +74,13 @@ def test_matches_need_the_teachers_vocabulary(alice_client, form_data, wake):
 
 
 @pytest.mark.parametrize(("rows", "message"), [
-    ("[{", "The match rows is not valid JSON"),
+    ("[{", "The match rows: not valid JSON"),
     ('{"layer_T": 1}', "a JSON list of objects"),
     (json.dumps([{"layer_T": 1, "layer_S": 1, "feature": "hidden"}]), "match 0: loss is missing"),
     (json.dumps([row(-1, 0)]), "match 0: layer_T must be a layer index"),
     (json.dumps([row(1, 1, loss="<b>nope</b>")]), "unknown intermediate loss '<b>nope</b>'"),
-    (json.dumps([row(1, 1, weight=float("inf"))]).replace("Infinity", "1e999"), "weight must be a number"),
+    (json.dumps([row(1, 1, weight=float("inf"))]).replace("Infinity", "1e999"),
+     "match_rows[0].weight: Infinity is not a number JSON allows"),
     (json.dumps([row(1, 1)] * 65), "At most 64 match rows"),
     ("", "Add at least one row"),
 ])

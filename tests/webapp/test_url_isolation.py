@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 
 import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
@@ -50,6 +51,7 @@ ADMIN_MODELS = {
     "auth.user": "user", "auth.group": "group", "accounts.team": "team", "experiments.checkpoint": "checkpoint",
     "experiments.dataset": "dataset", "experiments.experiment": "experiment", "api.apitoken": "token",
     "gpuqueue.worker": "worker", "gpuqueue.pool": "pool",
+    "axes.accessattempt": "access_attempt", "axes.accesslog": "access_log", "axes.accessfailurelog": "access_failure",
 }
 NOT_IDS = {"app_label", "url"}  # the admin's app index and its catch-all: names, not objects
 PARAM = re.compile(r"<(?:\w+:)?(\w+)>|\(\?P<(\w+)>")
@@ -99,6 +101,10 @@ def world(acme, other, alice, charlie, finished_experiment, checkpoint, dataset)
         "team": acme, "user": alice, "group": Group.objects.create(name="acme-admins"),
         "worker": Worker.objects.create(name="gpu0@acme-box", host="acme-box"),
         "pool": Pool.objects.create(name="acme-a100"),
+        # django-axes' sign-in records (staff-only admin pages): one of each, about alice
+        "access_attempt": AccessAttempt.objects.create(username="alice", ip_address="10.0.0.1", failures_since_start=1),
+        "access_log": AccessLog.objects.create(username="alice", ip_address="10.0.0.1"),
+        "access_failure": AccessFailureLog.objects.create(username="alice", ip_address="10.0.0.1"),
         "staff": User.objects.create_user("stella", password="x", is_staff=True),
         "superuser": User.objects.create_superuser("root", password="x"),
     }

@@ -7,7 +7,6 @@ Every answer that is not a success is `{"error": message, "fields": {field: [mes
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -19,6 +18,7 @@ from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from distill_core.untrusted import UntrustedInput, loads
 from webapp.api.models import ApiToken, hash_token
 
 log = logging.getLogger(__name__)
@@ -118,13 +118,9 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
     if len(request.body) > MAX_JSON_BYTES:
         raise ApiError(f"The JSON body is larger than {MAX_JSON_BYTES // 1024} KB.", 413)
     try:
-        data = json.loads(request.body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ApiError("The body is not UTF-8.") from None
-    except RecursionError:
-        raise ApiError("The JSON body is nested too deeply.") from None
-    except ValueError as exc:  # JSONDecodeError, and ints longer than Python's digit limit
-        raise ApiError(f"Malformed JSON: {str(exc)[:200]}") from None
+        data = loads(request.body)
+    except UntrustedInput as exc:  # bad JSON, NUL, unpaired surrogates, deep nesting, huge integers
+        raise ApiError(exc.message, fields={exc.field[:100]: [exc.message]} if exc.field else None) from None
     if not isinstance(data, dict):
         raise ApiError("The JSON body must be an object.")
     return data
@@ -159,14 +155,14 @@ def scalar_fields(data: dict[str, Any], names: list[str], ids: tuple[str, ...] =
 
 def _id_in_range(value: Any) -> bool:
     text = str(value).strip()
-    return text.isdigit() and len(text) < 20 and 0 < int(text) <= MAX_ID
+    return text.isascii() and text.isdecimal() and len(text) < 20 and 0 < int(text) <= MAX_ID
 
 
 def int_param(request: HttpRequest, name: str, default: int, minimum: int, maximum: int) -> int:
     raw = request.GET.get(name)
     if raw is None or raw == "":
         return default
-    if len(raw) > 20 or not raw.lstrip("-").isdigit():
+    if len(raw) > 20 or not (raw.isascii() and raw.removeprefix("-").isdecimal()):
         raise ApiError(f"{name} must be an integer (got {raw[:40]!r}).", fields={name: ["Must be an integer."]})
     value = int(raw)
     if not minimum <= value <= maximum:

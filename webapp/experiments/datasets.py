@@ -155,7 +155,10 @@ def register_upload(*, team, user, name: str, files: dict[str, UploadedFile | No
                 dataset.labels = discover_labels(dataset)
             dataset.stats = compute_stats(dataset)
         except DatasetError as exc:
-            raise UploadRefused(exc.message, upload_field(exc, labels_given=bool(labels))) from exc
+            field = upload_field(exc, labels_given=bool(labels))
+            if field.endswith("_file") and files.get(field.removesuffix("_file")) is None:
+                field = "train_file"  # a split held out of the train file
+            raise UploadRefused(exc.message, field) from exc
         try:
             with transaction.atomic():
                 dataset.save()
@@ -172,17 +175,29 @@ def split_by_ratio(train: Path, format: str, has_header: bool, dev_ratio: float,
                    seed: int) -> dict[str, str]:
     """Move seeded fractions of the train file's rows into dev/test files beside it; rewrite train.
 
-    Rows keep their file order within each split and a header is repeated in every file. A file
-    that is not UTF-8 is left whole: reading it reports the encoding error with its line.
+    Rows keep their file order within each split and a header is repeated in every file. The train
+    file is checked first (UTF-8, no NUL, no field past csv's limit) so a refusal names its own lines.
     """
+    from distill_core import data
+
     try:
-        text = train.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return {}
+        text = data._read_text(train, "train")
+    except DatasetError as exc:
+        raise UploadRefused(exc.message, "train_file") from None
     if format == "csv":
-        records = [row for row in csv.reader(io.StringIO(text)) if any(field.strip() for field in row)]
+        reader = csv.reader(io.StringIO(text))
+        try:
+            records = [row for row in reader if any(field.strip() for field in row)]
+        except csv.Error as exc:
+            raise UploadRefused(f"{train.name} line {reader.line_num}: {data.csv_problem(exc, format)}",
+                                "train_file") from None
     else:
-        records = [line for line in text.splitlines() if line.strip()]
+        lines = text.splitlines()
+        limit = csv.field_size_limit()
+        for line_no, line in enumerate(lines, start=1):
+            if format == "tsv" and len(line) > limit and any(len(f) > limit for f in line.split("\t")):
+                raise UploadRefused(f"{train.name} line {line_no}: {data.field_too_long(format)}", "train_file")
+        records = [line for line in lines if line.strip()]
     header = records.pop(0) if has_header and format != "jsonl" and records else None
     order = list(range(len(records)))
     random.Random(seed).shuffle(order)

@@ -20,7 +20,7 @@ from distill_core.config import (
     WEIGHT_SCHEDULES,
 )
 from webapp.accounts.models import MAX_PRIORITY, MIN_PRIORITY
-from webapp.gpuqueue.models import validate_pool_name
+from webapp.gpuqueue.models import POOL_NAME_MAX, validate_pool_name
 
 STUDENT_CHOICES = [("textcnn", "TextCNN"), ("bilstm", "BiLSTM"), ("bigru", "BiGRU"), ("transformer", "Transformer")]
 TRANSFORMER_PRESETS = ["T3", "T3-small", "T4-tiny", "T6", "T12-nano"]  # distill_core.students_transformer
@@ -188,7 +188,7 @@ class ExperimentFields(forms.Form):
     # -- resources --
     priority = integer(0, MIN_PRIORITY, MAX_PRIORITY, "Higher runs first among queued experiments of the pool.",
                        label="Priority")
-    pool = forms.CharField(required=False, max_length=50, initial="default", label="GPU pool",
+    pool = forms.CharField(required=False, max_length=POOL_NAME_MAX, initial="default", label="GPU pool",
                            validators=[validate_pool_name],
                            help_text="Which workers may run it, e.g. default or a100.")
     max_runtime_hours = forms.FloatField(

@@ -8,7 +8,6 @@ on the meta device) and `config` (the first) — or field errors, and then nothi
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 from django import forms
 
 from distill_core.errors import CheckpointError, ConfigError
+from distill_core.untrusted import UntrustedInput, loads
 from webapp.experiments import ownership, sweeps
 from webapp.experiments.access import owned
 from webapp.experiments.configs import build_config, form_field_for
@@ -48,16 +48,12 @@ def _int_list(text: str, what: str, low: int, high: int, count: tuple[int, int])
     return values
 
 
-def _json(text: str, what: str) -> Any:
+def _json(text: str, what: str, field: str) -> Any:
+    """The field's JSON; a ValidationError for anything json or Postgres would fail on (untrusted.loads)."""
     try:
-        return json.loads(text, parse_constant=lambda name: _refuse_constant(name))
-    except json.JSONDecodeError as exc:
-        raise forms.ValidationError(
-            f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
-
-
-def _refuse_constant(name: str):
-    raise forms.ValidationError(f"{name} is not a number JSON allows; use a finite number.")
+        return loads(text, root=(field,))
+    except UntrustedInput as exc:
+        raise forms.ValidationError(f"{what}: {exc.message[0].lower()}{exc.message[1:]}") from None
 
 
 class ExperimentForm(TeamFormMixin, ExperimentFields):
@@ -132,7 +128,7 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
         text = self.cleaned_data["stages"].strip()
         if not text:
             return None
-        stages = _json(text, "The stages")
+        stages = _json(text, "The stages", "stages")
         if not isinstance(stages, list) or not all(isinstance(s, dict) for s in stages):
             raise forms.ValidationError('Stages are a JSON list of objects, like [{"name": "prediction", '
                                         '"epochs": 3}].')
@@ -142,7 +138,7 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
         text = self.cleaned_data["match_rows"].strip()
         if not text or self.data.get("matches_mode", "rows" if text else "none") != "rows":
             return None
-        rows = _json(text, "The match rows")
+        rows = _json(text, "The match rows", "match_rows")
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise forms.ValidationError("Match rows are a JSON list of objects, one per row.")
         if len(rows) > 64:

@@ -15,6 +15,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from django.http import QueryDict
 
+from distill_core.untrusted import text_problem
 from webapp.experiments.models import Experiment
 
 MAX_QUERY = 200  # characters of free text
@@ -76,17 +77,32 @@ def _int_param(params: QueryDict, name: str, problems: list[str]) -> int | None:
     raw = params.get(name, "").strip()
     if not raw:
         return None
-    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
+    if raw.isascii() and raw.isdecimal() and len(raw) <= 18:
         return int(raw)
     problems.append(f"Ignored the {name} filter: {raw[:40]!r} is not an id.")
     return None
 
 
+def _text_param(params: QueryDict, name: str, what: str, limit: int, problems: list[str]) -> str:
+    """A free-text filter, or "" with a note when no database could compare it (NUL) or it is too long."""
+    raw = params.get(name, "").strip()
+    problem = text_problem(raw)
+    if problem is None and len(raw) > limit:
+        problem = f"is longer than {limit} characters"
+    if problem:
+        problems.append(f"Ignored {what}: it {problem}.")
+        return ""
+    return raw
+
+
 def parse(params: QueryDict) -> ListQuery:
-    """Read filters and sort from the query string; anything malformed is dropped with a note."""
+    """Read filters and sort from the query string; anything malformed is dropped with a note.
+
+    The view answers 400 when there is a note: the page is still shown, without those filters.
+    """
     problems: list[str] = []
     status = params.get("status", "").strip().upper()
-    if status and status not in Experiment.Status.values:
+    if status and status not in Experiment.Status.values:  # also keeps NUL away from the query
         problems.append(f"Ignored the status filter: {status[:40]!r} is not a status.")
         status = ""
     sort = params.get("sort", DEFAULT_SORT).strip()
@@ -98,10 +114,10 @@ def parse(params: QueryDict) -> ListQuery:
         status=status,
         teacher=_int_param(params, "teacher", problems),
         dataset=_int_param(params, "dataset", problems),
-        student=params.get("student", "").strip()[:50],
-        tag=params.get("tag", "").strip()[:40],
+        student=_text_param(params, "student", "the student filter", 50, problems),
+        tag=_text_param(params, "tag", "the tag filter", 40, problems),
         owner=_int_param(params, "owner", problems),
-        q=params.get("q", "").strip()[:MAX_QUERY],
+        q=_text_param(params, "q", "the search", MAX_QUERY, problems),
         sort=sort,
         problems=problems,
     )

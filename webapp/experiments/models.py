@@ -63,8 +63,11 @@ class Dataset(models.Model):
     def data_config(self) -> dict:
         """The `data` section of a distill_core config (without max_length)."""
 
+        from distill_core.data import column_index
+
         def column(value: str) -> int | str:
-            return int(value) if value.isdigit() else value
+            index = column_index(value)
+            return value if index is None else index
 
         return {
             "train": self.train_path,

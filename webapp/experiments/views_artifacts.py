@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from django.contrib.auth.decorators import login_required
@@ -10,6 +9,7 @@ from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET, require_POST
 
 from distill_core.errors import DistillError
+from distill_core.untrusted import UntrustedInput, loads
 from webapp.experiments import artifacts
 from webapp.experiments.access import get_owned
 from webapp.experiments.models import Experiment
@@ -29,9 +29,10 @@ def predict(request, pk: int):
         return json_error(f"Send at most {MAX_BODY // 1024} KB of text.", status=413)
     if request.content_type == "application/json":
         try:
-            body = json.loads(request.body or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            return json_error("The body must be a JSON object.")
+            body = loads(request.body or b"{}")
+        except UntrustedInput as exc:  # bad JSON, NUL, unpaired surrogates, deep nesting
+            reason = exc.message[0].lower() + exc.message[1:]
+            return json_error(f'The body must be a JSON object with "texts": {reason}')
         raw = body.get("texts") if isinstance(body, dict) else None
     else:
         raw = request.POST.get("texts")

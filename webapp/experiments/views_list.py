@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
@@ -12,6 +11,7 @@ from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
+from distill_core.untrusted import UntrustedInput, loads
 from webapp.accounts.models import teams_of
 from webapp.experiments import listing
 from webapp.experiments.access import get_owned, owned
@@ -74,7 +74,7 @@ def experiment_list(request):
         "max_compare": MAX_COMPARE,
         "has_teams": teams_of(request.user).exists(),
         "nav": "experiments",
-    })
+    }, status=400 if query.problems else 200)
 
 
 @login_required
@@ -85,9 +85,9 @@ def experiment_annotate(request, pk: int):
     if len(request.body) > MAX_BODY:
         return json_error(f"The request is too large (at most {MAX_BODY // 1024} KB).", status=413)
     try:
-        body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        return json_error("The body must be a JSON object.")
+        body = loads(request.body or b"{}")
+    except UntrustedInput as exc:
+        return JsonResponse({"error": exc.message, "field": exc.field}, status=400)
     if not isinstance(body, dict) or not ({"tags", "notes"} & body.keys()):
         return json_error("Send a JSON object with \"tags\" and/or \"notes\".")
     try:

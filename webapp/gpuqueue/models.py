@@ -9,9 +9,13 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
-# What a pool name may be, wherever one is typed (the experiment form, a team's allowed pools).
-validate_pool_name = RegexValidator(r"^[a-z0-9][a-z0-9_-]{0,49}\Z", "A pool name is lower-case letters, digits, - and _ "
-                                    "(50 at most).")
+# What a pool may be called, wherever one is typed (the experiment form, a team's allowed pools,
+# the board's pause switch): it becomes part of a broker queue name (workers.dispatch.pool_queue).
+POOL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*\Z"
+POOL_NAME_MAX = 50
+POOL_NAME_RULE = "A pool name is lower-case letters, digits, - and _."
+validate_pool_name = RegexValidator(rf"^[a-z0-9][a-z0-9_-]{{0,{POOL_NAME_MAX - 1}}}\Z",
+                                    f"{POOL_NAME_RULE} At most {POOL_NAME_MAX} characters.")
 
 
 class Worker(models.Model):
@@ -61,10 +65,11 @@ class Worker(models.Model):
         return "busy" if busy else "idle"
 
 
+
 class Pool(models.Model):
     """A named route for work (e.g. "a100"); only needed to pause one."""
 
-    name = models.CharField(max_length=50, unique=True)
+    name = models.CharField(max_length=POOL_NAME_MAX, unique=True)
     paused = models.BooleanField(default=False)
 
     def __str__(self) -> str:

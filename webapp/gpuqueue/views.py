@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import wraps
 
 from django.contrib import messages
@@ -15,7 +16,7 @@ from webapp.experiments.access import get_owned, owned
 from webapp.experiments.models import Experiment
 from webapp.gpuqueue import actions
 from webapp.gpuqueue.board import queue_rows, worker_rows
-from webapp.gpuqueue.models import Pool, QueueSwitch, Worker
+from webapp.gpuqueue.models import POOL_NAME_MAX, POOL_NAME_PATTERN, POOL_NAME_RULE, Pool, QueueSwitch, Worker
 
 S = Experiment.Status
 
@@ -38,6 +39,14 @@ def _report(request, result: tuple[bool, str]):
     ok, message = result
     (messages.success if ok else messages.warning)(request, message)
     return redirect("gpuqueue:board")
+
+
+def _refuse(request, message: str):
+    """Input a staff action cannot use: the board again, with the message, as a 400."""
+    messages.warning(request, message)
+    response = board(request)
+    response.status_code = 400
+    return response
 
 
 @login_required
@@ -120,8 +129,9 @@ def pause(request):
         QueueSwitch.set_paused(paused)
         return _report(request, (True, "The queue is paused: running jobs finish, nothing new starts."
                                  if paused else "The queue is running again."))
-    if len(pool) > 50:
-        return _report(request, (False, "A pool name has at most 50 characters."))
+    if len(pool) > POOL_NAME_MAX or not re.fullmatch(POOL_NAME_PATTERN, pool):
+        shown = repr(pool[:POOL_NAME_MAX]) + ("…" if len(pool) > POOL_NAME_MAX else "")
+        return _refuse(request, f"{shown} is not a pool name. {POOL_NAME_RULE} At most {POOL_NAME_MAX} characters.")
     Pool.objects.update_or_create(name=pool, defaults={"paused": paused})
     if not paused:
         from workers.dispatch import wake_workers
