@@ -13,6 +13,7 @@ import logging
 import os
 import random
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +53,29 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save(path: Path, state: dict[str, Any]) -> None:
-    """Write `state` with torch.save to a temp file beside `path`, then rename it into place."""
+def save(path: Path, state: dict[str, Any], before_replace: Callable[[], None] | None = None) -> None:
+    """Write `state` with torch.save to a temp file beside `path`, then rename it into place.
+
+    `before_replace()` runs once the temp file is complete, just before the rename makes it the
+    resume point: a caller makes durable what the checkpoint covers there, or raises to refuse
+    it (the temp file is removed and nothing under `path` changes).
+    """
+    created = not path.parent.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".last-", suffix=".pt")
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save(state, fh)
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        if created:  # leave the output directory as it was found
+            try:
+                path.parent.rmdir()
+            except OSError:
+                pass
         raise
 
 
