@@ -3,6 +3,10 @@
 A run with an `output_dir` keeps `<output_dir>/checkpoint/last.pt`. Calling `distiller.run` again
 with the same config continues from it, and N steps straight equal k steps + resume to N
 (bitwise on CPU). The checkpoint is removed when the run succeeds.
+
+A checkpoint is written to a temp file and renamed into place; `save`'s `before_replace` hook runs
+between the two (the worker stores the metric points the checkpoint covers there, and refuses the
+rename once its claim on the run is lost).
 """
 
 from __future__ import annotations
@@ -95,8 +99,16 @@ def load(path: Path, expected_fingerprint: str) -> dict[str, Any] | None:
 
 
 def remove(path: Path) -> None:
+    """Delete the checkpoint and its folder, with any temp file a killed or stale attempt left there.
+
+    A stale writer's temp file vanishing makes its rename fail, so it cannot bring back a checkpoint
+    into a finished run's directory.
+    """
     path.unlink(missing_ok=True)
-    try:
-        path.parent.rmdir()
-    except OSError:
-        pass
+    if path.parent.is_dir():
+        for tmp in path.parent.glob(".last-*.pt"):
+            tmp.unlink(missing_ok=True)
+        try:
+            path.parent.rmdir()
+        except OSError:
+            pass  # something of the user's is in there: leave it

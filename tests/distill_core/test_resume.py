@@ -113,3 +113,13 @@ def test_a_refused_checkpoint_stops_the_run_and_leaves_the_output_directory_as_i
         run(ExperimentConfig.from_dict(make_config(train={"checkpoint_every": 2}, output_dir=str(out))),
             sink=RefuseCheckpoint())
     assert sorted(p.name for p in out.rglob("*")) == ["notes.txt"]
+
+
+def test_removing_the_checkpoint_also_removes_the_temp_files_of_killed_attempts(tmp_path):
+    from distill_core import checkpointing
+
+    path = checkpoint_path(tmp_path)
+    checkpointing.save(path, {"step": 3})
+    (path.parent / ".last-killed.pt").write_bytes(b"half a checkpoint")
+    checkpointing.remove(path)
+    assert list(tmp_path.iterdir()) == []
