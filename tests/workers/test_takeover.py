@@ -18,10 +18,10 @@ import pytest
 from tests.conftest import wait_for
 from tests.workers.conftest import LEASE, is_running, job_child, points_of, wake
 from tests.workers.test_faults import wait_status, wait_step
-from webapp.experiments.models import Experiment
+from webapp.experiments.models import Experiment, MetricPoint
+from workers import queue
 
 S = Experiment.Status
-pytestmark = pytest.mark.worker
 
 
 def files_under(directory: Path) -> dict[str, str]:
@@ -30,6 +30,31 @@ def files_under(directory: Path) -> dict[str, str]:
             for p in sorted(directory.rglob("*"))}
 
 
+def test_execute_ends_without_a_write_when_the_run_was_taken_over_mid_run(
+        transactional_db, make_experiment, monkeypatch, settings):
+    from workers import fake_distiller
+    from workers.tasks import execute
+
+    monkeypatch.setenv("DISTILLERY_FAKE_DISTILLER", "1")
+    settings.LEASE_SECONDS = 5
+    exp = make_experiment("fake", config={"fake": {}})
+    assert queue.claim_next("default", "w1", "token-1") == exp.pk
+
+    def run_and_get_taken_over(config, sink=None, should_cancel=None, **options):
+        sink.emit("start", {"total_steps": 10})
+        sink.emit("step", {"step": 1, "epoch": 1, "metrics": {"loss": 0.5}})
+        Experiment.objects.filter(pk=exp.pk).update(task_id="token-2", status=S.SUCCEEDED, current_step=10)
+        sink.emit("checkpoint", {"step": 1, "path": "/out/checkpoint/last.pt"})  # refused: ClaimLost
+        raise AssertionError("the checkpoint must have been refused")
+
+    monkeypatch.setattr(fake_distiller, "run", run_and_get_taken_over)
+    execute(exp.pk, "token-1")
+    exp.refresh_from_db()
+    assert (exp.status, exp.task_id, exp.current_step, exp.error) == (S.SUCCEEDED, "token-2", 10, "")
+    assert not MetricPoint.objects.filter(experiment=exp).exists()
+
+
+@pytest.mark.worker
 def test_a_job_given_up_on_leaves_the_finished_run_unchanged_and_exits_by_itself(
         start_worker, make_experiment, tiny_run_config, tmp_path):
     out = tmp_path / "out"
