@@ -145,7 +145,7 @@ def is_running(pid: int) -> bool:
 
 
 @pytest.fixture
-def reference_run(make_experiment, settings):
+def reference_run(make_experiment):
     """Run a config uninterrupted in this process, through the worker's own execute() and sink; return its row.
 
     Single-threaded, as the fault tests' workers are (OMP_NUM_THREADS=1), so both compute bitwise the same.

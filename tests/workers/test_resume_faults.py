@@ -97,8 +97,8 @@ def assert_same_run(exp: Experiment, reference: Experiment) -> None:
 def test_kill_9_at_seeded_moments_after_flushes_and_checkpoints_loses_and_doubles_no_point(
         start_worker, make_experiment, reference_run, tiny_run_config, tmp_path):
     """KILLS kills of the job child in one run, alternately a random 0-2 s after a metrics flush (anywhere
-    in the flush interval) and 0-0.5 s after a checkpoint (before the points it covers would have been
-    flushed by the timer). Each attempt resumes from the last checkpoint on the same worker."""
+    in the flush interval) and 0-0.5 s after a checkpoint (mostly before the 2 s timer would have flushed
+    the points it covers). Each attempt resumes from the last checkpoint on the same worker."""
     steps = KILLS * 20 + 40  # an attempt gains at most ~40 steps before its kill, ~10 on average
     reference = reference_run(run_config(tiny_run_config, tmp_path / "reference", steps))
     out = tmp_path / "out"
