@@ -3,6 +3,10 @@
 A run with an `output_dir` keeps `<output_dir>/checkpoint/last.pt`. Calling `distiller.run` again
 with the same config continues from it, and N steps straight equal k steps + resume to N
 (bitwise on CPU). The checkpoint is removed when the run succeeds.
+
+A checkpoint is written to a temp file and renamed into place; `save`'s `before_replace` hook runs
+between the two (the worker stores the metric points the checkpoint covers there, and refuses the
+rename once its claim on the run is lost).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import logging
 import os
 import random
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,21 +58,32 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save(path: Path, state: dict[str, Any]) -> None:
+def save(path: Path, state: dict[str, Any], before_replace: Callable[[], None] | None = None) -> None:
     """Write `state` with torch.save to a temp file beside `path`, then rename it into place.
 
-    A full disk or an unwritable directory raises StorageError (naming the path and the free space),
-    not torch's "enforce fail at inline_container.cc"; the previous checkpoint stays intact.
+    `before_replace()` runs once the temp file is complete, just before the rename makes it the
+    resume point: a caller makes durable what the checkpoint covers there, or raises to refuse
+    it (the temp file is removed and nothing under `path` changes). A full disk or an unwritable
+    directory raises StorageError (naming the path and the free space), not torch's "enforce fail
+    at inline_container.cc"; the previous checkpoint stays intact.
     """
+    created = not path.parent.exists()
     with writing(path.parent, "checkpoint"):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".last-", suffix=".pt")
         try:
             with os.fdopen(fd, "wb") as fh:
                 torch.save(state, fh)
+            if before_replace is not None:
+                before_replace()
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
+            if created:  # leave the output directory as it was found
+                try:
+                    path.parent.rmdir()
+                except OSError:
+                    pass
             raise
 
 
@@ -87,8 +103,16 @@ def load(path: Path, expected_fingerprint: str) -> dict[str, Any] | None:
 
 
 def remove(path: Path) -> None:
+    """Delete the checkpoint and its folder, with any temp file a killed or stale attempt left there.
+
+    A stale writer's temp file vanishing makes its rename fail, so it cannot bring back a checkpoint
+    into a finished run's directory.
+    """
     path.unlink(missing_ok=True)
-    try:
-        path.parent.rmdir()
-    except OSError:
-        pass
+    if path.parent.is_dir():
+        for tmp in path.parent.glob(".last-*.pt"):
+            tmp.unlink(missing_ok=True)
+        try:
+            path.parent.rmdir()
+        except OSError:
+            pass  # something of the user's is in there: leave it

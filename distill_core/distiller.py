@@ -7,7 +7,14 @@ Events (`sink.emit(kind, payload)`), in order:
     step   {"step", "epoch", "metrics": {"loss", "kd_loss", "hard_loss", "lr"}}   every train.log_every steps
     eval   {"step", "epoch", "split": "dev", "metrics": {"accuracy", "macro_f1"}} per epoch / eval_every
     eval   {"step", "split": "test", ...}                                       once, for the best student
+    checkpoint {"step", "path"}  a checkpoint is written but not yet renamed into place (the resume point)
+    export {"path"}              before the student is written to output_dir
     result the results dict this function returns
+
+Make every event so far durable on `checkpoint`: a resumed run starts after that step and never
+emits the earlier ones again. A sink may raise from `checkpoint` or `export` to forbid the write
+(the worker does once another worker has taken its run over); nothing changes on disk and the
+exception propagates out of run().
 
 The teacher runs once over every split before training; its logits are reused by every epoch.
 When every stage has intermediate matches the teacher runs on every training batch anyway, so the
@@ -137,8 +144,8 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     w_hard = alpha and w_kd = 1 - alpha unless kd.kd_weight is set, each times its schedule's factor.
     With `config.output_dir`, a resumable checkpoint is kept there and `run` continues from it when
     `resume` is true. `cache_dir` keeps teacher outputs on disk for later runs (teacher_cache.py).
-    The output directory also gets environment.json (environment.py), what an identical re-run needs
-    beside config.json. Both directories are checked for writability first (StorageError).
+    The export also gets environment.json (environment.py), what an identical re-run needs beside
+    config.json. Both directories are checked for writability first (StorageError).
     Raises DistillError subclasses for problems a user can fix and RunCancelled when
     `should_cancel()` turns true (polled every step; it must be cheap).
     """
@@ -156,9 +163,6 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     seed_everything(config.seed)
     device = resolve_device(config.train.device)
     env = environment.record(config.seed, device)
-    if config.output_dir:
-        with storage.writing(config.output_dir, "output directory"):
-            environment.write(config.output_dir, env)
     if config.train.amp == "fp16" and device.type != "cuda":
         raise ConfigError("train.amp='fp16' needs a CUDA device; use 'bf16' or 'off' on the CPU.", field="train.amp")
     labels = list(config.data.labels)
@@ -216,6 +220,9 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
         bytes_on_disk=teacher_info["size_bytes"])
     export_dir = None
     if config.output_dir:
+        sink.emit("export", {"path": str(config.output_dir)})  # a sink may refuse: nothing below is written
+        with storage.writing(config.output_dir, "output directory"):
+            environment.write(config.output_dir, env)
         export_dir = str(save_student(student, encoder, student_type=config.student.type,
                                       embedding_dim=config.student.embedding_dim, labels=labels,
                                       max_length=max_length, output_dir=config.output_dir, config=config.to_dict(),
@@ -529,6 +536,7 @@ class Trainer:
     def _save(self, epoch: int, next_batch: int, permutation: torch.Tensor | None) -> None:
         if self.ckpt_path is None:
             return
+        step, path = self.step, str(self.ckpt_path)
         checkpointing.save(self.ckpt_path, {
             "fingerprint": self.fingerprint, "step": self.step, "epoch": epoch, "next_batch": next_batch,
             "permutation": permutation, "generator": self.generator.get_state(), "rng": checkpointing.rng_state(),
@@ -538,8 +546,7 @@ class Trainer:
             "matches": [s.match_loss.state_dict() if s.match_loss else None for s in self.stages],
             "best": self.best, "best_state": self.best_state, "bad_evals": self.bad_evals,
             "stopped_early": self.stopped_early, "last_eval_step": self.last_eval_step,
-        })
-        self.sink.emit("checkpoint", {"step": self.step, "path": str(self.ckpt_path)})
+        }, before_replace=lambda: self.sink.emit("checkpoint", {"step": step, "path": path}))
 
     def _restore(self, state: dict[str, Any]) -> tuple[int, int, torch.Tensor | None]:
         self.student.load_state_dict(state["model"])

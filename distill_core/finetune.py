@@ -95,6 +95,7 @@ def run_finetune(config: ExperimentConfig, sink: Any = None, should_cancel: Call
     test = encoded[test_name]
     report = report_for(test.labels.numpy(),
                                    predict_labels(wrapped, test, device, config.train.batch_size).numpy(), labels)
+    sink.emit("export", {"path": str(config.output_dir)})
     with writing(config.output_dir, "fine-tuned teacher"):
         model.save_pretrained(config.output_dir)
         tokenizer.save_pretrained(config.output_dir)

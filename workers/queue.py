@@ -94,9 +94,21 @@ def claim_next(pool: str, worker_name: str, token: str = "") -> int | None:
     return None
 
 
+class ClaimLost(Exception):
+    """This process's claim on a run was given up on and another attempt owns the run: it must stop writing."""
+
+
 def _mine(experiment_id: int, token: str | None):
     rows = Experiment.objects.filter(pk=experiment_id)
     return rows if token is None else rows.filter(task_id=token)
+
+
+def held_by(experiment_id: int, token: str | None):
+    """Select the run's row only while the claim `token` holds it (None: while anyone holds it).
+
+    An UPDATE through it that changes no row means the claim was lost.
+    """
+    return _mine(experiment_id, token).filter(status__in=HELD)
 
 
 def mark_running(experiment_id: int, token: str | None = None) -> bool:
@@ -107,7 +119,7 @@ def mark_running(experiment_id: int, token: str | None = None) -> bool:
 
 def renew_lease(experiment_id: int, token: str | None = None) -> bool | None:
     """Extend this claim's lease; return the cancel flag, or None when the claim was lost."""
-    rows = _mine(experiment_id, token).filter(status__in=HELD)
+    rows = held_by(experiment_id, token)
     if rows.update(heartbeat_at=timezone.now()) != 1:
         return None
     return rows.filter(cancel_requested=True).exists()

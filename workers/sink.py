@@ -12,7 +12,9 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from webapp.experiments.models import Experiment
+from workers import queue
 from workers.bulk import insert_points
+from workers.queue import ClaimLost
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,14 +39,21 @@ class DatabaseSink:
     """Event sink for distill_core.distiller.run that writes to an Experiment row.
 
     Step points are buffered and flushed every `flush_seconds` or `max_buffer` points;
-    evaluations flush at once. MetricPoint is unique on (experiment, key, step) and
-    written with ignore_conflicts, so a retried flush neither loses nor duplicates.
+    evaluations and checkpoints flush at once (a checkpoint must not become the resume point
+    before the points it covers are stored). MetricPoint is unique on (experiment, key, step)
+    and written with ignore_conflicts, so a retried flush neither loses nor duplicates.
     The same timer renews the heartbeat and reads the cancel flag.
+
+    Every write is fenced by the claim `token`: it updates the row only while this claim holds
+    the run, and inserts points in the same transaction only when that update changed the row.
+    Otherwise it writes nothing and raises ClaimLost, which also refuses the checkpoint or
+    export distill_core was about to make, so a worker that was given up on stops on its own.
     """
 
     def __init__(self, experiment_id: int, flush_seconds: float = 2.0, max_buffer: int = 2000,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, *, token: str | None = None):
         self.experiment_id = experiment_id
+        self.token = token
         self.flush_seconds = flush_seconds
         self.max_buffer = max_buffer
         self.clock = clock
@@ -62,8 +71,7 @@ class DatabaseSink:
     def emit(self, kind: str, payload: dict[str, Any]) -> None:
         if kind == "start":
             self.total_steps = int(payload["total_steps"])
-            with_db_retry(lambda: Experiment.objects.filter(pk=self.experiment_id).update(
-                total_steps=self.total_steps, heartbeat_at=timezone.now()))
+            self._start_attempt()
         elif kind == "step":
             self.step = int(payload["step"])
             self._add("train", payload["step"], payload["metrics"])
@@ -73,9 +81,9 @@ class DatabaseSink:
             split = payload.get("split", "dev")
             self._add(split, payload["step"], payload["metrics"])
             for name, value in payload["metrics"].items():
-                key = f"{split}/{name}"
-                if math.isfinite(value) and (key not in self.best or value > self.best[key]):
-                    self.best[key] = value
+                self._keep_best(f"{split}/{name}", value)
+            self.flush()
+        elif kind in ("checkpoint", "export"):  # about to write files: store what they cover, check the claim
             self.flush()
         elif kind == "result":
             self.results = payload
@@ -97,18 +105,50 @@ class DatabaseSink:
             self.buffer[(key, int(step))] = value
             self.latest[key] = value
 
+    def _keep_best(self, key: str, value: Any) -> None:
+        if isinstance(value, (int, float)) and math.isfinite(value) and (key not in self.best or value > self.best[key]):
+            self.best[key] = float(value)
+
+    def _held(self):
+        return queue.held_by(self.experiment_id, self.token)
+
+    def _claim_lost(self) -> ClaimLost:
+        return ClaimLost(f"Experiment {self.experiment_id} was given to another worker (this claim, "
+                         f"{self.token or 'without a token'}, is no longer held); stopping without writing.")
+
+    def _start_attempt(self) -> None:
+        """Record the run's length and carry on from what earlier attempts stored.
+
+        A resumed attempt re-evaluates only from its checkpoint on, so the best values of the
+        evaluations before it (and the latest of keys it will not log again) come from the row.
+        """
+        def write() -> dict[str, Any]:
+            with transaction.atomic():
+                if self._held().update(total_steps=self.total_steps, heartbeat_at=timezone.now()) != 1:
+                    raise self._claim_lost()
+                return Experiment.objects.values("latest", "best").get(pk=self.experiment_id)
+
+        stored = with_db_retry(write)
+        self.latest = {**(stored["latest"] or {}), **self.latest}
+        for key, value in (stored["best"] or {}).items():
+            self._keep_best(key, value)
+
     def flush(self) -> None:
-        """Write buffered points and progress; read the cancel flag."""
+        """Write buffered points and progress if this claim still holds the run; read the cancel flag.
+
+        Raises ClaimLost, having written nothing, when it does not.
+        """
         points = [(k, s, v) for (k, s), v in self.buffer.items()]  # tuples: no model instance per point
         progress = min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
         log_tail = {"log_tail": self.run_log.text()} if self.run_log is not None and self.run_log.changed else {}
 
         def write() -> bool:
             with transaction.atomic():
+                # The row first: this UPDATE is the fence, and its row lock keeps a takeover out until commit.
+                if self._held().update(current_step=self.step, progress=progress, latest=self.latest, best=self.best,
+                                       heartbeat_at=timezone.now(), **log_tail) != 1:
+                    raise self._claim_lost()
                 insert_points(self.experiment_id, points)
-                Experiment.objects.filter(pk=self.experiment_id).update(
-                    current_step=self.step, progress=progress, latest=self.latest, best=self.best,
-                    heartbeat_at=timezone.now(), **log_tail)
             return Experiment.objects.filter(pk=self.experiment_id, cancel_requested=True).exists()
 
         self.cancel_requested = with_db_retry(write)

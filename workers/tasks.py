@@ -54,7 +54,7 @@ def execute(experiment_id: int, token: str | None = None) -> None:
         else:
             log.warning("Experiment %s left CLAIMED before it could start", experiment_id)
         return
-    sink = DatabaseSink(experiment_id)
+    sink = DatabaseSink(experiment_id, token=token)
     run_log = sink.run_log = RunLog()
     run_log.__enter__()
     flags = StopFlags(sink, experiment.max_runtime_seconds)
@@ -66,6 +66,10 @@ def execute(experiment_id: int, token: str | None = None) -> None:
             run = distiller()
             results = run(config_for(experiment), sink=sink, should_cancel=flags.should_cancel,
                           cache_dir=teacher_cache_dir())
+        sink.flush()
+    except queue.ClaimLost as exc:
+        # Given up on (stopped past its lease) and run by another worker since: write nothing more, end the job.
+        log.warning("%s", exc)
     except RunCancelled as exc:
         _flush_quietly(sink)
         if flags.shutdown or flags.lost:
@@ -87,7 +91,6 @@ def execute(experiment_id: int, token: str | None = None) -> None:
         # Maybe the machine's fault (out of memory, a driver): retry up to max_attempts.
         queue.interrupt(experiment_id, f"The run crashed: {type(exc).__name__}: {exc}\n\n{tb}", token=token)
     else:
-        sink.flush()
         queue.finish(experiment_id, S.SUCCEEDED, results=results, token=token)
     finally:
         keeper.stop()
@@ -128,6 +131,8 @@ def teacher_cache_dir():
 def _flush_quietly(sink) -> None:
     try:
         sink.flush()
+    except queue.ClaimLost as exc:
+        log.warning("%s", exc)
     except Exception:
         log.exception("Could not flush the last metric points")
 

@@ -75,3 +75,51 @@ def test_fp16_needs_cuda(make_config):
 
     with pytest.raises(ConfigError, match="needs a CUDA device"):
         run(ExperimentConfig.from_dict(make_config(train={"amp": "fp16", "device": "cpu"})))
+
+
+class RefuseCheckpoint(ListSink):
+    """A sink that forbids the run's checkpoints, as the worker's does once its claim is lost."""
+
+    def emit(self, kind: str, payload: dict) -> None:
+        super().emit(kind, payload)
+        if kind == "checkpoint":
+            raise PermissionError("refused the checkpoint")
+
+
+def test_the_checkpoint_event_comes_before_the_file_is_renamed_into_place(make_config, tmp_path):
+    out = tmp_path / "out"
+    on_disk: list[tuple[int, int | None]] = []
+
+    class Watch(ListSink):
+        def emit(self, kind: str, payload: dict) -> None:
+            super().emit(kind, payload)
+            if kind == "checkpoint":
+                path = checkpoint_path(out)
+                on_disk.append((payload["step"], torch.load(path, weights_only=False)["step"]
+                                if path.is_file() else None))
+            if kind == "export":
+                assert not (out / "model.safetensors").exists()
+
+    run(ExperimentConfig.from_dict(make_config(train={"epochs": 1, "checkpoint_every": 3}, output_dir=str(out))),
+        sink=Watch())
+    assert on_disk == [(3, None), (6, 3), (7, 6)]  # the file still holds the previous checkpoint
+
+
+def test_a_refused_checkpoint_stops_the_run_and_leaves_the_output_directory_as_it_was(make_config, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("kept", encoding="utf-8")
+    with pytest.raises(PermissionError, match="refused the checkpoint"):
+        run(ExperimentConfig.from_dict(make_config(train={"checkpoint_every": 2}, output_dir=str(out))),
+            sink=RefuseCheckpoint())
+    assert sorted(p.name for p in out.rglob("*")) == ["notes.txt"]
+
+
+def test_removing_the_checkpoint_also_removes_the_temp_files_of_killed_attempts(tmp_path):
+    from distill_core import checkpointing
+
+    path = checkpoint_path(tmp_path)
+    checkpointing.save(path, {"step": 3})
+    (path.parent / ".last-killed.pt").write_bytes(b"half a checkpoint")
+    checkpointing.remove(path)
+    assert list(tmp_path.iterdir()) == []

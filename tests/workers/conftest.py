@@ -116,3 +116,63 @@ def tiny_run_config(tmp_path_factory):
         }).to_dict()
 
     return config
+
+
+def job_child(worker) -> int:
+    """The pid of a worker's pool child: with concurrency 1 its only child, the process that runs the job."""
+    from pathlib import Path
+
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited while we looked
+        if int(fields[1]) == worker.proc.pid and fields[0] != "Z":
+            children.append(int(stat.parent.name))
+    assert len(children) == 1, f"expected one pool child of {worker.proc.pid}, found {children}"
+    return children[0]
+
+
+def is_running(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie waiting to be reaped."""
+    from pathlib import Path
+
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def reference_run(make_experiment):
+    """Run a config uninterrupted in this process, through the worker's own execute() and sink; return its row.
+
+    Single-threaded, as the fault tests' workers are (OMP_NUM_THREADS=1), so both compute bitwise the same.
+    """
+    import torch
+
+    from workers import queue
+    from workers.tasks import execute
+
+    def run(config: dict):
+        exp = make_experiment("uninterrupted", config=config)
+        assert queue.claim_next("default", "reference", "reference-token") == exp.pk
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            execute(exp.pk, "reference-token")
+        finally:
+            torch.set_num_threads(threads)
+        exp.refresh_from_db()
+        assert exp.status == Experiment.Status.SUCCEEDED, exp.error
+        return exp
+
+    return run
+
+
+def points_of(exp) -> list[tuple[str, int, float]]:
+    """Every stored metric point of `exp`, sorted: duplicates would show as repeated (key, step) pairs."""
+    from webapp.experiments.models import MetricPoint
+
+    return sorted(MetricPoint.objects.filter(experiment=exp).values_list("key", "step", "value"))
