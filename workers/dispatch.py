@@ -32,3 +32,15 @@ def wake_workers(pool: str = "default") -> None:
             log.exception("Could not send a wake-up to pool %s; the beat task will retry", pool)
 
     transaction.on_commit(send)
+
+
+HOUSEKEEPING_POOL = "housekeeping"
+
+
+def housekeeping_queue() -> str:
+    """The queue of short jobs (unpacking uploads) that must not wait behind a training run.
+
+    A small worker of its own consumes it (`workers.launch.housekeeping_worker_argv`); the run
+    workers, one job at a time for hours, never listen on it.
+    """
+    return pool_queue(HOUSEKEEPING_POOL)

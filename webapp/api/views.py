@@ -2,13 +2,14 @@
 
 Creation goes through the same forms and helpers as the pages (ExperimentForm +
 configs.create_experiment, DatasetForm + datasets.register_upload, CheckpointForm +
-archives.register_archive), so the web and the API share one validation.
+archive_jobs.accept_upload), so the web and the API share one validation.
 """
 
 from __future__ import annotations
 
 from django.db import IntegrityError
 from django.http import JsonResponse
+from django.urls import reverse
 from django.utils import timezone
 
 from webapp.accounts.models import teams_of
@@ -200,6 +201,9 @@ def checkpoint_create(request):
     except IntegrityError:
         message = duplicate_checkpoint_message(form)
         return error(message, 400, {"name": [message]})
+    if not checkpoint.is_ready:  # an archive: a task unpacks it; poll status_url until READY or FAILED
+        return JsonResponse({**serialize.checkpoint(checkpoint),
+                             "status_url": reverse("api:checkpoint", args=[checkpoint.pk])}, status=202)
     return JsonResponse(serialize.checkpoint(checkpoint), status=201)
 
 

@@ -1,39 +1,36 @@
-"""Register a teacher from an uploaded .zip / .tar.gz of a save_pretrained() directory.
+"""Unpack an uploaded .zip / .tar.gz of a save_pretrained() directory, treating it as hostile.
 
 The archive is hostile until proven otherwise: the request body is capped while it streams
 (`CappedUploadHandler`), members may only be regular files and directories with relative
 paths that stay inside the target, and the member count and unpacked bytes are bounded
-(bytes are counted while copying, not taken from headers). Everything is unpacked into a
-fresh directory under the first CHECKPOINT_ROOT, checked with inspect_checkpoint, and the
-directory is removed on any failure, so nothing half-created remains.
+(bytes are counted while copying, not taken from headers). tar's extension headers (GNU long
+names 'L'/'K', pax 'x'/'g') are size-checked before tarfile reads their payload, which it would
+otherwise read whole into memory; sparse members are refused. The web request only stores the
+archive (webapp/experiments/archive_jobs.py); a Celery task unpacks it with `unpack`.
 """
 
 from __future__ import annotations
 
-import logging
 import re
-import secrets
-import shutil
 import stat
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO
 
 from django.conf import settings
-from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import SkipFile, TemporaryFileUploadHandler
-from django.db import IntegrityError, transaction
-
-from distill_core.errors import CheckpointError
-from webapp.experiments.models import Checkpoint
-
-log = logging.getLogger(__name__)
 
 FIELD = "archive"
 MAX_MEMBERS = 1000
+# tar extension headers: one payload (a long name or a pax record set), all of them together, and how
+# many may precede one member (pax + long name + long link name is the most a real archive writes).
+MAX_TAR_HEADER_BYTES = 64 * 1024
+MAX_TAR_HEADERS_BYTES = 1024 * 1024
+MAX_TAR_HEADER_CHAIN = 4
+MAX_ZIP_DIRECTORY_BYTES = 16 * 1024 * 1024  # ZipFile reads the central directory whole
 CHUNK = 1024 * 1024
 ZIP_MAGIC, GZIP_MAGIC = b"PK\x03\x04", b"\x1f\x8b"
 
@@ -107,11 +104,12 @@ def safe_member_path(name: str) -> PurePosixPath:
 
 
 class _Budget:
-    """Counts members and unpacked bytes against the limits."""
+    """Counts members and unpacked bytes against the limits; reports progress after every chunk."""
 
-    def __init__(self):
+    def __init__(self, progress: Callable[[], None] | None = None):
         self.members = 0
         self.bytes = 0
+        self.progress = progress or (lambda: None)
 
     def member(self) -> None:
         self.members += 1
@@ -123,6 +121,7 @@ class _Budget:
         if self.bytes > max_unpacked_bytes():
             raise ArchiveRefused(f"The archive unpacks to more than {settings.MAX_CHECKPOINT_UNPACKED_MB:,} MB "
                                  "(DISTILLERY_MAX_CHECKPOINT_UNPACKED_MB).")
+        self.progress()
 
 
 def _copy(source: IO[bytes], target: Path, budget: _Budget) -> None:
@@ -150,6 +149,9 @@ def _unpack_zip(file: IO[bytes], target: Path, budget: _Budget) -> None:
     file.seek(0)
     if end and end[zipfile._ECD_ENTRIES_TOTAL] > MAX_MEMBERS:
         raise ArchiveRefused(f"The archive has more than {MAX_MEMBERS} members; a checkpoint has a handful.")
+    if end and end[zipfile._ECD_SIZE] > MAX_ZIP_DIRECTORY_BYTES:
+        raise ArchiveRefused(f"The archive's directory is over {MAX_ZIP_DIRECTORY_BYTES // 2**20} MB; a checkpoint's "
+                             "is a few KB.")
     with zipfile.ZipFile(file) as archive:
         for info, path, is_dir in _zip_members(archive):
             budget.member()
@@ -160,8 +162,52 @@ def _unpack_zip(file: IO[bytes], target: Path, budget: _Budget) -> None:
                 _copy(source, target / path, budget)
 
 
+_PAX_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A TarInfo that refuses oversized extension headers before tarfile reads their payload.
+
+    tarfile reads a GNU long name ('L'/'K') or a pax record set ('x'/'g') whole, while it
+    iterates, before any member check could run: a 1 MB .tar.gz can declare a 1 GiB name.
+    `_proc_member` is private but has dispatched on the header type since Python 2.
+    """
+
+    def _proc_member(self, archive):
+        if self.type == tarfile.GNUTYPE_SPARSE:  # its extension blocks are read in an unbounded loop
+            raise ArchiveRefused(f"The archive member {self.name[:100]!r} is a sparse file; only regular files "
+                                 "and directories are allowed.")
+        if self.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, *_PAX_TYPES):
+            _check_extension_header(self, archive)
+        else:
+            archive.header_chain = 0
+        return super()._proc_member(archive)
+
+
+def _check_extension_header(info: tarfile.TarInfo, archive: _BoundedTarFile) -> None:
+    what = "pax header" if info.type in _PAX_TYPES else "long-name header"
+    if info.size > MAX_TAR_HEADER_BYTES:
+        raise ArchiveRefused(f"The archive has a {what} of {info.size:,} bytes (at most {MAX_TAR_HEADER_BYTES:,}); "
+                             "a member's name is a few hundred bytes.")
+    archive.header_bytes += max(info.size, tarfile.BLOCKSIZE)
+    archive.header_chain += 1
+    if archive.header_bytes > MAX_TAR_HEADERS_BYTES or archive.header_chain > MAX_TAR_HEADER_CHAIN:
+        raise ArchiveRefused(f"The archive has too many {what}s; archive the checkpoint with plain tar or zip.")
+
+
+class _BoundedTarFile(tarfile.TarFile):
+    """A TarFile reading its headers through _BoundedTarInfo, with the counters of their budget."""
+
+    tarinfo = _BoundedTarInfo
+
+    def __init__(self, *args, **kwargs):
+        self.header_bytes = 0  # set before super().__init__, which reads the first header
+        self.header_chain = 0
+        super().__init__(*args, **kwargs)
+
+
 def _unpack_tar(file: IO[bytes], target: Path, budget: _Budget) -> None:
-    with tarfile.open(fileobj=file, mode="r:gz") as archive:
+    with _BoundedTarFile.open(fileobj=file, mode="r:gz") as archive:
         for member in archive:  # streaming: one header at a time
             budget.member()
             path = safe_member_path(member.name)
@@ -175,11 +221,14 @@ def _unpack_tar(file: IO[bytes], target: Path, budget: _Budget) -> None:
                                      "regular files and directories are allowed.")
 
 
-def unpack(file: IO[bytes], target: Path) -> None:
-    """Unpack a zip or gzipped tar from `file` into the existing empty directory `target`."""
+def unpack(file: IO[bytes], target: Path, progress: Callable[[], None] | None = None) -> None:
+    """Unpack a zip or gzipped tar from `file` into the existing empty directory `target`.
+
+    `progress` is called after every chunk written (it may read `file.tell()`).
+    """
     head = file.read(4)
     file.seek(0)
-    budget = _Budget()
+    budget = _Budget(progress)
     try:
         if head.startswith(ZIP_MAGIC):
             _unpack_zip(file, target, budget)
@@ -208,38 +257,3 @@ def checkpoint_dir(unpacked: Path) -> Path:
         return entries[0]
     raise ArchiveRefused("The archive has no config.json at its top level (or in its single top-level "
                          "directory); archive the directory written by save_pretrained().")
-
-
-def register_archive(*, team, user, name: str, upload: UploadedFile) -> Checkpoint:
-    """Unpack `upload` under CHECKPOINT_ROOTS[0]/uploads/, inspect it, save the Checkpoint.
-
-    Raises ArchiveRefused after removing everything it created.
-    """
-    from webapp.experiments.forms import inspect
-
-    if upload.size is not None and upload.size > max_upload_bytes():
-        raise ArchiveRefused(too_large_message(upload.size))
-    base = Path(settings.CHECKPOINT_ROOTS[0]) / "uploads"
-    base.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:50] or "checkpoint"
-    directory = base / f"{slug}-{secrets.token_hex(6)}"
-    directory.mkdir()
-    try:
-        upload.seek(0)
-        unpack(upload, directory)
-        path = checkpoint_dir(directory)
-        try:
-            info = inspect(path)
-        except CheckpointError as exc:
-            raise ArchiveRefused(exc.message.replace(str(directory), "the archive")) from None
-        try:
-            with transaction.atomic():
-                checkpoint = Checkpoint.objects.create(team=team, name=name, path=str(path), info=info,
-                                                       created_by=user)
-        except IntegrityError:
-            raise ArchiveRefused(f"{team} already has a checkpoint called {name!r}.", "name") from None
-    except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)
-        raise
-    log.info("Registered uploaded checkpoint %s (%s) for team %s in %s", checkpoint.pk, name, team.pk, path)
-    return checkpoint

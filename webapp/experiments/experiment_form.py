@@ -67,7 +67,8 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
 
         self.setup_team(user)
         self.initial.setdefault("matches_mode", "none")
-        self.fields["teacher"].queryset = owned(user, Checkpoint).select_related("team").order_by("team__name", "name")
+        self.fields["teacher"].queryset = (owned(user, Checkpoint).filter(status=Checkpoint.Status.READY)
+                                           .select_related("team").order_by("team__name", "name"))
         self.fields["dataset"].queryset = owned(user, Dataset).select_related("team").order_by("team__name", "name")
         if len(self.fields["team"].queryset) > 1:
             self.fields["teacher"].label_from_instance = lambda c: f"{c.name} ({c.team})"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from django.db.models import QuerySet
+
 from webapp.accounts.models import teams_of
 
 
@@ -24,7 +26,9 @@ class TeamFormMixin:
         if len(teams) == 1:
             self.fields["team"].initial = teams[0].pk
 
-    def check_unique_name(self, model: type, cleaned: dict[str, Any]) -> None:
+    def check_unique_name(self, rows: type | QuerySet, cleaned: dict[str, Any]) -> None:
+        """The name must be free among `rows` (a model, or a queryset of the rows that hold names)."""
         team, name = cleaned.get("team"), cleaned.get("name")
-        if team and name and model.objects.filter(team=team, name=name).exists():
-            self.add_error("name", f"{team} already has a {model._meta.verbose_name} called {name!r}.")
+        queryset = rows if isinstance(rows, QuerySet) else rows.objects.all()
+        if team and name and queryset.filter(team=team, name=name).exists():
+            self.add_error("name", f"{team} already has a {queryset.model._meta.verbose_name} called {name!r}.")

@@ -80,24 +80,28 @@ class CheckpointForm(TeamFormMixin, forms.Form):
             self.add_error("archive", "Give a local path or an archive, not both.")
         elif not path and not archive and "path" not in self.errors and "archive" not in self.errors:
             self.add_error("path", "Give the checkpoint's local path, or upload an archive of it.")
-        self.check_unique_name(Checkpoint, cleaned)
+        # A FAILED upload does not hold its name: the next registration replaces it.
+        self.check_unique_name(Checkpoint.objects.exclude(status=Checkpoint.Status.FAILED), cleaned)
         return cleaned
 
 
 def save_checkpoint(form: CheckpointForm, user) -> Checkpoint:
-    """Create the checkpoint of a valid CheckpointForm: unpack its archive, or register its path.
+    """Create the checkpoint of a valid CheckpointForm: store its archive to unpack, or register its path.
+
+    An archive's checkpoint is UNPACKING until a task has unpacked it (archive_jobs.accept_upload).
 
     Raises archives.ArchiveRefused (naming the field to blame) and IntegrityError when the name
     was taken since the form was validated (`duplicate_checkpoint_message` words it).
     """
     from django.db import transaction
 
-    from webapp.experiments import archives
+    from webapp.experiments import archive_jobs
 
     cd = form.cleaned_data
     if cd.get("archive"):
-        return archives.register_archive(team=cd["team"], user=user, name=cd["name"], upload=cd["archive"])
+        return archive_jobs.accept_upload(team=cd["team"], user=user, name=cd["name"], upload=cd["archive"])
     with transaction.atomic():
+        archive_jobs.free_failed_name(cd["team"], cd["name"])
         return Checkpoint.objects.create(team=cd["team"], name=cd["name"], path=cd["path"], info=form.info,
                                          created_by=user)
 

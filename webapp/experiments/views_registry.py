@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError
 from django.db.models import Count
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
@@ -53,7 +54,10 @@ def _checkpoint_new(request):
         except archives.ArchiveRefused as exc:
             form.add_error(exc.field, exc.message)
         else:
-            messages.success(request, f"Registered the checkpoint “{checkpoint.name}”.")
+            if checkpoint.is_ready:
+                messages.success(request, f"Registered the checkpoint “{checkpoint.name}”.")
+            else:
+                messages.success(request, f"Uploaded “{checkpoint.name}”; it is unpacked and checked in the background.")
             return redirect("experiments:checkpoint", pk=checkpoint.pk)
     return _render_checkpoint_new(request, form)
 
@@ -70,6 +74,18 @@ def checkpoint_detail(request, pk: int):
     return render(request, "checkpoints/detail.html", {
         "checkpoint": checkpoint, "info": checkpoint.info if isinstance(checkpoint.info, dict) else {},
         "experiments": experiments, "nav": "checkpoints"})
+
+
+@login_required
+def checkpoint_status(request, pk: int):
+    """Where an uploaded checkpoint's unpacking stands; the checkpoint page polls it."""
+    checkpoint = get_owned(request.user, Checkpoint, pk=pk)
+    return JsonResponse(status_payload(checkpoint))
+
+
+def status_payload(checkpoint: Checkpoint) -> dict:
+    return {"id": checkpoint.pk, "status": checkpoint.status, "percent": checkpoint.percent,
+            "bytes_done": checkpoint.bytes_done, "bytes_total": checkpoint.bytes_total, "error": checkpoint.error}
 
 
 @login_required
