@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from distill_core.checkpoint_limits import check_config_file
 from distill_core.errors import CheckpointError
 from distill_core.teacher_training import train_teacher
 
@@ -39,6 +40,7 @@ def inspect_checkpoint(path: str | Path) -> dict[str, Any]:
                               f"{Path.cwd()}).", field=FIELD)
     if not (path / "config.json").is_file():
         raise CheckpointError(f"{path} has no config.json; is it a directory written by save_pretrained()?", field=FIELD)
+    check_config_file(path / "config.json", FIELD)  # bounded before transformers reads it or builds a model
     try:
         config = AutoConfig.from_pretrained(path)
     except Exception as exc:  # bad JSON, unknown model_type, ...: transformers raises many kinds

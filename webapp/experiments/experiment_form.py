@@ -11,16 +11,17 @@ from __future__ import annotations
 import json
 import math
 import re
+from pathlib import Path
 from typing import Any
 
 from django import forms
 
-from distill_core.errors import CheckpointError, ConfigError
+from distill_core.errors import ConfigError
 from webapp.experiments import sweeps
 from webapp.experiments.access import owned
 from webapp.experiments.configs import build_config, form_field_for
 from webapp.experiments.experiment_fields import SECTIONS, STUDENT_CHOICES, ExperimentFields
-from webapp.experiments.form_base import TeamFormMixin, inspect
+from webapp.experiments.form_base import TeamFormMixin
 from webapp.experiments.matches_check import check_config, generate_rows
 from webapp.experiments.models import Checkpoint, Dataset
 
@@ -239,13 +240,21 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
             self.add_error("match_rows", "Add at least one row, or pick None.")
 
     def _check_teacher(self, teacher: Checkpoint, dataset: Dataset) -> None:
-        """The checkpoint must still be on disk and predict exactly the dataset's classes."""
-        try:
-            info = inspect(teacher.path)
-        except CheckpointError as exc:
-            self.add_error("teacher", f"The checkpoint {teacher.name!r} cannot be used: {exc.message}")
+        """The checkpoint must still be on disk and predict exactly the dataset's classes.
+
+        Its description is the one inspect_checkpoint stored on the row at registration: building
+        the model again here would cost every form post up to a second (bounded by
+        distill_core.checkpoint_limits), and the worker inspects the files again before a run.
+        """
+        info = teacher.info if isinstance(teacher.info, dict) else {}
+        if not teacher.is_ready or not isinstance(info.get("num_labels"), int):
+            self.add_error("teacher", f"The checkpoint {teacher.name!r} is not ready to be used.")
             return
-        self.teacher_info = {**(teacher.info or {}), **info}
+        if not (Path(teacher.path) / "config.json").is_file():
+            self.add_error("teacher", f"The checkpoint {teacher.name!r} cannot be used: its directory or its "
+                                      "config.json is gone; register it again.")
+            return
+        self.teacher_info = info
         labels = list(dataset.labels)
         if info["num_labels"] != len(labels):
             shown = ", ".join(labels[:12]) + (", …" if len(labels) > 12 else "")
