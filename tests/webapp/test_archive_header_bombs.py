@@ -59,7 +59,7 @@ def test_a_header_claiming_a_gigabyte_is_refused_quickly_in_bounded_memory(tmp_p
 def test_a_chain_of_small_long_name_headers_is_refused(tmp_path):
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.GNU_FORMAT) as archive:
-        for i in range(archives.MAX_TAR_HEADER_CHAIN + 1):  # each long name overrides the previous one
+        for _ in range(archives.MAX_TAR_HEADER_CHAIN + 1):  # each long name overrides the previous one
             info = tarfile.TarInfo("././@LongLink")
             info.type, info.size = tarfile.GNUTYPE_LONGNAME, 200
             archive.addfile(info, io.BytesIO(b"n" * 200))

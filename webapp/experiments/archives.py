@@ -1,7 +1,7 @@
 """Unpack an uploaded .zip / .tar.gz of a save_pretrained() directory, treating it as hostile.
 
 The archive is hostile until proven otherwise: the request body is capped while it streams
-(`CappedUploadHandler`), members may only be regular files and directories with relative
+(`CappedUploadHandler`, which stops reading the body at the cap), members may only be regular files and directories with relative
 paths that stay inside the target, and the member count and unpacked bytes are bounded
 (bytes are counted while copying, not taken from headers). tar's extension headers (GNU long
 names 'L'/'K', pax 'x'/'g') are size-checked before tarfile reads their payload, which it would
@@ -21,7 +21,8 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from django.conf import settings
-from django.core.files.uploadhandler import SkipFile, TemporaryFileUploadHandler
+
+from webapp.experiments import upload_limits
 
 FIELD = "archive"
 MAX_MEMBERS = 1000
@@ -57,38 +58,20 @@ def too_large_message(size: int | None = None) -> str:
     return f"{got}he limit is {settings.MAX_CHECKPOINT_UPLOAD_MB:,} MB (DISTILLERY_MAX_CHECKPOINT_UPLOAD_MB)."
 
 
-class CappedUploadHandler(TemporaryFileUploadHandler):
-    """Stream uploads to a temp file, dropping any file larger than the checkpoint limit.
+class CappedUploadHandler(upload_limits.CappedUploadHandler):
+    """Stream an archive to a temp file; stop reading the body once it is over the checkpoint limit.
 
-    Install before the body is read: `request.upload_handlers = [CappedUploadHandler(request)]`.
-    A dropped file is missing from request.FILES and `request.upload_too_large` is True.
+    Install before the body is read: `request.upload_handlers = [CappedUploadHandler(request)]`;
+    `request.upload_too_large` then says whether the archive was refused.
     """
 
     def __init__(self, request=None):
-        super().__init__(request)
-        self.received = 0
-        if request is not None:
-            request.upload_too_large = False
-
-    def new_file(self, *args, **kwargs):
-        self.received = 0
-        super().new_file(*args, **kwargs)
-
-    def receive_data_chunk(self, raw_data, start):
-        self.received += len(raw_data)
-        if self.received > max_upload_bytes():
-            self.request.upload_too_large = True
-            raise SkipFile()  # the parser closes (and so deletes) the partial temp file
-        return super().receive_data_chunk(raw_data, start)
+        super().__init__(request, limit=max_upload_bytes())
 
 
 def content_length_too_large(request) -> bool:
     """True when the declared body is over the limit (plus room for the other form fields)."""
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return False
-    return length > max_upload_bytes() + 1024 * 1024
+    return upload_limits.declared_too_large(request, max_upload_bytes())
 
 
 def safe_member_path(name: str) -> PurePosixPath:

@@ -22,7 +22,17 @@ from webapp.experiments.models import Checkpoint, Dataset
 __all__ = ["CheckpointForm", "DatasetForm", "ExperimentForm", "STUDENT_CHOICES", "inspect"]
 
 MAX_LABELS = 1000
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024  # every split is read into memory to be checked
+
+
+def max_dataset_upload_bytes() -> int:
+    return settings.MAX_DATASET_UPLOAD_MB * 1024 * 1024
+
+
+def dataset_too_large_message(size: int | None = None) -> str:
+    limit = f"{settings.MAX_DATASET_UPLOAD_MB:,} MB per split (DISTILLERY_MAX_DATASET_UPLOAD_MB)"
+    if size:
+        return f"The file is {size / 2**20:,.0f} MB; the limit is {limit}."
+    return f"The file is over the limit of {limit}; it was refused while uploading."
 
 
 class CheckpointForm(TeamFormMixin, forms.Form):
@@ -146,9 +156,8 @@ class DatasetForm(TeamFormMixin, forms.Form):
 
     def _clean_file(self, name: str):
         upload = self.cleaned_data.get(name)
-        if upload and upload.size > MAX_UPLOAD_BYTES:
-            raise forms.ValidationError(f"The file is {upload.size / 2**20:,.0f} MB; the limit is "
-                                        f"{MAX_UPLOAD_BYTES // 2**20} MB per split.")
+        if upload and upload.size > max_dataset_upload_bytes():  # the upload handler stops such a file first
+            raise forms.ValidationError(dataset_too_large_message(upload.size))
         return upload
 
     def clean_train_file(self):
