@@ -152,3 +152,36 @@ def test_a_failed_upload_gives_its_name_back(alice_client, acme, teacher_files, 
 def test_the_list_marks_checkpoints_that_are_not_ready(alice_client, acme, teacher_files):
     post(alice_client, acme, zip_bytes(teacher_files), run=False)
     assert "(unpacking)" in alice_client.get("/checkpoints/").content.decode()
+
+
+@pytest.mark.worker
+def test_the_housekeeping_worker_alone_unpacks_an_upload(transactional_db, alice_client, acme, teacher_files,
+                                                         tmp_path):
+    """No run worker is up: the small worker on distillery.housekeeping takes the task."""
+    import signal
+    import subprocess
+
+    from tests.conftest import REPO, database_url_for_tests, wait_for
+    from workers.launch import housekeeping_worker_argv
+
+    log_path = tmp_path / "housekeeping.log"
+    env = {**os.environ, "DATABASE_URL": database_url_for_tests(), "PYTHONUNBUFFERED": "1"}
+    with open(log_path, "wb") as log:
+        worker = subprocess.Popen(housekeeping_worker_argv("hk-test"), cwd=REPO, env=env, stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        response = alice_client.post("/checkpoints/new/", {"team": acme.pk, "name": "uploaded", "path": "",
+                                                           "archive": SimpleUploadedFile("a", tar_bytes(teacher_files))})
+        checkpoint = Checkpoint.objects.get(name="uploaded")
+        assert response.status_code == 302 and checkpoint.status == S.UNPACKING
+
+        def settled():
+            checkpoint.refresh_from_db()
+            return checkpoint.status != S.UNPACKING
+
+        wait_for(settled, timeout=90, message=lambda: f"the unpacking; worker log:\n{log_path.read_text()[-3000:]}")
+        assert checkpoint.status == S.READY, checkpoint.error
+        assert checkpoint.info["num_labels"] == 3 and checkpoint.percent == 100
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
