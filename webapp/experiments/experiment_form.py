@@ -250,9 +250,10 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
         if not teacher.is_ready or not isinstance(info.get("num_labels"), int):
             self.add_error("teacher", f"The checkpoint {teacher.name!r} is not ready to be used.")
             return
-        if not (Path(teacher.path) / "config.json").is_file():
-            self.add_error("teacher", f"The checkpoint {teacher.name!r} cannot be used: its directory or its "
-                                      "config.json is gone; register it again.")
+        path = Path(teacher.path)
+        if not path.is_dir() or not (path / "config.json").is_file():
+            what = "its directory does not exist any more" if not path.is_dir() else "its config.json is gone"
+            self.add_error("teacher", f"The checkpoint {teacher.name!r} cannot be used: {what}; register it again.")
             return
         self.teacher_info = info
         labels = list(dataset.labels)
