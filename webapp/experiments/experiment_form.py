@@ -194,10 +194,11 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
             return
         resolved = []
         for member in members:
-            checkpoint = Checkpoint.objects.filter(team=team, name=member["name"]).first()
+            checkpoint = Checkpoint.objects.filter(team=team, name=member["name"],
+                                                   status=Checkpoint.Status.READY).first()
             if checkpoint is None:
                 self.add_error("ensemble", f"Line {member['line']}: {team} has no checkpoint called "
-                                           f"{member['name'][:100]!r}.")
+                                           f"{member['name'][:100]!r} (or it is still being unpacked).")
                 return
             if dataset and checkpoint.num_labels not in (None, len(dataset.labels)):
                 self.add_error("ensemble", f"Line {member['line']}: {checkpoint.name!r} predicts "
