@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+from contextlib import contextmanager
+
 from celery import shared_task
 
 
@@ -10,4 +14,26 @@ def unpack_checkpoint(self, checkpoint_id: int) -> str:
     """Turn an UNPACKING checkpoint into READY or FAILED; a duplicate message is a no-op."""
     from webapp.experiments import archive_jobs
 
-    return archive_jobs.unpack_stored(checkpoint_id, self.request.id or "")
+    with _stop_on_sigterm(archive_jobs.Interrupted):
+        return archive_jobs.unpack_stored(checkpoint_id, self.request.id or "")
+
+
+@contextmanager
+def _stop_on_sigterm(exception: type[Exception]):
+    """Turn SIGTERM (a worker's warm shutdown forwards it to its jobs) into `exception`, so the task cleans up.
+
+    Without it the child dies mid-unpack and leaves the row UNPACKING and a partial directory.
+    Signal handlers belong to the main thread; elsewhere (an eager call in a web thread) nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise exception("The worker was stopped while unpacking the archive; upload it again.")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -184,4 +184,27 @@ def test_the_housekeeping_worker_alone_unpacks_an_upload(transactional_db, alice
         assert checkpoint.info["num_labels"] == 3 and checkpoint.percent == 100
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=30)
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # a slow warm shutdown on a busy machine: the test is over anyway
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+
+
+def test_a_worker_stopping_mid_unpack_fails_it_and_leaves_nothing(alice_client, acme, teacher_files, uploads,
+                                                                 monkeypatch):
+    import signal
+
+    from workers.archive_tasks import unpack_checkpoint
+
+    before = listing(uploads)
+    post(alice_client, acme, tar_bytes(padded(teacher_files)), run=False)
+    checkpoint = Checkpoint.objects.get(name="uploaded")
+    monkeypatch.setattr(archive_jobs, "PROGRESS_INTERVAL", 0)
+    monkeypatch.setattr(archive_jobs._Progress, "__call__", lambda self: os.kill(os.getpid(), signal.SIGTERM))
+    previous = signal.getsignal(signal.SIGTERM)
+    assert unpack_checkpoint.apply(args=[checkpoint.pk]).get() == S.FAILED
+    assert signal.getsignal(signal.SIGTERM) is previous
+    checkpoint.refresh_from_db()
+    assert checkpoint.status == S.FAILED and "worker was stopped while unpacking" in checkpoint.error
+    assert listing(uploads) == before

@@ -35,6 +35,10 @@ S = Checkpoint.Status
 PROGRESS_INTERVAL = 0.5  # seconds between progress writes to the row
 
 
+class Interrupted(Exception):
+    """The unpacking was stopped from outside (the worker's shutdown); the message says what to do."""
+
+
 def upload_dir(team) -> Path:
     """The directory a team's uploaded archives are stored and unpacked in."""
     return Path(settings.CHECKPOINT_ROOTS[0]) / "uploads"
@@ -156,6 +160,9 @@ def unpack_stored(checkpoint_id: int, token: str) -> str:
             return "lost"
     except ArchiveRefused as exc:
         _fail(checkpoint_id, token, exc.message, staging, target)
+        return S.FAILED
+    except Interrupted as exc:
+        _fail(checkpoint_id, token, str(exc), staging, target)
         return S.FAILED
     except Exception as exc:  # a bug or the disk: say so on the page, keep the traceback in the log
         log.exception("Unpacking checkpoint %s crashed", checkpoint_id)
