@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from celery import shared_task
 
 
-@shared_task(bind=True, name="workers.archive_tasks.unpack_checkpoint")
+# Acked late and requeued when its process dies, so a lost unpack is seen again and FAILED (archive_jobs).
+@shared_task(bind=True, name="workers.archive_tasks.unpack_checkpoint", acks_late=True, reject_on_worker_lost=True)
 def unpack_checkpoint(self, checkpoint_id: int) -> str:
     """Turn an UNPACKING checkpoint into READY or FAILED; a duplicate message is a no-op."""
     from webapp.experiments import archive_jobs

@@ -208,3 +208,19 @@ def test_a_worker_stopping_mid_unpack_fails_it_and_leaves_nothing(alice_client, 
     checkpoint.refresh_from_db()
     assert checkpoint.status == S.FAILED and "worker was stopped while unpacking" in checkpoint.error
     assert listing(uploads) == before
+
+
+def test_a_redelivered_message_of_a_dead_unpack_fails_it_and_cleans_up(alice_client, acme, teacher_files, uploads):
+    before = listing(uploads)
+    post(alice_client, acme, zip_bytes(teacher_files), run=False)
+    checkpoint = Checkpoint.objects.get(name="uploaded")
+    # The first delivery claimed the row and died mid-way, leaving half an unpacked directory.
+    Checkpoint.objects.filter(pk=checkpoint.pk).update(task_id="task-1", bytes_done=100)
+    staging = archive_jobs.staging_dir(Path(checkpoint.path))
+    (staging / "sub").mkdir(parents=True)
+    (staging / "sub" / "half.bin").write_bytes(b"x")
+    assert archive_jobs.unpack_stored(checkpoint.pk, "task-1") == S.FAILED
+    checkpoint.refresh_from_db()
+    assert checkpoint.status == S.FAILED and "stopped before it finished" in checkpoint.error
+    assert listing(uploads) == before
+    assert archive_jobs.unpack_stored(checkpoint.pk, "task-1") == "skipped"

@@ -138,10 +138,18 @@ def unpack_stored(checkpoint_id: int, token: str) -> str:
     """Claim an UNPACKING checkpoint, unpack and inspect its archive, end READY or FAILED; the new status.
 
     The claim (a conditional UPDATE that must change one row) makes a duplicated message a no-op,
-    and every later write carries its token.
+    and every later write carries its token. The task is acked late, so when its process dies
+    mid-way the broker delivers the message again: the row is then still UNPACKING under this
+    same token, and this delivery cleans up and FAILS it rather than retrying what killed it.
     """
     token = token[:64] or secrets.token_hex(8)
     if Checkpoint.objects.filter(pk=checkpoint_id, status=S.UNPACKING, task_id="").update(task_id=token) != 1:
+        if Checkpoint.objects.filter(pk=checkpoint_id, status=S.UNPACKING, task_id=token).exists():
+            target = Path(Checkpoint.objects.get(pk=checkpoint_id).path)
+            stored_archive(target).unlink(missing_ok=True)
+            _fail(checkpoint_id, token, "The worker unpacking the archive stopped before it finished (out of "
+                                        "memory, or restarted); upload it again.", staging_dir(target), target)
+            return S.FAILED
         log.info("Checkpoint %s is not waiting to be unpacked (or another task claimed it)", checkpoint_id)
         return "skipped"
     checkpoint = Checkpoint.objects.get(pk=checkpoint_id)
