@@ -159,6 +159,8 @@ def unpack_stored(checkpoint_id: int, token: str) -> str:
         staging.mkdir()
         with open(archive, "rb") as file:
             archives.unpack(file, staging, _Progress(checkpoint_id, token, file))
+        # All read: the page says "checking the checkpoint" while it is inspected.
+        Checkpoint.objects.filter(pk=checkpoint_id, task_id=token).update(bytes_done=checkpoint.bytes_total)
         path = target / archives.checkpoint_dir(staging).relative_to(staging)
         info = _inspect(archives.checkpoint_dir(staging), staging)
         staging.rename(target)
