@@ -9,6 +9,9 @@ the same quantity shares its limit, at any nesting depth (text_config, encoder, 
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,9 @@ from distill_core.errors import CheckpointError
 
 MAX_CONFIG_BYTES = 1024 * 1024  # a real config.json is a few KB
 MAX_CONFIG_DEPTH = 8
+# Modules a meta-device build may create: a 256-layer BERT has ~4,600. It catches the knobs the
+# table below does not name (experts, groups, ...) that multiply the modules, each ~0.2-1 ms.
+MAX_MODULES = 20_000
 
 # (what, largest value, the config.json keys that mean it)
 LIMITS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
@@ -28,6 +34,7 @@ LIMITS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
     ("vocabulary size", 1_048_576, ("vocab_size",)),
     ("maximum positions", 1_048_576, ("max_position_embeddings", "n_positions", "n_ctx")),
     ("labels", 10_000, ("num_labels",)),
+    ("experts", 512, ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")),
 )
 LIMIT_OF_KEY = {key: (what, limit) for what, limit, keys in LIMITS for key in keys}
 
@@ -63,3 +70,28 @@ def _check(node: dict[str, Any], prefix: str, depth: int, field: str) -> None:
             if value > limit:
                 raise CheckpointError(f"config.json sets {prefix}{key} to {value:,}; teachers may have at most "
                                       f"{limit:,} {what}.", field=field)
+
+
+_build = threading.local()
+
+
+@contextmanager
+def bounded_build() -> Iterator[None]:
+    """Stop a model build in this thread with CheckpointError once it has created MAX_MODULES modules."""
+    from torch.nn.modules.module import register_module_module_registration_hook
+
+    _build.count = 0
+    _build.active = True
+    handle = register_module_module_registration_hook(_count_module)  # global: counts only this thread's build
+    try:
+        yield
+    finally:
+        handle.remove()
+        _build.active = False
+
+
+def _count_module(module, name, submodule) -> None:
+    if getattr(_build, "active", False):
+        _build.count += 1
+        if _build.count > MAX_MODULES:
+            raise CheckpointError(f"the model has more than {MAX_MODULES:,} modules; a teacher has a few thousand.")

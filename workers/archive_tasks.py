@@ -1,4 +1,4 @@
-"""Celery task: unpack and inspect an uploaded checkpoint archive, on the housekeeping queue."""
+"""Celery tasks on the housekeeping queue: unpack and inspect an uploaded archive; count a checkpoint's parameters."""
 
 from __future__ import annotations
 
@@ -17,6 +17,14 @@ def unpack_checkpoint(self, checkpoint_id: int) -> str:
 
     with _stop_on_sigterm(archive_jobs.Interrupted):
         return archive_jobs.unpack_stored(checkpoint_id, self.request.id or "")
+
+
+@shared_task(name="workers.archive_tasks.describe_checkpoint")
+def describe_checkpoint(checkpoint_id: int) -> str:
+    """Count a path-registered checkpoint's parameters (a meta-device build the web request skipped)."""
+    from webapp.experiments import archive_jobs
+
+    return archive_jobs.describe_stored(checkpoint_id)
 
 
 @contextmanager

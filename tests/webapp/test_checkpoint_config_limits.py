@@ -52,6 +52,7 @@ def test_a_config_with_9000_layers_is_refused_without_building_the_model(alice_c
     ({"max_position_embeddings": 10**9}, "max_position_embeddings to 1,000,000,000"),
     ({"text_config": {"n_layer": 10**4}}, "text_config.n_layer to 10,000"),
     ({"id2label": {str(i): f"l{i}" for i in range(20_000)}}, "id2label has 20,000 labels"),
+    ({"num_local_experts": 100_000}, "num_local_experts to 100,000"),
 ])
 def test_every_bounded_field_is_named_with_its_limit(tmp_path, teacher_files, changes, named):
     path = tmp_path / "config.json"
@@ -105,3 +106,46 @@ def test_a_teacher_that_is_still_unpacking_cannot_be_chosen(alice_client, form_d
     response = alice_client.post("/experiments/new/", form_data)
     assert response.status_code == 200 and "not one of the available choices" in response.content.decode()
     assert not Experiment.objects.exists()
+
+
+def test_registering_a_path_builds_no_model_in_the_request(alice_client, acme, teacher_dir, monkeypatch):
+    import transformers
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a web request must not build a model")
+
+    sent = []
+    monkeypatch.setattr(transformers.AutoModelForSequenceClassification, "from_config", forbidden)
+    monkeypatch.setattr("workers.archive_tasks.describe_checkpoint.apply_async", lambda **kw: sent.append(kw))
+    with run_on_commit():
+        response = alice_client.post("/checkpoints/new/", {"team": acme.pk, "name": "tiny", "path": str(teacher_dir)})
+    checkpoint = Checkpoint.objects.get(name="tiny")
+    assert response.status_code == 302 and checkpoint.is_ready
+    assert checkpoint.info["num_layers"] == 2 and checkpoint.info["parameters"] is None
+    assert sent == [{"args": [checkpoint.pk], "queue": "distillery.housekeeping"}]
+
+
+def test_the_housekeeping_task_counts_the_parameters_once(alice_client, acme, teacher_dir, teacher_info, eager_tasks):
+    from webapp.experiments import archive_jobs
+
+    with run_on_commit():
+        alice_client.post("/checkpoints/new/", {"team": acme.pk, "name": "tiny", "path": str(teacher_dir)})
+    checkpoint = Checkpoint.objects.get(name="tiny")
+    assert checkpoint.info["parameters"] == teacher_info["parameters"] > 0
+    assert archive_jobs.describe_stored(checkpoint.pk) == "skipped"
+
+
+def test_a_model_over_the_module_budget_fails_the_checkpoint_in_the_task(alice_client, acme, teacher_root,
+                                                                         teacher_files, eager_tasks, monkeypatch):
+    from distill_core import checkpoint_limits
+
+    directory = Path(teacher_root) / "many-modules"
+    directory.mkdir(exist_ok=True)
+    for name, data in with_config(teacher_files, num_hidden_layers=200).items():  # ~3,600 modules
+        (directory / name).write_bytes(data)
+    monkeypatch.setattr(checkpoint_limits, "MAX_MODULES", 1000)
+    with run_on_commit():
+        response = alice_client.post("/checkpoints/new/", {"team": acme.pk, "name": "wide", "path": str(directory)})
+    assert response.status_code == 302  # the request itself builds nothing
+    checkpoint = Checkpoint.objects.get(name="wide")
+    assert checkpoint.status == Checkpoint.Status.FAILED and "more than 1,000 modules" in checkpoint.error

@@ -1,5 +1,8 @@
 """Uploaded checkpoint archives: the request stores them, a task unpacks and inspects them.
 
+(A checkpoint registered by path is inspected in the request without building its model; a task
+counts its parameters afterwards: `count_parameters_later`.)
+
 The web request only streams the archive to disk (capped by archives.CappedUploadHandler),
 checks its first bytes and creates the Checkpoint row UNPACKING; after the commit a task on
 the housekeeping queue (workers.archive_tasks) unpacks it with a byte budget, reporting how
@@ -104,6 +107,39 @@ def _store(upload: UploadedFile, archive: Path) -> None:
             out.write(chunk)
 
 
+def count_parameters_later(checkpoint: Checkpoint) -> None:
+    """After the commit, have a housekeeping task build the model on the meta device and count its parameters."""
+
+    def send() -> None:
+        from workers.archive_tasks import describe_checkpoint
+        from workers.dispatch import housekeeping_queue
+
+        try:
+            describe_checkpoint.apply_async(args=[checkpoint.pk], queue=housekeeping_queue())
+        except Exception:  # the count is shown on the page only; the broker being down must not fail the request
+            log.exception("Could not queue the parameter count of checkpoint %s", checkpoint.pk)
+
+    transaction.on_commit(send)
+
+
+def describe_stored(checkpoint_id: int) -> str:
+    """Count a path-registered checkpoint's parameters; a model that cannot be built FAILS the checkpoint."""
+    from distill_core.teachers import inspect_checkpoint
+
+    checkpoint = Checkpoint.objects.filter(pk=checkpoint_id, status=S.READY).first()
+    if checkpoint is None or (checkpoint.info or {}).get("parameters") is not None:
+        return "skipped"
+    try:
+        info = inspect_checkpoint(checkpoint.path)
+    except CheckpointError as exc:
+        Checkpoint.objects.filter(pk=checkpoint_id, path=checkpoint.path, status=S.READY).update(
+            status=S.FAILED, error=exc.message)
+        return S.FAILED
+    Checkpoint.objects.filter(pk=checkpoint_id, path=checkpoint.path).update(
+        info={**checkpoint.info, "parameters": info["parameters"]})
+    return S.READY
+
+
 def send_unpack(checkpoint_id: int) -> None:
     """Queue the unpacking task; a broker that cannot be reached FAILS the upload with a reason."""
     from workers.archive_tasks import unpack_checkpoint
@@ -186,10 +222,10 @@ def unpack_stored(checkpoint_id: int, token: str) -> str:
 
 
 def _inspect(path: Path, staging: Path) -> dict:
-    from webapp.experiments.form_base import inspect
+    from distill_core.teachers import inspect_checkpoint
 
     try:
-        return inspect(path)
+        return inspect_checkpoint(path)  # builds the model on the meta device: a task, not a request
     except CheckpointError as exc:  # its messages name the server's directory: name the archive instead
         raise ArchiveRefused(exc.message.replace(str(staging), "the archive")) from None
 

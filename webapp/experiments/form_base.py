@@ -11,10 +11,14 @@ from webapp.accounts.models import teams_of
 
 
 def inspect(path: str | Path) -> dict[str, Any]:
-    """distill_core.teachers.inspect_checkpoint, imported on first use (it loads torch)."""
+    """distill_core.teachers.inspect_checkpoint without building the model (web requests never do).
+
+    Its `parameters` stay None until a housekeeping task has counted them (archive_jobs).
+    Imported on first use: it loads torch.
+    """
     from distill_core.teachers import inspect_checkpoint
 
-    return inspect_checkpoint(path)
+    return inspect_checkpoint(path, build=False)
 
 
 class TeamFormMixin:

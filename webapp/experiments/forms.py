@@ -112,8 +112,10 @@ def save_checkpoint(form: CheckpointForm, user) -> Checkpoint:
         return archive_jobs.accept_upload(team=cd["team"], user=user, name=cd["name"], upload=cd["archive"])
     with transaction.atomic():
         archive_jobs.free_failed_name(cd["team"], cd["name"])
-        return Checkpoint.objects.create(team=cd["team"], name=cd["name"], path=cd["path"], info=form.info,
-                                         created_by=user)
+        checkpoint = Checkpoint.objects.create(team=cd["team"], name=cd["name"], path=cd["path"], info=form.info,
+                                               created_by=user)
+    archive_jobs.count_parameters_later(checkpoint)  # the form did not build the model
+    return checkpoint
 
 
 def duplicate_checkpoint_message(form: CheckpointForm) -> str:
