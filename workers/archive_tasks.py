@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from contextlib import contextmanager
@@ -37,8 +38,10 @@ def _stop_on_sigterm(exception: type[Exception]):
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    received: list[int] = []
 
     def stop(signum, frame):
+        received.append(signum)
         raise exception("The worker was stopped while unpacking the archive; upload it again.")
 
     previous = signal.signal(signal.SIGTERM, stop)
@@ -46,3 +49,5 @@ def _stop_on_sigterm(exception: type[Exception]):
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if received:  # the process was asked to stop: hand the signal on (a solo worker then shuts down)
+            os.kill(os.getpid(), signal.SIGTERM)

@@ -34,13 +34,13 @@ def wake_workers(pool: str = "default") -> None:
     transaction.on_commit(send)
 
 
-HOUSEKEEPING_POOL = "housekeeping"
-
-
 def housekeeping_queue() -> str:
-    """The queue of short jobs (unpacking uploads) that must not wait behind a training run.
+    """The queue of short jobs (the beat's housekeeping, unpacking uploads) that must not wait behind a run.
 
-    A small worker of its own consumes it (`workers.launch.housekeeping_worker_argv`); the run
-    workers, one job at a time for hours, never listen on it.
+    The housekeeping worker consumes it; the run workers, one job at a time for hours, never do.
+    settings.HOUSEKEEPING_QUEUE names it where the housekeeping worker is configured; the same name
+    otherwise, outside the "<prefix>.<pool>" space so that no pool can collide with it.
     """
-    return pool_queue(HOUSEKEEPING_POOL)
+    from django.conf import settings
+
+    return getattr(settings, "HOUSEKEEPING_QUEUE", f"{settings.CELERY_TASK_DEFAULT_QUEUE}-housekeeping")

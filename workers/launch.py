@@ -24,21 +24,6 @@ def worker_argv(pools: list[str], name: str = "cpu0") -> list[str]:
     ]
 
 
-def housekeeping_worker_argv(name: str = "housekeeping") -> list[str]:
-    """A small worker for short jobs (unpacking uploaded checkpoints), so they never wait behind a run.
-
-    It listens only on `distillery.housekeeping`; two processes, no GPU, children recycled now and then.
-    """
-    from workers.dispatch import housekeeping_queue
-
-    return [
-        sys.executable, "-m", "celery", "-A", "workers", "worker", "--queues", housekeeping_queue(),
-        "--concurrency", "2", "--prefetch-multiplier", "1", "--max-tasks-per-child", "20",
-        "--pool", "prefork", "--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-gossip",
-        "--without-mingle",
-    ]
-
-
 def beat_argv() -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "workers", "beat", "--loglevel", "INFO",
             "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME]

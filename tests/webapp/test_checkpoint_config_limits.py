@@ -122,7 +122,7 @@ def test_registering_a_path_builds_no_model_in_the_request(alice_client, acme, t
     checkpoint = Checkpoint.objects.get(name="tiny")
     assert response.status_code == 302 and checkpoint.is_ready
     assert checkpoint.info["num_layers"] == 2 and checkpoint.info["parameters"] is None
-    assert sent == [{"args": [checkpoint.pk], "queue": "distillery.housekeeping"}]
+    assert sent == [{"args": [checkpoint.pk], "queue": "distillery-housekeeping"}]
 
 
 def test_the_housekeeping_task_counts_the_parameters_once(alice_client, acme, teacher_dir, teacher_info, eager_tasks):

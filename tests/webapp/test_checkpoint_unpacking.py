@@ -100,7 +100,7 @@ def test_the_task_goes_to_the_housekeeping_queue(alice_client, acme, teacher_fil
     monkeypatch.setattr(unpack_checkpoint, "apply_async", lambda **kwargs: sent.append(kwargs))
     post(alice_client, acme, zip_bytes(teacher_files))
     checkpoint = Checkpoint.objects.get(name="uploaded")
-    assert sent == [{"args": [checkpoint.pk], "queue": "distillery.housekeeping"}]
+    assert sent == [{"args": [checkpoint.pk], "queue": "distillery-housekeeping"}]
 
 
 def test_a_duplicated_message_is_a_no_op(alice_client, acme, teacher_files):
@@ -157,18 +157,22 @@ def test_the_list_marks_checkpoints_that_are_not_ready(alice_client, acme, teach
 @pytest.mark.worker
 def test_the_housekeeping_worker_alone_unpacks_an_upload(transactional_db, alice_client, acme, teacher_files,
                                                          tmp_path):
-    """No run worker is up: the small worker on distillery.housekeeping takes the task."""
+    """No run worker is up: a worker consuming only the housekeeping queue takes the task."""
     import signal
     import subprocess
+    import sys
 
     from tests.conftest import REPO, database_url_for_tests, wait_for
-    from workers.launch import housekeeping_worker_argv
+    from workers.dispatch import housekeeping_queue
 
+    # The housekeeping worker's command line (compose's `housekeeping` service): solo pool, that queue only.
+    argv = [sys.executable, "-m", "celery", "-A", "workers", "worker", "--queues", housekeeping_queue(),
+            "--pool", "solo", "--concurrency", "1", "--hostname", "hk-test@%h", "--without-gossip", "--without-mingle"]
     log_path = tmp_path / "housekeeping.log"
     env = {**os.environ, "DATABASE_URL": database_url_for_tests(), "PYTHONUNBUFFERED": "1"}
     with open(log_path, "wb") as log:
-        worker = subprocess.Popen(housekeeping_worker_argv("hk-test"), cwd=REPO, env=env, stdout=log,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+        worker = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
     try:
         response = alice_client.post("/checkpoints/new/", {"team": acme.pk, "name": "uploaded", "path": "",
                                                            "archive": SimpleUploadedFile("a", tar_bytes(teacher_files))})
@@ -202,9 +206,13 @@ def test_a_worker_stopping_mid_unpack_fails_it_and_leaves_nothing(alice_client, 
     checkpoint = Checkpoint.objects.get(name="uploaded")
     monkeypatch.setattr(archive_jobs, "PROGRESS_INTERVAL", 0)
     monkeypatch.setattr(archive_jobs._Progress, "__call__", lambda self: os.kill(os.getpid(), signal.SIGTERM))
-    previous = signal.getsignal(signal.SIGTERM)
-    assert unpack_checkpoint.apply(args=[checkpoint.pk]).get() == S.FAILED
-    assert signal.getsignal(signal.SIGTERM) is previous
+    handed_on = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: handed_on.append(signum))  # the worker's own
+    try:
+        assert unpack_checkpoint.apply(args=[checkpoint.pk]).get() == S.FAILED
+        assert handed_on == [signal.SIGTERM], "the stop request goes on to the worker's handler"
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     checkpoint.refresh_from_db()
     assert checkpoint.status == S.FAILED and "worker was stopped while unpacking" in checkpoint.error
     assert listing(uploads) == before

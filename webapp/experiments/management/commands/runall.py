@@ -1,4 +1,4 @@
-"""Run the web server, one Celery worker, the housekeeping worker and beat as child processes; Ctrl-C stops them all."""
+"""Run the web server, one Celery worker and beat as child processes; Ctrl-C stops them all."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from workers.launch import beat_argv, housekeeping_worker_argv, worker_argv
+from workers.launch import beat_argv, worker_argv
 
 
 class Command(BaseCommand):
@@ -23,7 +23,6 @@ class Command(BaseCommand):
         children = {
             "web": [sys.executable, "manage.py", "runserver", addr, "--noreload"],
             "worker": worker_argv(pool or ["default"]),
-            "housekeeping": housekeeping_worker_argv(),
             "beat": beat_argv(),
         }
         procs = {name: subprocess.Popen(argv) for name, argv in children.items()}
