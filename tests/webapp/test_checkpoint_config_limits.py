@@ -79,8 +79,8 @@ def test_an_oversized_or_deeply_nested_config_is_refused(tmp_path):
 
 
 def test_a_path_registration_is_refused_the_same_way(alice_client, acme, teacher_root, teacher_files):
-    directory = Path(teacher_root) / "deep-by-path"
-    directory.mkdir(exist_ok=True)
+    directory = Path(teacher_root) / "acme" / "deep-by-path"  # inside Acme's folder, where teams may register from
+    directory.mkdir(parents=True, exist_ok=True)
     for name, data in with_config(teacher_files, num_hidden_layers=9000).items():
         (directory / name).write_bytes(data)
     response = alice_client.post("/checkpoints/new/", {"team": acme.pk, "name": "deep", "path": str(directory)})
@@ -139,8 +139,8 @@ def test_a_model_over_the_module_budget_fails_the_checkpoint_in_the_task(alice_c
                                                                          teacher_files, eager_tasks, monkeypatch):
     from distill_core import checkpoint_limits
 
-    directory = Path(teacher_root) / "many-modules"
-    directory.mkdir(exist_ok=True)
+    directory = Path(teacher_root) / "acme" / "many-modules"  # inside Acme's folder, where teams may register from
+    directory.mkdir(parents=True, exist_ok=True)
     for name, data in with_config(teacher_files, num_hidden_layers=200).items():  # ~3,600 modules
         (directory / name).write_bytes(data)
     monkeypatch.setattr(checkpoint_limits, "MAX_MODULES", 1000)

@@ -1,12 +1,12 @@
 """Unpack an uploaded .zip / .tar.gz of a save_pretrained() directory, treating it as hostile.
 
 The archive is hostile until proven otherwise: the request body is capped while it streams
-(`CappedUploadHandler`, which stops reading the body at the cap), members may only be regular files and directories with relative
-paths that stay inside the target, and the member count and unpacked bytes are bounded
-(bytes are counted while copying, not taken from headers). tar's extension headers (GNU long
-names 'L'/'K', pax 'x'/'g') are size-checked before tarfile reads their payload, which it would
-otherwise read whole into memory; sparse members are refused. The web request only stores the
-archive (webapp/experiments/archive_jobs.py); a Celery task unpacks it with `unpack`.
+(`CappedUploadHandler` stops reading it at the cap), members may only be regular files and
+directories with relative paths that stay inside the target, and the member count and unpacked
+bytes are bounded (bytes are counted while copying, not taken from headers). tar's extension
+headers (GNU long names 'L'/'K', pax 'x'/'g') are size-checked before tarfile reads their payload,
+which it would otherwise read whole into memory; sparse members are refused. The web request only
+stores the archive (webapp/experiments/archive_jobs.py); a Celery task unpacks it with `unpack`.
 """
 
 from __future__ import annotations
