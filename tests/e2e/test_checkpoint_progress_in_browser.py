@@ -27,7 +27,7 @@ def test_the_page_shows_progress_then_the_checkpoint(unpacking, live_server, pag
     assert page.inner_text("#unpack-percent") == "25 %" and page.locator("text=Distil it").count() == 0
 
     Checkpoint.objects.filter(pk=unpacking.pk).update(bytes_done=4_000_000)
-    page.wait_for_function("document.getElementById('unpack-percent').textContent === '100 %'", timeout=10_000)
+    page.wait_for_function("() => document.getElementById('unpack-percent').textContent === '100 %'", timeout=10_000)
     assert page.inner_text("#unpack-phase") == "checking the checkpoint…"
     assert page.get_attribute("[role=progressbar]", "aria-valuenow") == "100"
     page.wait_for_timeout(700)  # the bar eases to its width
