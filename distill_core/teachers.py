@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from distill_core.checkpoint_limits import bounded_build, check_config_file
 from distill_core.errors import CheckpointError
 from distill_core.teacher_training import train_teacher
 from distill_core.untrusted import UntrustedInput, check_tree, loads
@@ -23,11 +24,13 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
 FIELD = "teacher.path"
 
 
-def inspect_checkpoint(path: str | Path) -> dict[str, Any]:
+def inspect_checkpoint(path: str | Path, build: bool = True) -> dict[str, Any]:
     """Describe a checkpoint directory without loading its weights.
 
     Returns model_type, architectures, num_labels, labels (from id2label), num_layers, hidden_size,
     num_heads, vocab_size, max_position_embeddings, parameters and size_bytes (weight files).
+    `build` counts the parameters by building the model on the meta device (bounded, up to seconds
+    for the largest configs allowed); without it `parameters` is None and nothing is built.
     Raises CheckpointError saying what is missing or wrong.
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
@@ -40,6 +43,7 @@ def inspect_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"Teacher checkpoint directory {path} does not exist{hint}.", field=FIELD)
     if not (path / "config.json").is_file():
         raise CheckpointError(f"{path} has no config.json; is it a directory written by save_pretrained()?", field=FIELD)
+    check_config_file(path / "config.json", FIELD)  # bounded before transformers reads it or builds a model
     try:
         config = AutoConfig.from_pretrained(path)
     except Exception as exc:  # bad JSON, unknown model_type, ...: transformers raises many kinds
@@ -53,13 +57,15 @@ def inspect_checkpoint(path: str | Path) -> dict[str, Any]:
     if not any((path / name).is_file() for name in TOKENIZER_FILES):
         raise CheckpointError(f"{path} has no tokenizer files ({', '.join(TOKENIZER_FILES)}); save the tokenizer "
                               f"with tokenizer.save_pretrained() into the same directory.", field=FIELD)
-    try:
-        with torch.device("meta"):  # shapes only: nothing is allocated or read
-            model = AutoModelForSequenceClassification.from_config(config)
-        parameters = sum(p.numel() for p in model.parameters())
-    except Exception as exc:
-        raise CheckpointError(f"Cannot build the model described by {path / 'config.json'}: {_first_line(exc)}",
-                              field=FIELD) from exc
+    parameters = None
+    if build:
+        try:
+            with torch.device("meta"), bounded_build():  # shapes only: nothing is allocated or read
+                model = AutoModelForSequenceClassification.from_config(config)
+            parameters = int(sum(p.numel() for p in model.parameters()))
+        except Exception as exc:
+            raise CheckpointError(f"Cannot build the model described by {path / 'config.json'}: {_first_line(exc)}",
+                                  field=FIELD) from exc
     architectures = [str(a) for a in getattr(config, "architectures", None) or []]
     labels = [str(config.id2label[i]) for i in sorted(config.id2label)]
     try:  # they are stored (Postgres refuses NUL and unpaired surrogates) and shown
@@ -77,7 +83,7 @@ def inspect_checkpoint(path: str | Path) -> dict[str, Any]:
         "num_heads": _first_attr(config, "num_attention_heads", "n_head", "num_heads"),
         "vocab_size": _first_attr(config, "vocab_size"),
         "max_position_embeddings": _first_attr(config, "max_position_embeddings", "n_positions"),
-        "parameters": int(parameters),
+        "parameters": parameters,
         "size_bytes": sum(_weights_size(w) for w in weights),
     }
 

@@ -177,8 +177,11 @@ else:
     }
 
 # --- Uploads --------------------------------------------------------------------------
+# Files are capped per view while they stream (webapp/experiments/upload_limits.py); these bound
+# the rest: non-file fields held in memory, files held in memory before spilling to disk, files per body.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
-FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = 10
 
 # --- Distillery -----------------------------------------------------------------------
 ARTIFACT_ROOT = Path(env_str("DISTILLERY_ARTIFACT_ROOT", str(VAR_DIR / "artifacts"))).resolve()
@@ -190,6 +193,8 @@ DATASET_ROOT = ARTIFACT_ROOT / "datasets"
 # Uploaded checkpoint archives (.zip/.tar.gz): the most the body may be, and the most it may unpack to.
 MAX_CHECKPOINT_UPLOAD_MB = env_int("DISTILLERY_MAX_CHECKPOINT_UPLOAD_MB", 2048, minimum=1)
 MAX_CHECKPOINT_UNPACKED_MB = env_int("DISTILLERY_MAX_CHECKPOINT_UNPACKED_MB", 4 * MAX_CHECKPOINT_UPLOAD_MB, minimum=1)
+# Each dataset split file, refused while it streams (every split is read into memory to be checked).
+MAX_DATASET_UPLOAD_MB = env_int("DISTILLERY_MAX_DATASET_UPLOAD_MB", 200, minimum=1)
 LEASE_SECONDS = env_int("DISTILLERY_LEASE_SECONDS", 60, minimum=5)
 # (Celery setting) Jobs a worker's child process runs before it is replaced: 1 hands GPU
 # memory back after every run (workers/pool.py replaces the child within half a second).

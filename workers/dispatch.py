@@ -32,3 +32,15 @@ def wake_workers(pool: str = "default") -> None:
             log.exception("Could not send a wake-up to pool %s; the beat task will retry", pool)
 
     transaction.on_commit(send)
+
+
+def housekeeping_queue() -> str:
+    """The queue of short jobs (the beat's housekeeping, unpacking uploads) that must not wait behind a run.
+
+    The housekeeping worker consumes it; the run workers, one job at a time for hours, never do.
+    settings.HOUSEKEEPING_QUEUE names it where the housekeeping worker is configured; the same name
+    otherwise, outside the "<prefix>.<pool>" space so that no pool can collide with it.
+    """
+    from django.conf import settings
+
+    return getattr(settings, "HOUSEKEEPING_QUEUE", f"{settings.CELERY_TASK_DEFAULT_QUEUE}-housekeeping")

@@ -226,3 +226,15 @@ def deep_checkpoint(acme, alice, deep_teacher_dir) -> Checkpoint:
 
     return Checkpoint.objects.create(team=acme, name="deep-tiny-bert", path=str(deep_teacher_dir),
                                      info=inspect_checkpoint(deep_teacher_dir), created_by=alice)
+
+
+@pytest.fixture
+def eager_tasks():
+    """Celery tasks run inline where they are sent (requests send them on commit: factories.run_on_commit)."""
+    from workers.celery import app
+
+    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager = app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = saved
+

@@ -104,3 +104,10 @@ def tar_bytes(members: dict[str, bytes], symlinks: dict[str, str] | None = None)
             info.type, info.linkname = tarfile.SYMTYPE, target
             archive.addfile(info)
     return buffer.getvalue()
+
+
+def run_on_commit():
+    """Run the on-commit callbacks (task sends) that requests register inside the test's transaction."""
+    from django.test import TestCase
+
+    return TestCase.captureOnCommitCallbacks(execute=True)

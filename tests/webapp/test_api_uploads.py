@@ -8,7 +8,7 @@ from pathlib import Path
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.webapp.factories import DEV_ROWS, TRAIN_ROWS, tar_bytes, tsv, zip_bytes
+from tests.webapp.factories import DEV_ROWS, TRAIN_ROWS, run_on_commit, tar_bytes, tsv, zip_bytes
 from webapp.experiments.models import Checkpoint, Dataset
 
 
@@ -55,21 +55,41 @@ def test_a_path_outside_the_roots_is_refused_on_its_field(api, acme):
     assert response.status_code == 400 and "is not a directory in Acme's checkpoint folder" in response.json()["fields"]["path"][0]
 
 
-def test_it_uploads_a_checkpoint_archive(api, acme, teacher_dir, teacher_root):
+def upload(api, name: str, data: bytes):
+    """POST an archive; the unpacking task runs inline when the request commits."""
+    with run_on_commit():
+        return api.post("/api/checkpoints/", {"name": name, "archive": SimpleUploadedFile("a", data)})
+
+
+def test_it_uploads_a_checkpoint_archive(api, acme, teacher_dir, teacher_root, eager_tasks):
     for name, data in (("zipped", zip_bytes(files_of(teacher_dir))), ("tarred", tar_bytes(files_of(teacher_dir)))):
-        response = api.post("/api/checkpoints/", {"name": name, "archive": SimpleUploadedFile("a", data)})
-        assert response.status_code == 201, response.json()
-        assert Path(response.json()["path"]).parent == Path(teacher_root) / "acme" / "uploads"
+        response = upload(api, name, data)
+        assert response.status_code == 202, response.json()
+        accepted = response.json()
+        assert accepted["status"] == "UNPACKING" and accepted["status_url"] == f"/api/checkpoints/{accepted['id']}/"
+        body = api.get(accepted["status_url"]).json()
+        assert body["status"] == "READY" and body["percent"] == 100 and body["info"]["num_labels"] == 3
+        assert Path(body["path"]).parent == Path(teacher_root) / "acme" / "uploads"
 
 
-def test_a_bad_archive_is_refused_on_its_field_and_leaves_nothing(api, acme, teacher_dir, teacher_root):
+def test_a_bad_archive_fails_with_the_reason_and_leaves_nothing(api, acme, teacher_dir, teacher_root, eager_tasks):
     uploads = Path(teacher_root) / "acme" / "uploads"
     before = sorted(os.listdir(uploads)) if uploads.exists() else []
-    data = zip_bytes({**files_of(teacher_dir), "../escape": b"x"})
-    response = api.post("/api/checkpoints/", {"name": "evil", "archive": SimpleUploadedFile("a.zip", data)})
-    assert response.status_code == 400 and "outside the archive" in response.json()["fields"]["archive"][0]
+    response = upload(api, "evil", zip_bytes({**files_of(teacher_dir), "../escape": b"x"}))
+    assert response.status_code == 202
+    body = api.get(response.json()["status_url"]).json()
+    assert body["status"] == "FAILED" and "outside the archive" in body["error"] and body["info"] == {}
     assert (sorted(os.listdir(uploads)) if uploads.exists() else []) == before
-    assert not Checkpoint.objects.filter(name="evil").exists()
+    assert Checkpoint.objects.get(name="evil").status == Checkpoint.Status.FAILED
+
+
+def test_a_file_that_is_not_an_archive_is_refused_on_its_field(api, acme, teacher_root):
+    uploads = Path(teacher_root) / "acme" / "uploads"
+    before = sorted(os.listdir(uploads)) if uploads.exists() else []
+    response = upload(api, "text", b"hello, this is text")
+    assert response.status_code == 400 and "not a .zip or .tar.gz" in response.json()["fields"]["archive"][0]
+    assert (sorted(os.listdir(uploads)) if uploads.exists() else []) == before
+    assert not Checkpoint.objects.filter(name="text").exists()
 
 
 def test_an_archive_over_the_limit_is_413(api, acme, teacher_dir, settings):

@@ -1,20 +1,28 @@
 """Registering a teacher by uploading a .zip/.tar.gz of its save_pretrained() directory.
 
+The request stores the archive; the unpacking task runs inline here (eager, on commit), so a
+refusal shows either on the form (size, not an archive, the name) or on the FAILED checkpoint.
 Hostile archives (path tricks, links, devices, bombs, odd zips) are in tests/webapp/hostile/test_archives.py.
 """
 
 from __future__ import annotations
 
+import html
 import os
 from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.webapp.factories import tar_bytes, zip_bytes
+from tests.webapp.factories import run_on_commit, tar_bytes, zip_bytes
 from webapp.experiments.models import Checkpoint
 
 URL = "/checkpoints/new/"
+
+
+@pytest.fixture(autouse=True)
+def _tasks_inline(eager_tasks):
+    pass
 
 
 @pytest.fixture(scope="session")
@@ -33,13 +41,24 @@ def leftovers(uploads: Path) -> list[str]:
 
 def post(client, acme, data: bytes, filename: str = "teacher.zip", name: str = "uploaded", **extra):
     upload = SimpleUploadedFile(filename, data, content_type="application/octet-stream")
-    return client.post(URL, {"team": acme.pk, "name": name, "path": "", "archive": upload, **extra})
+    with run_on_commit():
+        response = client.post(URL, {"team": acme.pk, "name": name, "path": "", "archive": upload, **extra})
+    response.client = client
+    return response
 
 
 def refused(response, uploads: Path, before: list[str]) -> str:
-    assert response.status_code in (200, 413)
-    assert not Checkpoint.objects.filter(name="uploaded").exists()
+    """The page's message: the form's (refused in the request) or the FAILED checkpoint's (by the task)."""
     assert leftovers(uploads) == before, "nothing half-created may remain"
+    checkpoint = Checkpoint.objects.filter(name="uploaded").first()
+    if response.status_code == 302:
+        assert checkpoint is not None and checkpoint.status == Checkpoint.Status.FAILED and checkpoint.error
+        assert response["Location"] == f"/checkpoints/{checkpoint.pk}/"
+        page = html.unescape(response.client.get(response["Location"]).content.decode())
+        assert checkpoint.error in page and "Distil it" not in page
+        return page
+    assert response.status_code in (200, 413)
+    assert checkpoint is None
     return response.content.decode()
 
 
@@ -47,6 +66,7 @@ def test_a_zip_of_a_checkpoint_registers_it(alice_client, acme, teacher_files, u
     response = post(alice_client, acme, zip_bytes(teacher_files))
     checkpoint = Checkpoint.objects.get(name="uploaded")
     assert response["Location"] == f"/checkpoints/{checkpoint.pk}/"
+    assert checkpoint.status == Checkpoint.Status.READY and checkpoint.percent == 100
     path = Path(checkpoint.path)
     assert path.parent == uploads and (path / "config.json").is_file()
     assert checkpoint.info["num_labels"] == 3 and checkpoint.team == acme
@@ -56,7 +76,9 @@ def test_a_tar_gz_with_one_top_level_directory_registers_it(alice_client, acme, 
     data = tar_bytes({"tiny-bert/": b"", **{f"tiny-bert/{n}": d for n, d in teacher_files.items()}})
     post(alice_client, acme, data, "teacher.tar.gz")
     checkpoint = Checkpoint.objects.get(name="uploaded")
+    assert checkpoint.status == Checkpoint.Status.READY
     assert Path(checkpoint.path).name == "tiny-bert" and Path(checkpoint.path).parent.parent == uploads
+    assert sorted(os.listdir(Path(checkpoint.path).parent)) == ["tiny-bert"]
 
 
 def test_an_archive_without_config_json_is_refused(alice_client, acme, teacher_files, uploads):

@@ -31,8 +31,8 @@ def stored_files(settings) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
-def assert_refused(response, settings, field: str, text: str):
-    assert response.status_code == 200
+def assert_refused(response, settings, field: str, text: str, status: int = 200):
+    assert response.status_code == status
     errors = response.context["form"].errors
     assert any(text in e for e in errors.get(field, [])), errors
     assert Dataset.objects.count() == 0
@@ -184,8 +184,9 @@ def test_the_client_file_name_is_never_used(alice_client, acme, settings):
     assert Path(dataset.train_path).resolve().is_relative_to(Path(settings.DATASET_ROOT).resolve())
 
 
-def test_it_refuses_a_file_over_the_size_limit(alice_client, acme, settings, monkeypatch):
-    from webapp.experiments import forms
-
-    monkeypatch.setattr(forms, "MAX_UPLOAD_BYTES", 100)
-    assert_refused(post(alice_client, acme), settings, "train_file", "the limit is")
+def test_it_refuses_a_file_over_the_size_limit_while_it_streams(alice_client, acme, settings):
+    settings.MAX_DATASET_UPLOAD_MB = 1
+    big = tsv(TRAIN_ROWS) * (1_200_000 // len(tsv(TRAIN_ROWS)))
+    assert 2**20 < len(big) < 2 * 2**20  # over the limit, under the Content-Length slack
+    response = post(alice_client, acme, train_file=upload("train.tsv", big))
+    assert_refused(response, settings, "train_file", "over the limit of 1 MB per split", status=413)

@@ -201,12 +201,11 @@ def test_distill_core_refusals_land_on_the_field(alice_client, form_data, wake, 
     assert wake == []
 
 
-def test_a_transformer_student_refuses_a_max_length_above_its_positions(alice_client, form_data, wake, monkeypatch):
-    from webapp.experiments.form_base import inspect
-
-    # The tiny teacher reads 128 positions; let it read 1024 so only the student's 512 limit is in the way.
-    monkeypatch.setattr("webapp.experiments.experiment_form.inspect",
-                        lambda path: {**inspect(path), "max_position_embeddings": 1024})
+def test_a_transformer_student_refuses_a_max_length_above_its_positions(alice_client, form_data, wake, checkpoint):
+    # The tiny teacher reads 128 positions; its stored description (what the form reads) says 1024,
+    # so only the student's 512 limit is in the way.
+    checkpoint.info = {**checkpoint.info, "max_position_embeddings": 1024}
+    checkpoint.save(update_fields=["info"])
     refused(post(alice_client, form_data, student_type="transformer", max_length="600"), "max_length",
             "The transformer student reads at most 512 tokens")
     assert wake == []

@@ -39,6 +39,7 @@ TEAM_URLS = {
     "api:experiment": "experiment", "api:experiment_cancel": "experiment", "api:experiment_metrics": "experiment",
     "api:experiment_results": "experiment", "api:dataset": "dataset", "api:checkpoint": "checkpoint",
     "gpuqueue:cancel": "experiment",
+    "experiments:checkpoint_status": "checkpoint",
     "api_token_revoke": "token",  # a token is the user's own: another user's is 404 too
 }
 # Staff-only: a member of any team gets 403 before the object is looked up.

@@ -109,8 +109,13 @@ COMPONENTS = {
             text_column={"type": "string", "default": "0"}, text_pair_column=STR,
             label_column={"type": "string", "default": "1"},
             label_names={"type": "string", "description": "One label per line, in class-index order."}),
-        "Checkpoint": _object("id", "name", "path", id=INT, name=STR, team=_ref("Ref"), path=STR, info={"type": "object"},
-                              created_at=STR, url=STR),
+        "Checkpoint": _object("id", "name", "path", "status", id=INT, name=STR, team=_ref("Ref"), path=STR,
+                              info={"type": "object"}, created_at=STR, url=STR,
+                              status={"type": "string", "enum": ["UNPACKING", "READY", "FAILED"],
+                                      "description": "An uploaded archive is UNPACKING until a task has unpacked "
+                                                     "and checked it."},
+                              percent=INT, error=STR,
+                              status_url={"type": "string", "description": "Upload answers only: poll it."}),
         "CheckpointByPath": _object("name", "path", team=INT, name=STR, path={
             "type": "string",
             "description": "Absolute directory inside the team's folder of a checkpoint root: <root>/<team-slug>/."}),
@@ -123,6 +128,13 @@ COMPONENTS = {
         409: "Conflict with the object's current state", 413: "Body over the size limit",
         415: "Wrong Content-Type"}.items()},
 }
+
+CHECKPOINT_POST = _op(
+    "Register a checkpoint by path (JSON, 201) or upload an archive (multipart, 202: a task unpacks it; poll "
+    "status_url)", _json(_ref("Checkpoint"), "Registered"), 400, 401, 413, 415, status="201",
+    body={"required": True, "content": {JSON: {"schema": _ref("CheckpointByPath")},
+                                        "multipart/form-data": {"schema": _ref("CheckpointArchive")}}})
+CHECKPOINT_POST["responses"]["202"] = _json(_ref("Checkpoint"), "Stored and UNPACKING")
 
 PATHS = {
     "/api/schema.json": {"get": _op("This OpenAPI document", _json({"type": "object"}, "OpenAPI 3"), public=True)},
@@ -151,11 +163,7 @@ PATHS = {
     "/api/datasets/{pk}/": {"get": _op("One dataset", _json(_ref("Dataset"), "It"), 401, 404, params=[PK])},
     "/api/checkpoints/": {
         "get": _op("List your teams' checkpoints", _json(_list_of("Checkpoint"), "A page"), 400, 401, params=PAGE),
-        "post": _op("Register a checkpoint by path (JSON) or upload an archive (multipart)",
-                    _json(_ref("Checkpoint"), "Registered"), 400, 401, 413, 415, status="201",
-                    body={"required": True, "content": {
-                        JSON: {"schema": _ref("CheckpointByPath")},
-                        "multipart/form-data": {"schema": _ref("CheckpointArchive")}}}),
+        "post": CHECKPOINT_POST,
     },
     "/api/checkpoints/{pk}/": {"get": _op("One checkpoint", _json(_ref("Checkpoint"), "It"), 401, 404, params=[PK])},
 }

@@ -54,6 +54,7 @@ def checkpoint(c: Checkpoint) -> dict[str, Any]:
     return {
         "id": c.pk, "name": c.name, "team": _ref(c.team), "path": c.path,
         "info": finite_deep(info), "created_at": _when(c.created_at),
+        "status": c.status, "percent": c.percent, "error": c.error,
         "url": reverse("experiments:checkpoint", args=[c.pk]),
     }
 

@@ -2,25 +2,28 @@
 
 Creation goes through the same forms and helpers as the pages (ExperimentForm +
 configs.create_experiment, DatasetForm + datasets.register_upload, CheckpointForm +
-archives.register_archive), so the web and the API share one validation.
+archive_jobs.accept_upload), so the web and the API share one validation.
 """
 
 from __future__ import annotations
 
 from django.db import IntegrityError
 from django.http import JsonResponse
+from django.urls import reverse
 from django.utils import timezone
 
 from webapp.accounts.models import teams_of
 from webapp.api import serialize
 from webapp.api.http import ApiError, api_view, error, form_error, int_param, json_body, scalar_fields
-from webapp.experiments import archives, datasets
+from webapp.experiments import archives, datasets, upload_limits
 from webapp.experiments.access import get_owned, owned
 from webapp.experiments.forms import (
     CheckpointForm,
     DatasetForm,
     ExperimentForm,
+    dataset_too_large_message,
     duplicate_checkpoint_message,
+    max_dataset_upload_bytes,
     save_checkpoint,
 )
 from webapp.experiments.models import Checkpoint, Dataset, Experiment
@@ -141,8 +144,14 @@ def dataset_list(request):
 
 def dataset_create(request):
     _multipart(request)
+    if upload_limits.declared_too_large(request, len(datasets.SPLITS) * max_dataset_upload_bytes()):
+        return error(dataset_too_large_message(), 413)
+    upload_limits.install(request, max_dataset_upload_bytes())  # before the body is read
+    files = request.FILES  # parses the body through the capped handler
+    if request.upload_too_large:  # the name of the field whose file was over the limit
+        return error(dataset_too_large_message(), 413, {request.upload_too_large: [dataset_too_large_message()]})
     data = _with_defaults(DatasetForm, request.POST.dict(), request.user)
-    form = DatasetForm(data, request.FILES, user=request.user)
+    form = DatasetForm(data, files, user=request.user)
     if not form.is_valid():
         return form_error(form)
     cd = form.cleaned_data
@@ -200,6 +209,9 @@ def checkpoint_create(request):
     except IntegrityError:
         message = duplicate_checkpoint_message(form)
         return error(message, 400, {"name": [message]})
+    if not checkpoint.is_ready:  # an archive: a task unpacks it; poll status_url until READY or FAILED
+        return JsonResponse({**serialize.checkpoint(checkpoint),
+                             "status_url": reverse("api:checkpoint", args=[checkpoint.pk])}, status=202)
     return JsonResponse(serialize.checkpoint(checkpoint), status=201)
 
 

@@ -1,40 +1,38 @@
-"""Register a teacher from an uploaded .zip / .tar.gz of a save_pretrained() directory.
+"""Unpack an uploaded .zip / .tar.gz of a save_pretrained() directory, treating it as hostile.
 
 The archive is hostile until proven otherwise: the request body is capped while it streams
-(`CappedUploadHandler`), members may only be regular files and directories with relative
-paths that stay inside the target, and the member count and unpacked bytes are bounded
-(bytes are counted while copying, not taken from headers). Everything is unpacked into a
-fresh directory in the owning team's upload folder (`ownership.upload_dir`), checked with
-inspect_checkpoint, and the directory is removed on any failure, so nothing half-created remains.
+(`CappedUploadHandler` stops reading it at the cap), members may only be regular files and
+directories with relative paths that stay inside the target, and the member count and unpacked
+bytes are bounded (bytes are counted while copying, not taken from headers). tar's extension
+headers (GNU long names 'L'/'K', pax 'x'/'g') are size-checked before tarfile reads their payload,
+which it would otherwise read whole into memory; sparse members are refused. The web request only
+stores the archive, in the owning team's upload folder (webapp/experiments/archive_jobs.py,
+`ownership.upload_dir`); a Celery task unpacks it with `unpack`.
 """
 
 from __future__ import annotations
 
-import logging
 import re
-import secrets
-import shutil
 import stat
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO
 
 from django.conf import settings
-from django.core.files.uploadedfile import UploadedFile
-from django.core.files.uploadhandler import SkipFile, TemporaryFileUploadHandler
-from django.db import IntegrityError, transaction
 
-from distill_core.errors import CheckpointError
-from webapp.experiments import ownership
-from webapp.experiments.models import Checkpoint
-
-log = logging.getLogger(__name__)
+from webapp.experiments import upload_limits
 
 FIELD = "archive"
 MAX_MEMBERS = 1000
+# tar extension headers: one payload (a long name or a pax record set), all of them together, and how
+# many may precede one member (pax + long name + long link name is the most a real archive writes).
+MAX_TAR_HEADER_BYTES = 64 * 1024
+MAX_TAR_HEADERS_BYTES = 1024 * 1024
+MAX_TAR_HEADER_CHAIN = 4
+MAX_ZIP_DIRECTORY_BYTES = 16 * 1024 * 1024  # ZipFile reads the central directory whole
 CHUNK = 1024 * 1024
 ZIP_MAGIC, GZIP_MAGIC = b"PK\x03\x04", b"\x1f\x8b"
 
@@ -61,38 +59,20 @@ def too_large_message(size: int | None = None) -> str:
     return f"{got}he limit is {settings.MAX_CHECKPOINT_UPLOAD_MB:,} MB (DISTILLERY_MAX_CHECKPOINT_UPLOAD_MB)."
 
 
-class CappedUploadHandler(TemporaryFileUploadHandler):
-    """Stream uploads to a temp file, dropping any file larger than the checkpoint limit.
+class CappedUploadHandler(upload_limits.CappedUploadHandler):
+    """Stream an archive to a temp file; stop reading the body once it is over the checkpoint limit.
 
-    Install before the body is read: `request.upload_handlers = [CappedUploadHandler(request)]`.
-    A dropped file is missing from request.FILES and `request.upload_too_large` is True.
+    Install before the body is read: `request.upload_handlers = [CappedUploadHandler(request)]`;
+    `request.upload_too_large` then says whether the archive was refused.
     """
 
     def __init__(self, request=None):
-        super().__init__(request)
-        self.received = 0
-        if request is not None:
-            request.upload_too_large = False
-
-    def new_file(self, *args, **kwargs):
-        self.received = 0
-        super().new_file(*args, **kwargs)
-
-    def receive_data_chunk(self, raw_data, start):
-        self.received += len(raw_data)
-        if self.received > max_upload_bytes():
-            self.request.upload_too_large = True
-            raise SkipFile()  # the parser closes (and so deletes) the partial temp file
-        return super().receive_data_chunk(raw_data, start)
+        super().__init__(request, limit=max_upload_bytes())
 
 
 def content_length_too_large(request) -> bool:
     """True when the declared body is over the limit (plus room for the other form fields)."""
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return False
-    return length > max_upload_bytes() + 1024 * 1024
+    return upload_limits.declared_too_large(request, max_upload_bytes())
 
 
 def safe_member_path(name: str) -> PurePosixPath:
@@ -108,11 +88,12 @@ def safe_member_path(name: str) -> PurePosixPath:
 
 
 class _Budget:
-    """Counts members and unpacked bytes against the limits."""
+    """Counts members and unpacked bytes against the limits; reports progress after every chunk."""
 
-    def __init__(self):
+    def __init__(self, progress: Callable[[], None] | None = None):
         self.members = 0
         self.bytes = 0
+        self.progress = progress or (lambda: None)
 
     def member(self) -> None:
         self.members += 1
@@ -124,6 +105,7 @@ class _Budget:
         if self.bytes > max_unpacked_bytes():
             raise ArchiveRefused(f"The archive unpacks to more than {settings.MAX_CHECKPOINT_UNPACKED_MB:,} MB "
                                  "(DISTILLERY_MAX_CHECKPOINT_UNPACKED_MB).")
+        self.progress()
 
 
 def _copy(source: IO[bytes], target: Path, budget: _Budget) -> None:
@@ -151,6 +133,9 @@ def _unpack_zip(file: IO[bytes], target: Path, budget: _Budget) -> None:
     file.seek(0)
     if end and end[zipfile._ECD_ENTRIES_TOTAL] > MAX_MEMBERS:
         raise ArchiveRefused(f"The archive has more than {MAX_MEMBERS} members; a checkpoint has a handful.")
+    if end and end[zipfile._ECD_SIZE] > MAX_ZIP_DIRECTORY_BYTES:
+        raise ArchiveRefused(f"The archive's directory is over {MAX_ZIP_DIRECTORY_BYTES // 2**20} MB; a checkpoint's "
+                             "is a few KB.")
     with zipfile.ZipFile(file) as archive:
         for info, path, is_dir in _zip_members(archive):
             budget.member()
@@ -161,8 +146,52 @@ def _unpack_zip(file: IO[bytes], target: Path, budget: _Budget) -> None:
                 _copy(source, target / path, budget)
 
 
+_PAX_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE)
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A TarInfo that refuses oversized extension headers before tarfile reads their payload.
+
+    tarfile reads a GNU long name ('L'/'K') or a pax record set ('x'/'g') whole, while it
+    iterates, before any member check could run: a 1 MB .tar.gz can declare a 1 GiB name.
+    `_proc_member` is private but has dispatched on the header type since Python 2.
+    """
+
+    def _proc_member(self, archive):
+        if self.type == tarfile.GNUTYPE_SPARSE:  # its extension blocks are read in an unbounded loop
+            raise ArchiveRefused(f"The archive member {self.name[:100]!r} is a sparse file; only regular files "
+                                 "and directories are allowed.")
+        if self.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, *_PAX_TYPES):
+            _check_extension_header(self, archive)
+        else:
+            archive.header_chain = 0
+        return super()._proc_member(archive)
+
+
+def _check_extension_header(info: tarfile.TarInfo, archive: _BoundedTarFile) -> None:
+    what = "pax header" if info.type in _PAX_TYPES else "long-name header"
+    if info.size > MAX_TAR_HEADER_BYTES:
+        raise ArchiveRefused(f"The archive has a {what} of {info.size:,} bytes (at most {MAX_TAR_HEADER_BYTES:,}); "
+                             "a member's name is a few hundred bytes.")
+    archive.header_bytes += max(info.size, tarfile.BLOCKSIZE)
+    archive.header_chain += 1
+    if archive.header_bytes > MAX_TAR_HEADERS_BYTES or archive.header_chain > MAX_TAR_HEADER_CHAIN:
+        raise ArchiveRefused(f"The archive has too many {what}s; archive the checkpoint with plain tar or zip.")
+
+
+class _BoundedTarFile(tarfile.TarFile):
+    """A TarFile reading its headers through _BoundedTarInfo, with the counters of their budget."""
+
+    tarinfo = _BoundedTarInfo
+
+    def __init__(self, *args, **kwargs):
+        self.header_bytes = 0  # set before super().__init__, which reads the first header
+        self.header_chain = 0
+        super().__init__(*args, **kwargs)
+
+
 def _unpack_tar(file: IO[bytes], target: Path, budget: _Budget) -> None:
-    with tarfile.open(fileobj=file, mode="r:gz") as archive:
+    with _BoundedTarFile.open(fileobj=file, mode="r:gz") as archive:
         for member in archive:  # streaming: one header at a time
             budget.member()
             path = safe_member_path(member.name)
@@ -176,11 +205,14 @@ def _unpack_tar(file: IO[bytes], target: Path, budget: _Budget) -> None:
                                      "regular files and directories are allowed.")
 
 
-def unpack(file: IO[bytes], target: Path) -> None:
-    """Unpack a zip or gzipped tar from `file` into the existing empty directory `target`."""
+def unpack(file: IO[bytes], target: Path, progress: Callable[[], None] | None = None) -> None:
+    """Unpack a zip or gzipped tar from `file` into the existing empty directory `target`.
+
+    `progress` is called after every chunk written (it may read `file.tell()`).
+    """
     head = file.read(4)
     file.seek(0)
-    budget = _Budget()
+    budget = _Budget(progress)
     try:
         if head.startswith(ZIP_MAGIC):
             _unpack_zip(file, target, budget)
@@ -209,41 +241,3 @@ def checkpoint_dir(unpacked: Path) -> Path:
         return entries[0]
     raise ArchiveRefused("The archive has no config.json at its top level (or in its single top-level "
                          "directory); archive the directory written by save_pretrained().")
-
-
-def register_archive(*, team, user, name: str, upload: UploadedFile) -> Checkpoint:
-    """Unpack `upload` under <first checkpoint root>/<team-slug>/uploads/, inspect it, save the Checkpoint.
-
-    Raises ArchiveRefused after removing everything it created.
-    """
-    from webapp.experiments.forms import inspect
-
-    if upload.size is not None and upload.size > max_upload_bytes():
-        raise ArchiveRefused(too_large_message(upload.size))
-    try:
-        base = ownership.upload_dir(team)
-    except ownership.PathRefused as exc:
-        raise ArchiveRefused(exc.message) from None
-    base.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:50] or "checkpoint"
-    directory = base / f"{slug}-{secrets.token_hex(6)}"
-    directory.mkdir()
-    try:
-        upload.seek(0)
-        unpack(upload, directory)
-        path = checkpoint_dir(directory)
-        try:
-            info = inspect(path)
-        except CheckpointError as exc:
-            raise ArchiveRefused(exc.message.replace(str(directory), "the archive")) from None
-        try:
-            with transaction.atomic():
-                checkpoint = Checkpoint.objects.create(team=team, name=name, path=str(path), info=info,
-                                                       created_by=user)
-        except IntegrityError:
-            raise ArchiveRefused(f"{team} already has a checkpoint called {name!r}.", "name") from None
-    except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)
-        raise
-    log.info("Registered uploaded checkpoint %s (%s) for team %s in %s", checkpoint.pk, name, team.pk, path)
-    return checkpoint

@@ -15,13 +15,13 @@ from typing import Any
 
 from django import forms
 
-from distill_core.errors import CheckpointError, ConfigError
+from distill_core.errors import ConfigError
 from distill_core.untrusted import UntrustedInput, loads
 from webapp.experiments import ownership, sweeps
 from webapp.experiments.access import owned
 from webapp.experiments.configs import build_config, form_field_for
 from webapp.experiments.experiment_fields import SECTIONS, STUDENT_CHOICES, ExperimentFields
-from webapp.experiments.form_base import TeamFormMixin, inspect
+from webapp.experiments.form_base import TeamFormMixin
 from webapp.experiments.matches_check import check_config, generate_rows
 from webapp.experiments.models import Checkpoint, Dataset
 
@@ -64,7 +64,8 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
 
         self.setup_team(user)
         self.initial.setdefault("matches_mode", "none")
-        self.fields["teacher"].queryset = owned(user, Checkpoint).select_related("team").order_by("team__name", "name")
+        self.fields["teacher"].queryset = (owned(user, Checkpoint).filter(status=Checkpoint.Status.READY)
+                                           .select_related("team").order_by("team__name", "name"))
         self.fields["dataset"].queryset = owned(user, Dataset).select_related("team").order_by("team__name", "name")
         if len(self.fields["team"].queryset) > 1:
             self.fields["teacher"].label_from_instance = lambda c: f"{c.name} ({c.team})"
@@ -220,10 +221,11 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
             return
         resolved = []
         for member in members:
-            checkpoint = Checkpoint.objects.filter(team=team, name=member["name"]).first()
+            checkpoint = Checkpoint.objects.filter(team=team, name=member["name"],
+                                                   status=Checkpoint.Status.READY).first()
             if checkpoint is None:
                 self.add_error("ensemble", f"Line {member['line']}: {team} has no checkpoint called "
-                                           f"{member['name'][:100]!r}.")
+                                           f"{member['name'][:100]!r} (or it is still being unpacked).")
                 return
             if dataset and checkpoint.num_labels not in (None, len(dataset.labels)):
                 self.add_error("ensemble", f"Line {member['line']}: {checkpoint.name!r} predicts "
@@ -269,16 +271,25 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
             self.add_error("match_rows", "Add at least one row, or pick None.")
 
     def _check_teacher(self, teacher: Checkpoint, dataset: Dataset) -> None:
-        """The checkpoint must belong to its team, still be on disk and predict exactly the dataset's classes."""
+        """The checkpoint must belong to its team, still be on disk and predict exactly the dataset's classes.
+
+        Its description is the one inspect_checkpoint stored on the row at registration: building
+        the model again here would cost every form post up to a second (bounded by
+        distill_core.checkpoint_limits), and the worker inspects the files again before a run.
+        """
         if not ownership.may_use(teacher.team, Path(teacher.path).resolve()):
             self.add_error("teacher", ownership.not_yours_message(teacher))
             return
-        try:
-            info = inspect(teacher.path)
-        except CheckpointError as exc:
-            self.add_error("teacher", f"The checkpoint {teacher.name!r} cannot be used: {exc.message}")
+        info = teacher.info if isinstance(teacher.info, dict) else {}
+        if not teacher.is_ready or not isinstance(info.get("num_labels"), int):
+            self.add_error("teacher", f"The checkpoint {teacher.name!r} is not ready to be used.")
             return
-        self.teacher_info = {**(teacher.info or {}), **info}
+        path = Path(teacher.path)
+        if not path.is_dir() or not (path / "config.json").is_file():
+            what = "its directory does not exist any more" if not path.is_dir() else "its config.json is gone"
+            self.add_error("teacher", f"The checkpoint {teacher.name!r} cannot be used: {what}; register it again.")
+            return
+        self.teacher_info = info
         labels = list(dataset.labels)
         if info["num_labels"] != len(labels):
             shown = ", ".join(labels[:12]) + (", …" if len(labels) > 12 else "")

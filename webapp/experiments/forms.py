@@ -22,7 +22,17 @@ from webapp.experiments.models import Checkpoint, Dataset
 __all__ = ["CheckpointForm", "DatasetForm", "ExperimentForm", "STUDENT_CHOICES", "inspect"]
 
 MAX_LABELS = 1000
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024  # every split is read into memory to be checked
+
+
+def max_dataset_upload_bytes() -> int:
+    return settings.MAX_DATASET_UPLOAD_MB * 1024 * 1024
+
+
+def dataset_too_large_message(size: int | None = None) -> str:
+    limit = f"{settings.MAX_DATASET_UPLOAD_MB:,} MB per split (DISTILLERY_MAX_DATASET_UPLOAD_MB)"
+    if size:
+        return f"The file is {size / 2**20:,.0f} MB; the limit is {limit}."
+    return f"The file is over the limit of {limit}; it was refused while uploading."
 
 
 class CheckpointForm(TeamFormMixin, forms.Form):
@@ -75,26 +85,32 @@ class CheckpointForm(TeamFormMixin, forms.Form):
             self.add_error("archive", "Give a local path or an archive, not both.")
         elif not path and not archive and "path" not in self.errors and "archive" not in self.errors:
             self.add_error("path", "Give the checkpoint's local path, or upload an archive of it.")
-        self.check_unique_name(Checkpoint, cleaned)
+        # A FAILED upload does not hold its name: the next registration replaces it.
+        self.check_unique_name(Checkpoint.objects.exclude(status=Checkpoint.Status.FAILED), cleaned)
         return cleaned
 
 
 def save_checkpoint(form: CheckpointForm, user) -> Checkpoint:
-    """Create the checkpoint of a valid CheckpointForm: unpack its archive, or register its path.
+    """Create the checkpoint of a valid CheckpointForm: store its archive to unpack, or register its path.
+
+    An archive's checkpoint is UNPACKING until a task has unpacked it (archive_jobs.accept_upload).
 
     Raises archives.ArchiveRefused (naming the field to blame) and IntegrityError when the name
     was taken since the form was validated (`duplicate_checkpoint_message` words it).
     """
     from django.db import transaction
 
-    from webapp.experiments import archives
+    from webapp.experiments import archive_jobs
 
     cd = form.cleaned_data
     if cd.get("archive"):
-        return archives.register_archive(team=cd["team"], user=user, name=cd["name"], upload=cd["archive"])
+        return archive_jobs.accept_upload(team=cd["team"], user=user, name=cd["name"], upload=cd["archive"])
     with transaction.atomic():
-        return Checkpoint.objects.create(team=cd["team"], name=cd["name"], path=cd["path"], info=form.info,
-                                         created_by=user)
+        archive_jobs.free_failed_name(cd["team"], cd["name"])
+        checkpoint = Checkpoint.objects.create(team=cd["team"], name=cd["name"], path=cd["path"], info=form.info,
+                                               created_by=user)
+    archive_jobs.count_parameters_later(checkpoint)  # the form did not build the model
+    return checkpoint
 
 
 def duplicate_checkpoint_message(form: CheckpointForm) -> str:
@@ -137,9 +153,8 @@ class DatasetForm(TeamFormMixin, forms.Form):
 
     def _clean_file(self, name: str):
         upload = self.cleaned_data.get(name)
-        if upload and upload.size > MAX_UPLOAD_BYTES:
-            raise forms.ValidationError(f"The file is {upload.size / 2**20:,.0f} MB; the limit is "
-                                        f"{MAX_UPLOAD_BYTES // 2**20} MB per split.")
+        if upload and upload.size > max_dataset_upload_bytes():  # the upload handler stops such a file first
+            raise forms.ValidationError(dataset_too_large_message(upload.size))
         return upload
 
     def clean_train_file(self):

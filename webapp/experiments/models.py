@@ -11,13 +11,28 @@ from webapp.accounts.models import Team
 
 
 class Checkpoint(models.Model):
-    """A registered local Hugging Face checkpoint directory usable as a teacher."""
+    """A registered local Hugging Face checkpoint directory usable as a teacher.
+
+    A path registers READY at once; an uploaded archive is UNPACKING until a task has unpacked
+    and inspected it (webapp/experiments/archive_jobs.py), then READY, or FAILED with the reason.
+    """
+
+    class Status(models.TextChoices):
+        UNPACKING = "UNPACKING", "Unpacking"
+        READY = "READY", "Ready"
+        FAILED = "FAILED", "Failed"
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="checkpoints")
     name = models.CharField(max_length=100)
-    path = models.CharField(max_length=1000)
-    # distill_core.teachers.inspect_checkpoint(): model_type, num_labels, labels, layers, ...
+    path = models.CharField(max_length=1000)  # empty until an upload is unpacked
+    # distill_core.teachers.inspect_checkpoint(), computed once at registration: model_type, num_labels,
+    # labels, num_layers, hidden_size, num_heads, ...; experiment forms read it instead of re-inspecting.
     info = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.READY)
+    error = models.TextField(blank=True)  # why an upload FAILED
+    bytes_done = models.BigIntegerField(default=0)  # of the uploaded archive, read by the unpacking task
+    bytes_total = models.BigIntegerField(default=0)
+    task_id = models.CharField(max_length=64, blank=True)  # the unpacking task that claimed the row
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -31,6 +46,17 @@ class Checkpoint(models.Model):
     @property
     def num_labels(self) -> int | None:
         return self.info.get("num_labels")
+
+    @property
+    def is_ready(self) -> bool:
+        return self.status == self.Status.READY
+
+    @property
+    def percent(self) -> int:
+        """How much of the archive the unpacking task has read, 0..100."""
+        if self.status == self.Status.READY:
+            return 100
+        return min(100, int(100 * self.bytes_done / self.bytes_total)) if self.bytes_total else 0
 
 
 class Dataset(models.Model):

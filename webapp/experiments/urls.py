@@ -23,6 +23,7 @@ urlpatterns = [
     path("checkpoints/", registry.checkpoint_list, name="checkpoints"),
     path("checkpoints/new/", registry.checkpoint_new, name="checkpoint_new"),
     path("checkpoints/<int:pk>/", registry.checkpoint_detail, name="checkpoint"),
+    path("checkpoints/<int:pk>/status.json", registry.checkpoint_status, name="checkpoint_status"),
     path("datasets/", registry.dataset_list, name="datasets"),
     path("datasets/new/", registry.dataset_new, name="dataset_new"),
     path("datasets/<int:pk>/", registry.dataset_detail, name="dataset"),

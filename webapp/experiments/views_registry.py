@@ -6,14 +6,22 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import IntegrityError
 from django.db.models import Count
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from distill_core.errors import DatasetError
 from webapp.accounts.models import teams_of
-from webapp.experiments import archives, datasets
+from webapp.experiments import archives, datasets, upload_limits
 from webapp.experiments.access import get_owned, owned
-from webapp.experiments.forms import CheckpointForm, DatasetForm, duplicate_checkpoint_message, save_checkpoint
+from webapp.experiments.forms import (
+    CheckpointForm,
+    DatasetForm,
+    dataset_too_large_message,
+    duplicate_checkpoint_message,
+    max_dataset_upload_bytes,
+    save_checkpoint,
+)
 from webapp.experiments.models import Checkpoint, Dataset
 
 PREVIEW_ROWS = 20
@@ -32,10 +40,8 @@ def checkpoint_list(request):
 def checkpoint_new(request):
     if request.method == "POST" and archives.content_length_too_large(request):
         # Refused before a byte of the body is read; the unbound form is shown again.
-        form = CheckpointForm(user=request.user)
-        form.cleaned_data = {}
-        form.add_error(None, archives.too_large_message())
-        return _render_checkpoint_new(request, form, status=413)
+        return _render_refused(request, CheckpointForm(user=request.user), None, archives.too_large_message(),
+                               _render_checkpoint_new)
     # An archive upload is capped while it streams: the handler must be set before the body is read.
     request.upload_handlers = [archives.CappedUploadHandler(request)]
     return _checkpoint_new(request)
@@ -43,8 +49,12 @@ def checkpoint_new(request):
 
 @csrf_protect
 def _checkpoint_new(request):
-    form = CheckpointForm(request.POST or None, request.FILES or None, user=request.user,
-                          archive_too_large=getattr(request, "upload_too_large", False))
+    files = request.FILES  # parses the body through the capped handler
+    form = CheckpointForm(request.POST or None, files or None, user=request.user,
+                          archive_too_large=bool(getattr(request, "upload_too_large", False)))
+    if request.method == "POST" and form.archive_too_large:  # the fields after the archive were never read
+        return _render_refused(request, CheckpointForm(user=request.user), "archive", archives.too_large_message(),
+                               _render_checkpoint_new)
     if request.method == "POST" and form.is_valid():
         try:
             checkpoint = save_checkpoint(form, request.user)
@@ -53,9 +63,19 @@ def _checkpoint_new(request):
         except archives.ArchiveRefused as exc:
             form.add_error(exc.field, exc.message)
         else:
-            messages.success(request, f"Registered the checkpoint “{checkpoint.name}”.")
+            if checkpoint.is_ready:
+                messages.success(request, f"Registered the checkpoint “{checkpoint.name}”.")
+            else:
+                messages.success(request, f"Uploaded “{checkpoint.name}”; it is unpacked and checked in the background.")
             return redirect("experiments:checkpoint", pk=checkpoint.pk)
     return _render_checkpoint_new(request, form)
+
+
+def _render_refused(request, form, field: str | None, message: str, render_page):
+    """A 413 page: the form shown again, unbound, with `message` on `field`."""
+    form.cleaned_data = {}
+    form.add_error(field, message)
+    return render_page(request, form, status=413)
 
 
 def _render_checkpoint_new(request, form, status: int = 200):
@@ -73,6 +93,18 @@ def checkpoint_detail(request, pk: int):
 
 
 @login_required
+def checkpoint_status(request, pk: int):
+    """Where an uploaded checkpoint's unpacking stands; the checkpoint page polls it."""
+    checkpoint = get_owned(request.user, Checkpoint, pk=pk)
+    return JsonResponse(status_payload(checkpoint))
+
+
+def status_payload(checkpoint: Checkpoint) -> dict:
+    return {"id": checkpoint.pk, "status": checkpoint.status, "percent": checkpoint.percent,
+            "bytes_done": checkpoint.bytes_done, "bytes_total": checkpoint.bytes_total, "error": checkpoint.error}
+
+
+@login_required
 def dataset_list(request):
     rows = (owned(request.user, Dataset).select_related("team", "created_by")
             .annotate(num_experiments=Count("experiments")).order_by("team__name", "name"))
@@ -81,8 +113,23 @@ def dataset_list(request):
 
 
 @login_required
+@csrf_exempt  # CSRF is checked in _dataset_new, after the capped upload handler is installed
 def dataset_new(request):
-    form = DatasetForm(request.POST or None, request.FILES or None, user=request.user)
+    if request.method == "POST" and upload_limits.declared_too_large(request, len(datasets.SPLITS) * max_dataset_upload_bytes()):
+        return _render_refused(request, DatasetForm(user=request.user), None, dataset_too_large_message(),
+                               _render_dataset_new)
+    # Each split is capped while it streams: the handler must be set before the body is read.
+    upload_limits.install(request, max_dataset_upload_bytes())
+    return _dataset_new(request)
+
+
+@csrf_protect
+def _dataset_new(request):
+    files = request.FILES  # parses the body through the capped handler
+    if request.method == "POST" and request.upload_too_large:  # the fields after that file were never read
+        return _render_refused(request, DatasetForm(user=request.user), request.upload_too_large,
+                               dataset_too_large_message(), _render_dataset_new)
+    form = DatasetForm(request.POST or None, files or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         cd = form.cleaned_data
         try:
@@ -92,8 +139,12 @@ def dataset_new(request):
         else:
             messages.success(request, f"Uploaded the dataset “{dataset.name}”.")
             return redirect("experiments:dataset", pk=dataset.pk)
+    return _render_dataset_new(request, form)
+
+
+def _render_dataset_new(request, form, status: int = 200):
     return render(request, "datasets/new.html", {"form": form, "has_teams": teams_of(request.user).exists(),
-                                                 "nav": "datasets"})
+                                                 "nav": "datasets"}, status=status)
 
 
 @login_required

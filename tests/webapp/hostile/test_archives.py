@@ -1,4 +1,8 @@
-"""Hostile checkpoint archives, on the page and the API: refused on the archive field, nothing unpacked stays.
+"""Hostile checkpoint archives, on the page and the API: refused, and nothing unpacked stays.
+
+The request only stores an archive; the unpacking task (run inline here) refuses what is inside.
+So a refusal is either on the form's archive field (what the request itself can see: size, not an
+archive) or one FAILED checkpoint whose error says why, with no file left on disk and no other row.
 
 Path tricks, links and devices, bombs, damaged or odd zips, and checkpoints whose files no
 database or code path should take (NUL or unpaired surrogates in id2label, malformed shard
@@ -17,8 +21,8 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.webapp.factories import tar_bytes, zip_bytes
-from tests.webapp.hostile.checks import assert_form_refused, assert_json_refused
+from tests.webapp.factories import run_on_commit, tar_bytes, zip_bytes
+from tests.webapp.hostile.checks import assert_form_refused, assert_json_refused, database_state, files_state
 from webapp.experiments import archives
 from webapp.experiments.models import Checkpoint
 
@@ -117,8 +121,12 @@ CASES = {
 
 
 @pytest.fixture
-def refuse(settings, monkeypatch, teacher_files, unchanged):
-    """Post case `name` to the page or the API inside `unchanged()`; return the response and its message."""
+def refuse(settings, monkeypatch, teacher_files, eager_tasks):
+    """Post case `name` to the page or the API; return the response, its refusal message and the case's text.
+
+    Asserts that the only trace left is the FAILED checkpoint (removed again before comparing the
+    row counts) and that no file under the storage roots changed.
+    """
 
     def post(client, acme, name: str, via: str):
         build, overrides, max_members, text = CASES[name]
@@ -129,24 +137,43 @@ def refuse(settings, monkeypatch, teacher_files, unchanged):
         data = build(teacher_files)
         upload = SimpleUploadedFile("teacher.zip", data, content_type="application/octet-stream")
         url = "/checkpoints/new/" if via == "page" else "/api/checkpoints/"
-        with unchanged():
+        rows, files = database_state(), files_state()
+        with run_on_commit():
             response = client.post(url, {"team": acme.pk, "name": "uploaded", "archive": upload}, format="multipart")
-        return response, text
+        failed = Checkpoint.objects.filter(name="uploaded").first()
+        if failed is None:  # refused by the request itself, on the archive field
+            assert database_state() == rows and files_state() == files, "a refused request changed something"
+            return response, None, text
+        assert failed.status == Checkpoint.Status.FAILED, f"{name}: the hostile archive was accepted"
+        error = failed.error
+        failed.delete()
+        assert database_state() == rows, "a refused archive left rows besides its FAILED checkpoint"
+        assert files_state() == files, "a refused archive left files behind"
+        return response, error, text
 
     return post
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_the_page_refuses_a_hostile_archive_on_its_field(alice_client, acme, refuse, teacher_root, name):
-    response, text = refuse(alice_client, acme, name, "page")
-    assert_form_refused(response, "archive", text)
-    assert str(teacher_root) not in str(response.context["form"].errors), "the server's paths are not shown"
+def test_the_page_refuses_a_hostile_archive_with_its_reason(alice_client, acme, refuse, teacher_root, name):
+    response, error, text = refuse(alice_client, acme, name, "page")
+    if error is None:
+        assert_form_refused(response, "archive", text)
+        error = str(response.context["form"].errors)
+    else:
+        assert response.status_code == 302 and response["Location"].startswith("/checkpoints/")
+        assert text in error
+    assert str(teacher_root) not in error, "the server's paths are not shown"
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_the_api_refuses_a_hostile_archive_on_its_field(api, acme, refuse, name):
-    response, text = refuse(api, acme, name, "api")
-    assert_json_refused(response, 400, text, field="archive")
+def test_the_api_refuses_a_hostile_archive_with_its_reason(api, acme, refuse, name):
+    response, error, text = refuse(api, acme, name, "api")
+    if error is None:
+        assert_json_refused(response, 400, text, field="archive")
+    else:
+        assert response.status_code == 202 and response.json()["status"] == "UNPACKING"
+        assert text in error
 
 
 def test_an_archive_over_the_size_limit_is_refused_while_streaming(alice_client, acme, teacher_files, settings,
@@ -157,7 +184,7 @@ def test_an_archive_over_the_size_limit_is_refused_while_streaming(alice_client,
     with unchanged():
         response = alice_client.post("/checkpoints/new/", {"team": acme.pk, "name": "uploaded",
                                                            "archive": SimpleUploadedFile("t.zip", data)})
-    assert_form_refused(response, "archive", "limit is 1 MB")
+    assert_form_refused(response, "archive", "limit is 1 MB", status=413)
 
 
 def test_a_body_declared_over_the_limit_is_refused_before_it_is_read(alice_client, acme, teacher_files, settings,
@@ -170,23 +197,24 @@ def test_a_body_declared_over_the_limit_is_refused_before_it_is_read(alice_clien
     assert_form_refused(response, "__all__", "limit is 1 MB", status=413)
 
 
-def test_remote_code_in_auto_map_is_never_run(api, acme, teacher_files, tmp_path):
+def test_remote_code_in_auto_map_is_never_run(api, acme, teacher_files, tmp_path, eager_tasks):
     marker = tmp_path / "code-ran"
     evil = f"open({str(marker)!r}, 'w').write('ran')\n".encode()
     files = with_config(teacher_files, auto_map='{"AutoConfig": "evil.EvilConfig", '
                                                '"AutoModelForSequenceClassification": "evil.EvilModel"}')
     upload = SimpleUploadedFile("teacher.zip", zip_bytes({**files, "evil.py": evil}))
-    response = api.post("/api/checkpoints/", {"team": acme.pk, "name": "uploaded", "archive": upload})
+    with run_on_commit():  # the unpacking task (and its inspection) runs inline
+        response = api.post("/api/checkpoints/", {"team": acme.pk, "name": "uploaded", "archive": upload})
     assert not marker.exists(), "the checkpoint's code ran"
-    assert response.status_code in (201, 400), response.content
-    if response.status_code == 201:  # accepted as a plain BERT: loading it must not run the code either
+    assert response.status_code == 202, response.content
+    if Checkpoint.objects.get(name="uploaded").is_ready:  # a plain BERT: loading it must not run the code either
         from distill_core.teachers import load_teacher
 
         load_teacher(Checkpoint.objects.get(name="uploaded").path)
         assert not marker.exists(), "loading the teacher ran the checkpoint's code"
 
 
-def test_a_pickled_weights_file_is_never_unpickled(api, acme, teacher_files, tmp_path):
+def test_a_pickled_weights_file_is_never_unpickled(api, acme, teacher_files, tmp_path, eager_tasks):
     import pickle
 
     from distill_core.errors import CheckpointError
@@ -200,9 +228,11 @@ def test_a_pickled_weights_file_is_never_unpickled(api, acme, teacher_files, tmp
 
     files = {n: d for n, d in teacher_files.items() if not n.endswith(".safetensors")}
     files["pytorch_model.bin"] = pickle.dumps(Evil())
-    response = api.post("/api/checkpoints/", {"team": acme.pk, "name": "uploaded",
-                                              "archive": SimpleUploadedFile("t.zip", zip_bytes(files))})
-    assert response.status_code == 201, response.content  # registering only inspects the files
+    with run_on_commit():
+        response = api.post("/api/checkpoints/", {"team": acme.pk, "name": "uploaded",
+                                                  "archive": SimpleUploadedFile("t.zip", zip_bytes(files))})
+    assert response.status_code == 202, response.content
+    assert Checkpoint.objects.get(name="uploaded").is_ready  # registering only inspects the files
     assert not marker.exists()
     with pytest.raises(CheckpointError, match="Cannot load the teacher"):
         load_teacher(Checkpoint.objects.get(name="uploaded").path)
