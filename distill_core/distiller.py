@@ -130,20 +130,25 @@ def build_encoder(config: ExperimentConfig, train: Split, tokenizer: Any) -> Enc
 
 
 def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Callable[[], bool] | None = None, *,
-        resume: bool = True, cache_dir: str | Path | None = None) -> dict[str, Any]:
+        resume: bool = True, cache_dir: str | Path | None = None,
+        hub_cache: str | Path | None = None) -> dict[str, Any]:
     """Distil the teacher into the student described by `config`; return the results dict.
 
     Loss per batch: w_hard * CE(student, y) + w_kd * kd(student, teacher, T) (see losses.py), with
     w_hard = alpha and w_kd = 1 - alpha unless kd.kd_weight is set, each times its schedule's factor.
     With `config.output_dir`, a resumable checkpoint is kept there and `run` continues from it when
     `resume` is true. `cache_dir` keeps teacher outputs on disk for later runs (teacher_cache.py).
+    Teachers given as `hub:org/name@rev` are resolved into `hub_cache` first (hub.py).
     Raises DistillError subclasses for problems a user can fix and RunCancelled when
     `should_cancel()` turns true (polled every step; it must be cheap).
     """
+    from distill_core import hub
+
+    config, _ = hub.localise(config, hub_cache)
     if config.kind == "finetune_teacher":
         from distill_core.finetune import run_finetune
 
-        return run_finetune(config, sink, should_cancel, resume=resume)
+        return run_finetune(config, sink, should_cancel, resume=resume, hub_cache=hub_cache)
     sink = sink or NullSink()
     started = time.monotonic()
     seed_everything(config.seed)
