@@ -23,7 +23,8 @@ from distill_core.errors import CheckpointError
 if TYPE_CHECKING:
     from distill_core.config import ExperimentConfig
 
-__all__ = ["PREFIX", "CACHE_ENV", "HubRef", "Resolved", "is_hub", "parse", "resolve", "localise", "default_cache_dir"]
+__all__ = ["PREFIX", "CACHE_ENV", "HubRef", "Resolved", "is_hub", "parse", "resolve", "localise", "default_cache_dir",
+           "snapshot_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,15 @@ def default_cache_dir() -> Path:
     return Path(constants.HF_HUB_CACHE)
 
 
+def storage_dir(cache_dir: str | Path, repo_id: str) -> Path:
+    """A model's folder in the Hub cache layout: `models--org--name`."""
+    return Path(cache_dir) / f"models--{repo_id.replace('/', '--')}"
+
+
+def snapshot_dir(cache_dir: str | Path, repo_id: str, commit: str) -> Path:
+    return storage_dir(cache_dir, repo_id) / "snapshots" / commit
+
+
 def offline() -> bool:
     """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) as set now; huggingface_hub reads it only once, at import."""
     value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
@@ -119,7 +129,7 @@ def resolve(ref: HubRef, cache_dir: str | Path | None = None, field: str = FIELD
     locks.mkdir(parents=True, exist_ok=True)
     name = ref.spec()
     is_offline = offline()
-    with FileLock(str(locks / f"models--{ref.repo_id.replace('/', '--')}.lock"), timeout=LOCK_TIMEOUT_S):
+    with FileLock(str(locks / f"{storage_dir(cache, ref.repo_id).name}.lock"), timeout=LOCK_TIMEOUT_S):
         try:
             # HF_ENDPOINT is read now, not at import, like HF_HUB_OFFLINE (a mirror, or a test's server).
             path = snapshot_download(ref.repo_id, revision=ref.revision, cache_dir=cache,

@@ -63,6 +63,7 @@ def _object(*required: str, **props: Any) -> dict[str, Any]:
 
 
 STR, INT, BOOL = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
+NULLABLE_STR = {"type": "string", "nullable": True}
 REF = _object("id", "name", id=INT, name=STR)
 
 COMPONENTS = {
@@ -110,7 +111,12 @@ COMPONENTS = {
             label_column={"type": "string", "default": "1"},
             label_names={"type": "string", "description": "One label per line, in class-index order."}),
         "Checkpoint": _object("id", "name", "path", id=INT, name=STR, team=_ref("Ref"), path=STR, info={"type": "object"},
+                              hub_id=NULLABLE_STR, hub_revision=NULLABLE_STR, hub_commit={
+                                  **NULLABLE_STR, "description": "The commit a run resolved hub_id to; null before."},
                               created_at=STR, url=STR),
+        "CheckpointByHubId": _object("name", "hub_id", team=INT, name=STR, hub_id={
+            "type": "string", "description": "A Hugging Face model id, optionally @revision: org/name@main. "
+                                             "Downloaded by the worker at the first run, never by the request."}),
         "CheckpointByPath": _object("name", "path", team=INT, name=STR, path={
             "type": "string",
             "description": "Absolute directory inside the team's folder of a checkpoint root: <root>/<team-slug>/."}),
@@ -154,7 +160,7 @@ PATHS = {
         "post": _op("Register a checkpoint by path (JSON) or upload an archive (multipart)",
                     _json(_ref("Checkpoint"), "Registered"), 400, 401, 413, 415, status="201",
                     body={"required": True, "content": {
-                        JSON: {"schema": _ref("CheckpointByPath")},
+                        JSON: {"schema": {"oneOf": [_ref("CheckpointByPath"), _ref("CheckpointByHubId")]}},
                         "multipart/form-data": {"schema": _ref("CheckpointArchive")}}}),
     },
     "/api/checkpoints/{pk}/": {"get": _op("One checkpoint", _json(_ref("Checkpoint"), "It"), 401, 404, params=[PK])},

@@ -233,10 +233,10 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
                 self.add_error("ensemble", f"Line {member['line']}: {checkpoint.name!r} predicts "
                                            f"{checkpoint.num_labels} labels but the dataset has {len(dataset.labels)}.")
                 return
-            if not ownership.may_use(team, Path(checkpoint.path).resolve()):
+            if not checkpoint.is_hub and not ownership.may_use(team, Path(checkpoint.path).resolve()):
                 self.add_error("ensemble", f"Line {member['line']}: {ownership.not_yours_message(checkpoint)}")
                 return
-            resolved.append({"path": checkpoint.path, "weight": member["weight"]})
+            resolved.append({"path": checkpoint.source, "weight": member["weight"]})
         cleaned["ensemble"] = resolved
 
     def _sweep_combinations(self, cleaned: dict[str, Any]) -> list[dict[str, Any]]:
@@ -273,18 +273,25 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
             self.add_error("match_rows", "Add at least one row, or pick None.")
 
     def _check_teacher(self, teacher: Checkpoint, dataset: Dataset) -> None:
-        """The checkpoint must belong to its team, still be on disk and predict exactly the dataset's classes."""
-        if not ownership.may_use(teacher.team, Path(teacher.path).resolve()):
-            self.add_error("teacher", ownership.not_yours_message(teacher))
-            return
-        try:
-            info = inspect(teacher.path)
-        except CheckpointError as exc:
-            self.add_error("teacher", f"The checkpoint {teacher.name!r} cannot be used: {exc.message}")
-            return
+        """The checkpoint must belong to its team, still be on disk and predict exactly the dataset's classes.
+
+        A Hub id is not downloaded here: it is checked against what an earlier run recorded (`info`),
+        and before any run only by the worker, which fails the run with the reason.
+        """
+        if teacher.is_hub:
+            info = teacher.info if isinstance(teacher.info, dict) else {}
+        else:
+            if not ownership.may_use(teacher.team, Path(teacher.path).resolve()):
+                self.add_error("teacher", ownership.not_yours_message(teacher))
+                return
+            try:
+                info = inspect(teacher.path)
+            except CheckpointError as exc:
+                self.add_error("teacher", f"The checkpoint {teacher.name!r} cannot be used: {exc.message}")
+                return
         self.teacher_info = {**(teacher.info or {}), **info}
         labels = list(dataset.labels)
-        if info["num_labels"] != len(labels):
+        if isinstance(info.get("num_labels"), int) and info["num_labels"] != len(labels):
             shown = ", ".join(labels[:12]) + (", …" if len(labels) > 12 else "")
             self.add_error("teacher", (
                 f"The teacher predicts {info['num_labels']} labels but the dataset has {len(labels)} ({shown}). "

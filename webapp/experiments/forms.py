@@ -13,6 +13,7 @@ from django.conf import settings
 
 from distill_core.config import DATA_FORMATS
 from distill_core.errors import CheckpointError
+from distill_core.hub import HubRef
 from webapp.experiments import ownership
 from webapp.experiments.archives import too_large_message
 from webapp.experiments.experiment_form import STUDENT_CHOICES, ExperimentForm
@@ -36,6 +37,11 @@ class CheckpointForm(TeamFormMixin, forms.Form):
     archive = forms.FileField(
         required=False, label="…or upload an archive",
         help_text="A .zip or .tar.gz of a save_pretrained() directory; it is unpacked on the server.")
+    hub_id = forms.CharField(
+        max_length=400, required=False, label="…or a Hugging Face model id",
+        help_text="name or org/name, optionally @revision (a branch, tag or commit), e.g. org/bert-sst2@main. "
+                  "Nothing is downloaded now: the first run downloads it into the workers' shared cache and "
+                  "this page then shows the commit it resolved to.")
 
     def __init__(self, *args, user, archive_too_large: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -66,21 +72,36 @@ class CheckpointForm(TeamFormMixin, forms.Form):
             raise forms.ValidationError(ownership.name_as_typed(exc.message, resolved, raw)) from None
         return str(resolved)
 
+    def clean_hub_id(self) -> HubRef | None:
+        """The id as a HubRef (checked for form only: nothing is asked of the Hub inside a request)."""
+        from distill_core import hub
+
+        raw = self.cleaned_data["hub_id"].strip()
+        if not raw:
+            return None
+        try:
+            return hub.parse(raw, field="hub_id")
+        except CheckpointError as exc:
+            raise forms.ValidationError(exc.message) from None
+
     def clean(self):
         cleaned = super().clean()
-        path, archive = cleaned.get("path"), cleaned.get("archive")
+        path, archive, hub_ref = cleaned.get("path"), cleaned.get("archive"), cleaned.get("hub_id")
         if self.archive_too_large:  # dropped while streaming (archives.CappedUploadHandler)
             self.add_error("archive", too_large_message())
         elif path and archive:
             self.add_error("archive", "Give a local path or an archive, not both.")
-        elif not path and not archive and "path" not in self.errors and "archive" not in self.errors:
-            self.add_error("path", "Give the checkpoint's local path, or upload an archive of it.")
+        elif hub_ref and (path or archive):
+            self.add_error("hub_id", "Give a Hugging Face model id or a local checkpoint, not both.")
+        elif not (path or archive or hub_ref) and not {"path", "archive", "hub_id"} & set(self.errors):
+            self.add_error("path", "Give the checkpoint's local path, upload an archive of it, or give a Hugging "
+                                   "Face model id.")
         self.check_unique_name(Checkpoint, cleaned)
         return cleaned
 
 
 def save_checkpoint(form: CheckpointForm, user) -> Checkpoint:
-    """Create the checkpoint of a valid CheckpointForm: unpack its archive, or register its path.
+    """Create the checkpoint of a valid CheckpointForm: unpack its archive, register its path or its Hub id.
 
     Raises archives.ArchiveRefused (naming the field to blame) and IntegrityError when the name
     was taken since the form was validated (`duplicate_checkpoint_message` words it).
@@ -92,6 +113,11 @@ def save_checkpoint(form: CheckpointForm, user) -> Checkpoint:
     cd = form.cleaned_data
     if cd.get("archive"):
         return archives.register_archive(team=cd["team"], user=user, name=cd["name"], upload=cd["archive"])
+    if cd.get("hub_id"):  # a pending row: the worker downloads it at run start and fills hub_commit and info
+        ref = cd["hub_id"]
+        with transaction.atomic():
+            return Checkpoint.objects.create(team=cd["team"], name=cd["name"], path="", hub_id=ref.repo_id,
+                                             hub_revision=ref.revision or "", info={}, created_by=user)
     with transaction.atomic():
         return Checkpoint.objects.create(team=cd["team"], name=cd["name"], path=cd["path"], info=form.info,
                                          created_by=user)

@@ -11,11 +11,16 @@ from webapp.accounts.models import Team
 
 
 class Checkpoint(models.Model):
-    """A registered local Hugging Face checkpoint directory usable as a teacher."""
+    """A teacher: a registered local Hugging Face checkpoint directory, or a Hugging Face Hub model id."""
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="checkpoints")
     name = models.CharField(max_length=100)
-    path = models.CharField(max_length=1000)
+    path = models.CharField(max_length=1000)  # "" for a Hub id
+    # A Hub model id instead of a directory: nothing is downloaded when it is registered; the worker
+    # resolves it at run start (distill_core.hub) and records the commit and `info` here.
+    hub_id = models.CharField(max_length=200, blank=True)
+    hub_revision = models.CharField(max_length=200, blank=True)  # "" = the default branch
+    hub_commit = models.CharField(max_length=64, blank=True)  # "" until a run resolved it
     # distill_core.teachers.inspect_checkpoint(): model_type, num_labels, labels, layers, ...
     info = models.JSONField(default=dict)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -31,6 +36,17 @@ class Checkpoint(models.Model):
     @property
     def num_labels(self) -> int | None:
         return self.info.get("num_labels")
+
+    @property
+    def is_hub(self) -> bool:
+        return bool(self.hub_id)
+
+    @property
+    def source(self) -> str:
+        """What a config names as this teacher: its directory, or `hub:org/name@revision`."""
+        from distill_core.hub import HubRef
+
+        return HubRef(self.hub_id, self.hub_revision or None).spec() if self.hub_id else self.path
 
 
 class Dataset(models.Model):
