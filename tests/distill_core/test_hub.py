@@ -107,3 +107,12 @@ def test_a_run_distils_from_a_teacher_given_by_hub_id(fake_hub, make_config, tin
                                                        output_dir=None)), hub_cache=tmp_path / "cache")
     assert by_id["student"]["accuracy"] == pytest.approx(by_path["student"]["accuracy"], abs=1e-6)
     assert by_id["teacher"]["accuracy"] == by_path["teacher"]["accuracy"]
+
+
+def test_a_fine_tune_base_may_be_a_hub_id(fake_hub, make_config, tmp_path):
+    out = tmp_path / "fine-tuned"
+    raw = make_config(kind="finetune_teacher", teacher={"path": "hub:org/tiny-bert"}, train={"epochs": 1},
+                      output_dir=str(out))
+    results = run(ExperimentConfig.from_dict(raw), hub_cache=tmp_path / "cache")
+    assert results["teacher_checkpoint"] == str(out) and inspect_checkpoint(out)["num_labels"] == 10
+    assert fake_hub.downloads() > 0
