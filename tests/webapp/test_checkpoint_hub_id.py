@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from tests.conftest import wait_for
 from tests.hub_server import FakeHub
 from webapp.api.models import ApiToken
 from webapp.experiments import artifacts
@@ -36,6 +37,14 @@ def bearer(user) -> Client:
 
 def hub_checkpoint(team, hub_id="org/tiny-bert", revision="", name="tiny-by-id") -> Checkpoint:
     return Checkpoint.objects.create(team=team, name=name, path="", hub_id=hub_id, hub_revision=revision)
+
+
+def submit(client, team, checkpoint, dataset, name: str) -> None:
+    response = client.post("/experiments/new/", {
+        "name": name, "team": team.pk, "teacher": checkpoint.pk, "dataset": dataset.pk, "student_type": "textcnn",
+        "temperature": "2.0", "alpha": "0.8", "epochs": "1", "batch_size": "8", "learning_rate": "0.005",
+        "max_length": "16"})
+    assert response.status_code == 302, response.context["form"].errors
 
 
 def run_queued(experiment: Experiment) -> Experiment:
@@ -130,3 +139,33 @@ def test_a_recorded_label_count_is_checked_before_the_next_run_is_queued(alice_c
         "temperature": "2.0", "alpha": "0.8", "epochs": "1", "batch_size": "8", "learning_rate": "0.005",
         "max_length": "16"})
     assert "predicts 5 labels but the dataset has 3" in response.context["form"].errors["teacher"][0]
+
+
+@pytest.mark.worker
+def test_two_workers_running_one_hub_teacher_at_once_download_it_once(worker_process, alice_client, acme, dataset,
+                                                                     fake_hub, teacher_dir, settings, tmp_path):
+    from webapp.gpuqueue.models import Worker
+    from workers.dispatch import wake_workers
+
+    fake_hub.delay_s = 0.5  # per file: the second worker asks while the first is still downloading
+    env = {"HF_ENDPOINT": fake_hub.url, "DISTILLERY_HF_CACHE": str(settings.HF_CACHE),
+           "DISTILLERY_ARTIFACT_ROOT": str(settings.ARTIFACT_ROOT)}
+    workers = [worker_process(name=name, env=env) for name in ("a", "b")]
+    wait_for(lambda: Worker.objects.filter(name__regex=r"^[ab]@").count() == 2, timeout=60,
+             message=lambda: "both workers to register\n" + "\n".join(w.log()[-2000:] for w in workers))
+    checkpoint = hub_checkpoint(acme)
+    for name in ("first", "second"):
+        submit(alice_client, acme, checkpoint, dataset, name)
+    wake_workers("default")
+
+    def finished():
+        return all(e.is_finished for e in Experiment.objects.all())
+
+    wait_for(finished, timeout=240, interval=1,
+             message=lambda: "both runs to finish\n" + "\n".join(w.log()[-3000:] for w in workers))
+    runs = list(Experiment.objects.all())
+    assert [e.status for e in runs] == [S.SUCCEEDED] * 2, [e.error for e in runs]
+    assert {e.worker_name.split("@")[0] for e in runs} == {"a", "b"}
+    files = sum(1 for p in teacher_dir.rglob("*") if p.is_file())
+    assert fake_hub.downloads() == files
+    assert len([r for r in fake_hub.requests() if r.startswith("HEAD ")]) == files
