@@ -129,31 +129,50 @@ def resolve(ref: HubRef, cache_dir: str | Path | None = None, field: str = FIELD
     locks.mkdir(parents=True, exist_ok=True)
     name = ref.spec()
     is_offline = offline()
-    with FileLock(str(locks / f"{storage_dir(cache, ref.repo_id).name}.lock"), timeout=LOCK_TIMEOUT_S):
-        try:
-            # HF_ENDPOINT is read now, not at import, like HF_HUB_OFFLINE (a mirror, or a test's server).
-            path = snapshot_download(ref.repo_id, revision=ref.revision, cache_dir=cache,
-                                     local_files_only=is_offline, ignore_patterns=IGNORE_PATTERNS,
-                                     endpoint=os.environ.get("HF_ENDPOINT") or None)
-        except GatedRepoError:
-            raise CheckpointError(f"{name}: the model is gated on the Hub; accept its terms and give the workers a "
-                                  "token (HF_TOKEN), or register a local copy.", field=field) from None
-        except RepositoryNotFoundError:
-            raise CheckpointError(f"{name}: no such model on the Hugging Face Hub (or it is private); check the id.",
-                                  field=field) from None
-        except RevisionNotFoundError:
-            raise CheckpointError(f"{name}: the model has no revision {ref.revision!r}; give a branch, tag or "
-                                  "commit it has.", field=field) from None
-        except LocalEntryNotFoundError:
-            why = ("HF_HUB_OFFLINE is set on the worker" if is_offline
-                   else "the Hub could not be reached from the worker")
-            raise CheckpointError(f"{name} is not in the model cache ({cache}) and {why}; download it once with "
-                                  "network access, or register a local copy.", field=field) from None
-        except HfHubHTTPError as exc:
-            raise CheckpointError(f"{name}: the Hub answered {_first_line(exc)}", field=field) from None
+    lock = FileLock(str(locks / f"{storage_dir(cache, ref.repo_id).name}.lock"))
+    _acquire(lock, name, cache, field)
+    log.info("Resolving %s in %s%s", name, cache, " (offline: the cache only)" if is_offline else "")
+    try:
+        # HF_ENDPOINT is read now, not at import, like HF_HUB_OFFLINE (a mirror, or a test's server).
+        path = snapshot_download(ref.repo_id, revision=ref.revision, cache_dir=cache,
+                                 local_files_only=is_offline, ignore_patterns=IGNORE_PATTERNS,
+                                 endpoint=os.environ.get("HF_ENDPOINT") or None)
+    except GatedRepoError:
+        raise CheckpointError(f"{name}: the model is gated on the Hub; accept its terms and give the workers a "
+                              "token (HF_TOKEN), or register a local copy.", field=field) from None
+    except RepositoryNotFoundError:
+        raise CheckpointError(f"{name}: no such model on the Hugging Face Hub (or it is private); check the id.",
+                              field=field) from None
+    except RevisionNotFoundError:
+        raise CheckpointError(f"{name}: the model has no revision {ref.revision!r}; give a branch, tag or "
+                              "commit it has.", field=field) from None
+    except LocalEntryNotFoundError:
+        why = "HF_HUB_OFFLINE is set" if is_offline else "the Hub could not be reached"
+        raise CheckpointError(f"{name} is not in the model cache ({cache}) and {why}; download it once with "
+                              "network access, or register a local copy.", field=field) from None
+    except HfHubHTTPError as exc:
+        raise CheckpointError(f"{name}: the Hub answered {_first_line(exc)}", field=field) from None
+    finally:
+        lock.release()
     snapshot = Path(path)
     log.info("Resolved %s to commit %s (%s)", name, snapshot.name, snapshot)
     return Resolved(ref, snapshot, snapshot.name)
+
+
+def _acquire(lock, name: str, cache: Path, field: str) -> None:
+    """Take the model's download lock, saying so when another process holds it (a large model takes a while)."""
+    from filelock import Timeout
+
+    try:
+        lock.acquire(timeout=0)
+        return
+    except Timeout:
+        log.info("Waiting for another process that is downloading %s into %s", name, cache)
+    try:
+        lock.acquire(timeout=LOCK_TIMEOUT_S)
+    except Timeout:
+        raise CheckpointError(f"{name}: another process has held the download lock ({lock.lock_file}) for "
+                              f"{LOCK_TIMEOUT_S // 3600} h; retry the run.", field=field) from None
 
 
 def localise(config: ExperimentConfig, cache_dir: str | Path | None = None

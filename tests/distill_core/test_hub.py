@@ -6,10 +6,13 @@ points at it.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -83,6 +86,23 @@ def test_two_processes_resolving_one_id_at_once_download_it_once(fake_hub, tiny_
     # The second process waited on the lock and found every file cached: it asked nothing about any file.
     heads = [r for r in fake_hub.requests() if r.startswith("HEAD ")]
     assert len(heads) == files_of(tiny_teacher), heads
+
+
+def test_a_resolution_waits_for_the_lock_holder_and_says_so(fake_hub, tmp_path, caplog):
+    from filelock import FileLock
+
+    held = FileLock(str(tmp_path / "cache" / ".distillery-locks" / "models--org--tiny-bert.lock"))
+    held.acquire()
+    result: list[hub.Resolved] = []
+    with caplog.at_level(logging.INFO, logger="distill_core.hub"):
+        worker = threading.Thread(target=lambda: result.append(hub.resolve(hub.parse("org/tiny-bert"), tmp_path / "cache")))
+        worker.start()
+        time.sleep(1.0)
+        assert not result and fake_hub.requests() == []  # nothing asked while the holder works
+        held.release()
+        worker.join(timeout=60)
+    assert result and result[0].commit == fake_hub.commit
+    assert "Waiting for another process that is downloading hub:org/tiny-bert" in caplog.text
 
 
 def test_an_unknown_id_or_revision_fails_the_run_with_a_message(fake_hub, make_config, tmp_path):
