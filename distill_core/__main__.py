@@ -79,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         config.output_dir = args.output
     use_recorded_environment(args.config)
     sink = ProgressSink() if not args.metrics else MetricsFile(args.metrics, ProgressSink())
-    results = run(config, sink=sink, resume=not args.fresh, cache_dir=args.cache_dir)
+    results = run(config, sink=sink, resume=not args.fresh, cache_dir=args.cache_dir, hub_cache=args.hub_cache)
     s, t, size = results["student"], results["teacher"], results["size"]
     print(f"\n{results['test_split']} accuracy: student {s['accuracy']:.4f} (macro-F1 {s['macro_f1']:.4f}), "
           f"teacher {t['accuracy']:.4f} (macro-F1 {t['macro_f1']:.4f})")
@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-dir", help="keep teacher outputs here for later runs (e.g. var/teacher-cache)")
     p.add_argument("--fresh", action="store_true", help="ignore a checkpoint in the output directory")
     p.add_argument("--metrics", help="write every logged step and evaluation to this file, one JSON line each")
+    p.add_argument("--hub-cache", help="download teachers given as hub:org/name@rev here (default: "
+                                       "$DISTILLERY_HF_CACHE, else the Hugging Face cache)")
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("predict", help="classify texts (arguments, or one per line on stdin) with an export")
     p.add_argument("export_dir")

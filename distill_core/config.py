@@ -53,7 +53,8 @@ class DataConfig:
 
 @dataclass
 class TeacherConfig:
-    """A local Hugging Face checkpoint directory (AutoModelForSequenceClassification).
+    """A local Hugging Face checkpoint directory (AutoModelForSequenceClassification), or a Hub
+    model id written `hub:org/name` or `hub:org/name@revision` (downloaded at run start, hub.py).
 
     `ensemble` adds more teachers as [{"path": ..., "weight": ...}]; the soft targets are the
     weighted mean of all teachers' logits (`weight` is this first teacher's share).

@@ -137,7 +137,8 @@ def build_encoder(config: ExperimentConfig, train: Split, tokenizer: Any) -> Enc
 
 
 def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Callable[[], bool] | None = None, *,
-        resume: bool = True, cache_dir: str | Path | None = None) -> dict[str, Any]:
+        resume: bool = True, cache_dir: str | Path | None = None,
+        hub_cache: str | Path | None = None) -> dict[str, Any]:
     """Distil the teacher into the student described by `config`; return the results dict.
 
     Loss per batch: w_hard * CE(student, y) + w_kd * kd(student, teacher, T) (see losses.py), with
@@ -145,19 +146,23 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     With `config.output_dir`, a resumable checkpoint is kept there and `run` continues from it when
     `resume` is true. `cache_dir` keeps teacher outputs on disk for later runs (teacher_cache.py).
     The export also gets environment.json (environment.py), what an identical re-run needs beside
-    config.json. Both directories are checked for writability first (StorageError).
+    config.json. Both directories are checked for writability first (StorageError). Teachers given
+    as `hub:org/name@rev` are resolved into `hub_cache` first (hub.py).
     Raises DistillError subclasses for problems a user can fix and RunCancelled when
     `should_cancel()` turns true (polled every step; it must be cheap).
     """
+    from distill_core import hub
+
     # A full or read-only disk must fail the run now, with its path, not after hours of training.
     if config.output_dir:
         storage.check_writable(config.output_dir, "output directory")
     if cache_dir is not None:
         storage.check_writable(cache_dir, "teacher cache")
+    config, _ = hub.localise(config, hub_cache)
     if config.kind == "finetune_teacher":
         from distill_core.finetune import run_finetune
 
-        return run_finetune(config, sink, should_cancel, resume=resume)
+        return run_finetune(config, sink, should_cancel, resume=resume, hub_cache=hub_cache)
     sink = sink or NullSink()
     started = time.monotonic()
     seed_everything(config.seed)

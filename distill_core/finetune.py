@@ -12,6 +12,7 @@ import copy
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -44,10 +45,14 @@ class HFClassifier(torch.nn.Module):
 
 
 def run_finetune(config: ExperimentConfig, sink: Any = None, should_cancel: Callable[[], bool] | None = None, *,
-                 resume: bool = True) -> dict[str, Any]:
-    """Fine-tune `config.teacher.path` on the dataset's hard labels; the result is a teacher checkpoint."""
+                 resume: bool = True, hub_cache: str | Path | None = None) -> dict[str, Any]:
+    """Fine-tune `config.teacher.path` on the dataset's hard labels; the result is a teacher checkpoint.
+
+    The base may be a Hub reference (`hub:org/name@rev`), resolved into `hub_cache` first (hub.py).
+    """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from distill_core import hub
     from distill_core.distiller import (
         Encoded,
         NullSink,
@@ -61,7 +66,7 @@ def run_finetune(config: ExperimentConfig, sink: Any = None, should_cancel: Call
     from distill_core.vocab import TeacherPieces
 
     sink = sink or NullSink()
-    config = copy.deepcopy(config)  # the hard-label-only settings below must not leak to the caller
+    config = copy.deepcopy(hub.localise(config, hub_cache)[0])  # hard-label-only settings below must not leak
     if not config.output_dir:
         raise ConfigError("A fine-tune run needs output_dir: the new teacher checkpoint is written there.",
                           field="output_dir")

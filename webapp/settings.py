@@ -190,6 +190,9 @@ CHECKPOINT_ROOTS = [
     Path(p).resolve() for p in env_list("DISTILLERY_CHECKPOINT_ROOTS", [str(VAR_DIR / "teachers")])
 ]
 DATASET_ROOT = ARTIFACT_ROOT / "datasets"
+# Teachers registered by Hugging Face id are downloaded here by the workers (one cache for all of
+# them: put it on the shared mount with several hosts). HF_HUB_OFFLINE=1 makes them read it only.
+HF_CACHE = Path(env_str("DISTILLERY_HF_CACHE", str(VAR_DIR / "hf-cache"))).resolve()
 # Uploaded checkpoint archives (.zip/.tar.gz): the most the body may be, and the most it may unpack to.
 MAX_CHECKPOINT_UPLOAD_MB = env_int("DISTILLERY_MAX_CHECKPOINT_UPLOAD_MB", 2048, minimum=1)
 MAX_CHECKPOINT_UNPACKED_MB = env_int("DISTILLERY_MAX_CHECKPOINT_UNPACKED_MB", 4 * MAX_CHECKPOINT_UPLOAD_MB, minimum=1)

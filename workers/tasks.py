@@ -64,7 +64,7 @@ def execute(experiment_id: int, token: str | None = None) -> None:
     try:
         with ShutdownSignal(flags):
             run = distiller()
-            results = run(config_for(experiment), sink=sink, should_cancel=flags.should_cancel,
+            results = run(prepared_config(experiment), sink=sink, should_cancel=flags.should_cancel,
                           cache_dir=teacher_cache_dir())
         sink.flush()
     except queue.ClaimLost as exc:
@@ -112,6 +112,16 @@ def config_for(experiment):
     from distill_core.config import ExperimentConfig
 
     return ExperimentConfig.from_dict(experiment.config)
+
+
+def prepared_config(experiment):
+    """The run's config with Hub teachers resolved into the shared cache (inside the lease: it may download)."""
+    config = config_for(experiment)
+    if os.environ.get("DISTILLERY_FAKE_DISTILLER") == "1":
+        return config
+    from workers import hub_teachers
+
+    return hub_teachers.localise(experiment, config)
 
 
 def _duration(seconds: int | None) -> str:

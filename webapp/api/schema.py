@@ -63,6 +63,7 @@ def _object(*required: str, **props: Any) -> dict[str, Any]:
 
 
 STR, INT, BOOL = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
+NULLABLE_STR = {"type": "string", "nullable": True}
 REF = _object("id", "name", id=INT, name=STR)
 
 COMPONENTS = {
@@ -115,7 +116,12 @@ COMPONENTS = {
                                       "description": "An uploaded archive is UNPACKING until a task has unpacked "
                                                      "and checked it."},
                               percent=INT, error=STR,
-                              status_url={"type": "string", "description": "Upload answers only: poll it."}),
+                              status_url={"type": "string", "description": "Upload answers only: poll it."},
+                              hub_id=NULLABLE_STR, hub_revision=NULLABLE_STR, hub_commit={
+                                  **NULLABLE_STR, "description": "The commit a run resolved hub_id to; null before."}),
+        "CheckpointByHubId": _object("name", "hub_id", team=INT, name=STR, hub_id={
+            "type": "string", "description": "A Hugging Face model id, optionally @revision: org/name@main. "
+                                             "Downloaded by the worker at the first run, never by the request."}),
         "CheckpointByPath": _object("name", "path", team=INT, name=STR, path={
             "type": "string",
             "description": "Absolute directory inside the team's folder of a checkpoint root: <root>/<team-slug>/."}),
@@ -130,9 +136,10 @@ COMPONENTS = {
 }
 
 CHECKPOINT_POST = _op(
-    "Register a checkpoint by path (JSON, 201) or upload an archive (multipart, 202: a task unpacks it; poll "
-    "status_url)", _json(_ref("Checkpoint"), "Registered"), 400, 401, 413, 415, status="201",
-    body={"required": True, "content": {JSON: {"schema": _ref("CheckpointByPath")},
+    "Register a checkpoint by path or Hugging Face id (JSON, 201) or upload an archive (multipart, 202: a task "
+    "unpacks it; poll status_url)", _json(_ref("Checkpoint"), "Registered"), 400, 401, 413, 415, status="201",
+    body={"required": True, "content": {JSON: {"schema": {"oneOf": [_ref("CheckpointByPath"),
+                                                                     _ref("CheckpointByHubId")]}},
                                         "multipart/form-data": {"schema": _ref("CheckpointArchive")}}})
 CHECKPOINT_POST["responses"]["202"] = _json(_ref("Checkpoint"), "Stored and UNPACKING")
 

@@ -53,6 +53,7 @@ def checkpoint(c: Checkpoint) -> dict[str, Any]:
     info = c.info if isinstance(c.info, dict) else {}
     return {
         "id": c.pk, "name": c.name, "team": _ref(c.team), "path": c.path,
+        "hub_id": c.hub_id or None, "hub_revision": c.hub_revision or None, "hub_commit": c.hub_commit or None,
         "info": finite_deep(info), "created_at": _when(c.created_at),
         "status": c.status, "percent": c.percent, "error": c.error,
         "url": reverse("experiments:checkpoint", args=[c.pk]),

@@ -181,7 +181,7 @@ def checkpoint_list(request):
 
 
 def checkpoint_create(request):
-    """JSON {team, name, path} registers a directory; multipart {team, name, archive} uploads one."""
+    """JSON {team, name, path} or {team, name, hub_id} registers one; multipart {team, name, archive} uploads one."""
     if request.content_type == "multipart/form-data":
         if archives.content_length_too_large(request):
             return error(archives.too_large_message(), 413, {"archive": [archives.too_large_message()]})
@@ -195,10 +195,10 @@ def checkpoint_create(request):
                          {"archive": ["This field is required."]})
         form = CheckpointForm(_with_defaults(CheckpointForm, data, request.user), files, user=request.user)
     else:
-        data = scalar_fields(json_body(request), ["team", "name", "path"], ids=("team",))
-        if not data.get("path"):
-            return error("Give the checkpoint's local path (or upload an archive as multipart/form-data).", 400,
-                         {"path": ["This field is required."]})
+        data = scalar_fields(json_body(request), ["team", "name", "path", "hub_id"], ids=("team",))
+        if not data.get("path") and not data.get("hub_id"):
+            return error("Give the checkpoint's local path or a Hugging Face model id in `hub_id` (or upload an "
+                         "archive as multipart/form-data).", 400, {"path": ["This field is required."]})
         form = CheckpointForm(_with_defaults(CheckpointForm, data, request.user), user=request.user)
     if not form.is_valid():
         return form_error(form)
@@ -217,7 +217,7 @@ def checkpoint_create(request):
 
 @api_view({"GET": checkpoint_list, "POST": checkpoint_create})
 def checkpoints(request):
-    """GET: the user's teams' checkpoints; POST: register one by path or upload an archive."""
+    """GET: the user's teams' checkpoints; POST: register one by path or Hub id, or upload an archive."""
 
 
 @api_view()

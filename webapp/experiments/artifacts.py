@@ -16,8 +16,10 @@ from typing import Any
 
 from django.conf import settings
 
+from distill_core import hub
+from distill_core.errors import CheckpointError
 from webapp.experiments import ownership
-from webapp.experiments.models import Experiment
+from webapp.experiments.models import Checkpoint, Experiment
 
 MAX_TEXTS = 20
 MAX_TEXT_LENGTH = 1000
@@ -50,6 +52,8 @@ def teacher_dir(experiment: Experiment) -> Path:
     raw = (config.get("teacher") or {}).get("path") if isinstance(config.get("teacher"), dict) else None
     if not isinstance(raw, str) or not raw or "\x00" in raw:
         raise Unavailable("The run's config names no teacher checkpoint.")
+    if hub.is_hub(raw):
+        return _hub_snapshot(experiment, raw)
     path = Path(raw).resolve()
     if not any(path.is_relative_to(Path(root).resolve()) for root in settings.CHECKPOINT_ROOTS):
         raise Unavailable("The teacher checkpoint lies outside the allowed checkpoint directories.")
@@ -57,6 +61,20 @@ def teacher_dir(experiment: Experiment) -> Path:
         raise Unavailable("The teacher checkpoint belongs to another team, so it is not run here.")
     if not path.is_dir():
         raise Unavailable("The teacher checkpoint is no longer on disk.")
+    return path
+
+
+def _hub_snapshot(experiment: Experiment, raw: str) -> Path:
+    """The cached snapshot a run of the team resolved `raw` to; never downloaded inside a request."""
+    try:
+        ref = hub.parse(raw)
+    except CheckpointError:
+        raise Unavailable("The run's config names no teacher checkpoint.") from None
+    commit = (Checkpoint.objects.filter(team=experiment.team_id, hub_id=ref.repo_id, hub_revision=ref.revision or "")
+              .exclude(hub_commit="").values_list("hub_commit", flat=True).first())
+    path = hub.snapshot_dir(settings.HF_CACHE, ref.repo_id, commit) if commit else None
+    if path is None or not path.is_dir():
+        raise Unavailable(f"The teacher {ref.spec()} is not in the workers' model cache yet; a run downloads it.")
     return path
 
 

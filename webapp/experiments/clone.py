@@ -90,7 +90,7 @@ def _structured(config: dict[str, Any], experiment: Experiment) -> dict[str, Any
         initial["stages"] = json.dumps(config["stages"], indent=2, ensure_ascii=False)
     ensemble = _lookup(config, "teacher.ensemble")
     if isinstance(ensemble, list) and ensemble:
-        names = dict(Checkpoint.objects.filter(team=experiment.team_id).values_list("path", "name"))
+        names = {c.source: c.name for c in Checkpoint.objects.filter(team=experiment.team_id)}
         lines = [f"{names.get(m['path'], m['path'])} {m.get('weight', 1.0):g}" for m in ensemble
                  if isinstance(m, dict) and isinstance(m.get("path"), str)
                  and isinstance(m.get("weight", 1.0), (int, float))]

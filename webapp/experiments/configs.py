@@ -120,11 +120,11 @@ def build_config(cleaned_data: dict[str, Any], checkpoint: Checkpoint, dataset: 
 
     Only what the form sets is written here; distill_core's defaults fill in the rest, and the
     round trip through ExperimentConfig returns the complete, normalised dict. Special values:
-    grad_clip 0 turns clipping off (null); tf_init_from_teacher copies the chosen teacher's path.
+    grad_clip 0 turns clipping off (null); tf_init_from_teacher copies the chosen teacher's path (or Hub id).
     """
     raw: dict[str, Any] = {
         "data": dataset.data_config(),
-        "teacher": {"path": checkpoint.path},
+        "teacher": {"path": checkpoint.source},  # a directory, or hub:org/name@rev resolved by the worker
     }
     if _given(cleaned_data.get("max_length")):
         raw["data"]["max_length"] = cleaned_data["max_length"]
@@ -138,7 +138,7 @@ def build_config(cleaned_data: dict[str, Any], checkpoint: Checkpoint, dataset: 
     for option, name in STUDENT_OPTION_FIELDS.get(student_type, {}).items():
         value = cleaned_data.get(name)
         if option == "init_from_teacher":
-            value = checkpoint.path if value else None
+            value = checkpoint.source if value else None
         if _given(value) and value is not False:  # an unticked box is the option's default
             options[option] = value
     if options:

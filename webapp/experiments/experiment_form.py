@@ -231,10 +231,10 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
                 self.add_error("ensemble", f"Line {member['line']}: {checkpoint.name!r} predicts "
                                            f"{checkpoint.num_labels} labels but the dataset has {len(dataset.labels)}.")
                 return
-            if not ownership.may_use(team, Path(checkpoint.path).resolve()):
+            if not checkpoint.is_hub and not ownership.may_use(team, Path(checkpoint.path).resolve()):
                 self.add_error("ensemble", f"Line {member['line']}: {ownership.not_yours_message(checkpoint)}")
                 return
-            resolved.append({"path": checkpoint.path, "weight": member["weight"]})
+            resolved.append({"path": checkpoint.source, "weight": member["weight"]})
         cleaned["ensemble"] = resolved
 
     def _sweep_combinations(self, cleaned: dict[str, Any]) -> list[dict[str, Any]]:
@@ -275,23 +275,26 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
 
         Its description is the one inspect_checkpoint stored on the row at registration: building
         the model again here would cost every form post up to a second (bounded by
-        distill_core.checkpoint_limits), and the worker inspects the files again before a run.
+        distill_core.checkpoint_limits), and the worker inspects the files again before a run. A Hub
+        id is not downloaded here: it is checked against what an earlier run recorded (`info`), and
+        before any run only by the worker, which fails the run with the reason.
         """
-        if not ownership.may_use(teacher.team, Path(teacher.path).resolve()):
-            self.add_error("teacher", ownership.not_yours_message(teacher))
-            return
         info = teacher.info if isinstance(teacher.info, dict) else {}
-        if not teacher.is_ready or not isinstance(info.get("num_labels"), int):
-            self.add_error("teacher", f"The checkpoint {teacher.name!r} is not ready to be used.")
-            return
-        path = Path(teacher.path)
-        if not path.is_dir() or not (path / "config.json").is_file():
-            what = "its directory does not exist any more" if not path.is_dir() else "its config.json is gone"
-            self.add_error("teacher", f"The checkpoint {teacher.name!r} cannot be used: {what}; register it again.")
-            return
+        if not teacher.is_hub:
+            if not ownership.may_use(teacher.team, Path(teacher.path).resolve()):
+                self.add_error("teacher", ownership.not_yours_message(teacher))
+                return
+            if not teacher.is_ready or not isinstance(info.get("num_labels"), int):
+                self.add_error("teacher", f"The checkpoint {teacher.name!r} is not ready to be used.")
+                return
+            path = Path(teacher.path)
+            if not path.is_dir() or not (path / "config.json").is_file():
+                what = "its directory does not exist any more" if not path.is_dir() else "its config.json is gone"
+                self.add_error("teacher", f"The checkpoint {teacher.name!r} cannot be used: {what}; register it again.")
+                return
         self.teacher_info = info
         labels = list(dataset.labels)
-        if info["num_labels"] != len(labels):
+        if isinstance(info.get("num_labels"), int) and info["num_labels"] != len(labels):
             shown = ", ".join(labels[:12]) + (", …" if len(labels) > 12 else "")
             self.add_error("teacher", (
                 f"The teacher predicts {info['num_labels']} labels but the dataset has {len(labels)} ({shown}). "

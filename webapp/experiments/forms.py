@@ -13,6 +13,7 @@ from django.conf import settings
 
 from distill_core.config import DATA_FORMATS
 from distill_core.errors import CheckpointError
+from distill_core.hub import HubRef
 from webapp.experiments import ownership
 from webapp.experiments.archives import too_large_message
 from webapp.experiments.experiment_form import STUDENT_CHOICES, ExperimentForm
@@ -46,6 +47,11 @@ class CheckpointForm(TeamFormMixin, forms.Form):
     archive = forms.FileField(
         required=False, label="…or upload an archive",
         help_text="A .zip or .tar.gz of a save_pretrained() directory; it is unpacked on the server.")
+    hub_id = forms.CharField(
+        max_length=400, required=False, label="…or a Hugging Face model id",
+        help_text="name or org/name, optionally @revision (a branch, tag or commit), e.g. org/bert-sst2@main. "
+                  "Nothing is downloaded now: the first run downloads it into the workers' shared cache and "
+                  "this page then shows the commit it resolved to.")
 
     def __init__(self, *args, user, archive_too_large: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -76,22 +82,37 @@ class CheckpointForm(TeamFormMixin, forms.Form):
             raise forms.ValidationError(ownership.name_as_typed(exc.message, resolved, raw)) from None
         return str(resolved)
 
+    def clean_hub_id(self) -> HubRef | None:
+        """The id as a HubRef (checked for form only: nothing is asked of the Hub inside a request)."""
+        from distill_core import hub
+
+        raw = self.cleaned_data["hub_id"].strip()
+        if not raw:
+            return None
+        try:
+            return hub.parse(raw, field="hub_id")
+        except CheckpointError as exc:
+            raise forms.ValidationError(exc.message) from None
+
     def clean(self):
         cleaned = super().clean()
-        path, archive = cleaned.get("path"), cleaned.get("archive")
+        path, archive, hub_ref = cleaned.get("path"), cleaned.get("archive"), cleaned.get("hub_id")
         if self.archive_too_large:  # dropped while streaming (archives.CappedUploadHandler)
             self.add_error("archive", too_large_message())
         elif path and archive:
             self.add_error("archive", "Give a local path or an archive, not both.")
-        elif not path and not archive and "path" not in self.errors and "archive" not in self.errors:
-            self.add_error("path", "Give the checkpoint's local path, or upload an archive of it.")
+        elif hub_ref and (path or archive):
+            self.add_error("hub_id", "Give a Hugging Face model id or a local checkpoint, not both.")
+        elif not (path or archive or hub_ref) and not {"path", "archive", "hub_id"} & set(self.errors):
+            self.add_error("path", "Give the checkpoint's local path, upload an archive of it, or give a Hugging "
+                                   "Face model id.")
         # A FAILED upload does not hold its name: the next registration replaces it.
         self.check_unique_name(Checkpoint.objects.exclude(status=Checkpoint.Status.FAILED), cleaned)
         return cleaned
 
 
 def save_checkpoint(form: CheckpointForm, user) -> Checkpoint:
-    """Create the checkpoint of a valid CheckpointForm: store its archive to unpack, or register its path.
+    """Create the checkpoint of a valid CheckpointForm: store its archive to unpack, register its path or its Hub id.
 
     An archive's checkpoint is UNPACKING until a task has unpacked it (archive_jobs.accept_upload).
 
@@ -105,6 +126,12 @@ def save_checkpoint(form: CheckpointForm, user) -> Checkpoint:
     cd = form.cleaned_data
     if cd.get("archive"):
         return archive_jobs.accept_upload(team=cd["team"], user=user, name=cd["name"], upload=cd["archive"])
+    if cd.get("hub_id"):  # a pending row: the worker downloads it at run start and fills hub_commit and info
+        ref = cd["hub_id"]
+        with transaction.atomic():
+            archive_jobs.free_failed_name(cd["team"], cd["name"])
+            return Checkpoint.objects.create(team=cd["team"], name=cd["name"], path="", hub_id=ref.repo_id,
+                                             hub_revision=ref.revision or "", info={}, created_by=user)
     with transaction.atomic():
         archive_jobs.free_failed_name(cd["team"], cd["name"])
         checkpoint = Checkpoint.objects.create(team=cd["team"], name=cd["name"], path=cd["path"], info=form.info,

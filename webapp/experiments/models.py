@@ -11,7 +11,7 @@ from webapp.accounts.models import Team
 
 
 class Checkpoint(models.Model):
-    """A registered local Hugging Face checkpoint directory usable as a teacher.
+    """A teacher: a registered local Hugging Face checkpoint directory, or a Hugging Face Hub model id.
 
     A path registers READY at once; an uploaded archive is UNPACKING until a task has unpacked
     and inspected it (webapp/experiments/archive_jobs.py), then READY, or FAILED with the reason.
@@ -24,7 +24,12 @@ class Checkpoint(models.Model):
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="checkpoints")
     name = models.CharField(max_length=100)
-    path = models.CharField(max_length=1000)  # empty until an upload is unpacked
+    path = models.CharField(max_length=1000)  # empty until an upload is unpacked, and for a Hub id
+    # A Hub model id instead of a directory: nothing is downloaded when it is registered; the worker
+    # resolves it at run start (distill_core.hub) and records the commit and `info` here.
+    hub_id = models.CharField(max_length=200, blank=True)
+    hub_revision = models.CharField(max_length=200, blank=True)  # "" = the default branch
+    hub_commit = models.CharField(max_length=64, blank=True)  # "" until a run resolved it
     # distill_core.teachers.inspect_checkpoint(), computed once at registration: model_type, num_labels,
     # labels, num_layers, hidden_size, num_heads, ...; experiment forms read it instead of re-inspecting.
     info = models.JSONField(default=dict)
@@ -57,6 +62,17 @@ class Checkpoint(models.Model):
         if self.status == self.Status.READY:
             return 100
         return min(100, int(100 * self.bytes_done / self.bytes_total)) if self.bytes_total else 0
+
+    @property
+    def is_hub(self) -> bool:
+        return bool(self.hub_id)
+
+    @property
+    def source(self) -> str:
+        """What a config names as this teacher: its directory, or `hub:org/name@revision`."""
+        from distill_core.hub import HubRef
+
+        return HubRef(self.hub_id, self.hub_revision or None).spec() if self.hub_id else self.path
 
 
 class Dataset(models.Model):

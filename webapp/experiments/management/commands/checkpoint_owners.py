@@ -21,7 +21,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         unusable = 0
-        rows = Checkpoint.objects.select_related("team").order_by("created_at", "pk")
+        # Hub ids name no directory: each team's row is its own, downloaded into the shared cache.
+        rows = Checkpoint.objects.filter(hub_id="").select_related("team").order_by("created_at", "pk")
         for checkpoint in rows:
             path = Path(checkpoint.path).resolve()
             try:
