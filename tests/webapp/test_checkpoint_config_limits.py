@@ -104,7 +104,7 @@ def test_a_teacher_that_is_still_unpacking_cannot_be_chosen(alice_client, form_d
     checkpoint.status = Checkpoint.Status.UNPACKING
     checkpoint.save(update_fields=["status"])
     response = alice_client.post("/experiments/new/", form_data)
-    assert response.status_code == 200 and "not one of the available choices" in response.content.decode()
+    assert response.status_code == 400 and "not one of the available choices" in response.content.decode()
     assert not Experiment.objects.exists()
 
 

@@ -64,7 +64,7 @@ def spellings(teacher_root: Path, teacher_dir: Path) -> dict[str, str]:
 
 def register_page(client, team, path: str, name: str = "stolen"):
     response = client.post(URL, {"team": team.pk, "name": name, "path": path})
-    assert response.status_code == 200, "a refused form is shown again"
+    assert response.status_code == 400, "a refused form is shown again"
     return response.context["form"].errors.get("path", [])
 
 
@@ -175,7 +175,7 @@ def test_a_row_registered_before_the_folders_cannot_be_used_by_a_later_team(char
         "name": "x", "team": other.pk, "teacher": stolen.pk, "dataset": data.pk, "student_type": "textcnn",
         "temperature": "2", "alpha": "0.8", "epochs": "1", "batch_size": "8", "learning_rate": "0.001",
         "max_length": "16"})
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert response.context["form"].errors["teacher"] == [ownership.not_yours_message(stolen)]
     assert not other.experiments.exists()
 

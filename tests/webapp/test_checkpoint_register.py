@@ -22,7 +22,7 @@ def register(client, team, path, name="tiny"):
 
 
 def assert_refused(response, text: str, field: str = "path"):
-    assert response.status_code == 200
+    assert response.status_code == 400
     errors = response.context["form"].errors
     assert any(text in e for e in errors.get(field, [])), errors
     assert Checkpoint.objects.count() == 0
@@ -111,7 +111,7 @@ def test_it_refuses_a_path_that_does_not_exist(alice_client, acme, teacher_root)
 @pytest.mark.parametrize("path", ["relative/dir", "", "/tmp/\x00evil"])
 def test_it_refuses_odd_paths(alice_client, acme, path):
     response = register(alice_client, acme, path)
-    assert response.status_code == 200 and "path" in response.context["form"].errors
+    assert response.status_code == 400 and "path" in response.context["form"].errors
     assert Checkpoint.objects.count() == 0
 
 

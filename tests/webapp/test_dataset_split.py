@@ -54,4 +54,4 @@ def test_too_few_rows_to_hold_out_is_refused_and_nothing_stays(alice_client, acm
 def test_out_of_range_ratios_are_refused(alice_client, acme, settings):
     for value in ("0.9", "-0.1", "nan", "1e400"):
         response = post(alice_client, acme, test_ratio=value)
-        assert response.status_code == 200 and "test_ratio" in response.context["form"].errors, value
+        assert response.status_code == 400 and "test_ratio" in response.context["form"].errors, value

@@ -31,7 +31,7 @@ def stored_files(settings) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
-def assert_refused(response, settings, field: str, text: str, status: int = 200):
+def assert_refused(response, settings, field: str, text: str, status: int = 400):
     assert response.status_code == status
     errors = response.context["form"].errors
     assert any(text in e for e in errors.get(field, [])), errors

@@ -33,7 +33,7 @@ def submit(client, data, **changes):
 
 
 def assert_refused(response, field: str, text: str):
-    assert response.status_code == 200
+    assert response.status_code == 400
     errors = response.context["form"].errors
     assert field in errors, errors
     assert any(text in e for e in errors[field]), errors[field]

@@ -27,7 +27,7 @@ def post_rows(client, form_data, rows, **changes):
 
 
 def refused(response, field: str, text: str) -> None:
-    assert response.status_code == 200, response.status_code
+    assert response.status_code == 400, response.status_code
     errors = response.context["form"].errors
     assert field in errors, errors
     assert any(text in e for e in errors[field]), errors[field]

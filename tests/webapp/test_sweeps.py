@@ -16,7 +16,7 @@ URL = "/experiments/new/"
 
 
 def refused(response, field: str, text: str) -> None:
-    assert response.status_code == 200, response.status_code
+    assert response.status_code == 400, response.status_code
     errors = response.context["form"].errors
     assert field in errors, errors
     assert any(text in e for e in errors[field]), errors[field]

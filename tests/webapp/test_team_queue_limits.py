@@ -36,7 +36,7 @@ def _api_post(api, body: dict):
 
 
 def _errors(response, field: str) -> list[str]:
-    assert response.status_code == 200
+    assert response.status_code == 400
     return response.context["form"].errors.get(field, [])
 
 

@@ -89,7 +89,7 @@ def experiment_new(request):
         "has_checkpoints": owned(request.user, Checkpoint).exists(),
         "has_datasets": owned(request.user, Dataset).exists(),
         "nav": "new",
-    })
+    }, status=400 if form.is_bound else 200)  # a refused form is a client error, with its messages
 
 
 @login_required

@@ -68,7 +68,7 @@ def _checkpoint_new(request):
             else:
                 messages.success(request, f"Uploaded “{checkpoint.name}”; it is unpacked and checked in the background.")
             return redirect("experiments:checkpoint", pk=checkpoint.pk)
-    return _render_checkpoint_new(request, form)
+    return _render_checkpoint_new(request, form, status=400 if form.is_bound else 200)
 
 
 def _render_refused(request, form, field: str | None, message: str, render_page):
@@ -139,7 +139,7 @@ def _dataset_new(request):
         else:
             messages.success(request, f"Uploaded the dataset “{dataset.name}”.")
             return redirect("experiments:dataset", pk=dataset.pk)
-    return _render_dataset_new(request, form)
+    return _render_dataset_new(request, form, status=400 if form.is_bound else 200)
 
 
 def _render_dataset_new(request, form, status: int = 200):

@@ -52,7 +52,7 @@ def assert_json_refused(response, status: int, text: str = "", field: str | None
     return body
 
 
-def assert_form_refused(response, field: str, text: str, status: int = 200) -> str:
+def assert_form_refused(response, field: str, text: str, status: int = 400) -> str:
     """An HTML form shown again with `text` among `field`'s errors ("__all__" for the form's own)."""
     assert response.status_code == status, (response.status_code, response.content[:300])
     form = response.context["form"]
