@@ -216,6 +216,8 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
         "student": student_report,
         "teacher": teacher_report,
         "size": {**compare(teacher_size, student_size), "teachers": len(teachers)},
+        "teacher_precision": {"saved": teacher_info.get("dtype"),
+                              "compute": str(next(teacher.parameters()).dtype).removeprefix("torch.")},
         "best_dev": {k: trainer.best.get(k) for k in ("accuracy", "macro_f1", "epoch", "step")},
         "export_dir": export_dir,
         "steps": trainer.step,

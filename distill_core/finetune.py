@@ -73,7 +73,7 @@ def run_finetune(config: ExperimentConfig, sink: Any = None, should_cancel: Call
     try:
         tokenizer = AutoTokenizer.from_pretrained(config.teacher.path)
         model = AutoModelForSequenceClassification.from_pretrained(
-            config.teacher.path, num_labels=len(labels), id2label=dict(enumerate(labels)),
+            config.teacher.path, dtype=torch.float32, num_labels=len(labels), id2label=dict(enumerate(labels)),
             label2id={label: i for i, label in enumerate(labels)}, ignore_mismatched_sizes=True,
             problem_type="multi_label_classification" if config.data.multi_label else "single_label_classification")
     except Exception as exc:
