@@ -162,12 +162,14 @@ def tokenize(tokenizer: Any, texts: list[str], pairs: list[str] | None, max_leng
 @torch.no_grad()
 def teacher_logits(model: torch.nn.Module, tokenizer: Any, texts: list[str], pairs: list[str] | None,
                    max_length: int, batch_size: int = 64, device: torch.device | str = "cpu",
-                   on_batch: Callable[[], None] | None = None) -> torch.Tensor:
+                   on_batch: Callable[[], None] | None = None,
+                   progress: Callable[[int], None] | None = None) -> torch.Tensor:
     """Run the teacher over all examples once: logits (N, C) float32 on the CPU, in input order.
 
     Examples are batched shortest first, so a batch pads to lengths close to its own (less work than
     input order, where one long title pads its whole batch); the rows are put back in input order.
-    `on_batch()` is called before every batch (the distiller raises RunCancelled from it).
+    `on_batch()` is called before every batch (the distiller raises RunCancelled from it), `progress(n)`
+    after each batch of n examples.
     """
     model.eval()
     n = len(texts)
@@ -183,6 +185,8 @@ def teacher_logits(model: torch.nn.Module, tokenizer: Any, texts: list[str], pai
                          [pairs[i] for i in index] if pairs is not None else None, max_length)
         batch = {k: v.to(device) for k, v in batch.items()}
         out.append(model(**batch).logits.float().cpu())  # (b, C)
+        if progress is not None:
+            progress(len(index))
     logits = torch.empty(n, out[0].size(1))
     logits[torch.tensor(order)] = torch.cat(out)  # back to input order
     return logits
