@@ -77,3 +77,22 @@ def test_storing_the_phase_leaves_the_metric_progress_alone(experiment):
     phase(sink, "training", 0, total=10)
     experiment.refresh_from_db()
     assert experiment.total_steps == 10 and experiment.current_step == 0 and experiment.phase["name"] == "training"
+
+
+def test_a_real_runs_phases_reach_the_row_and_it_ends_on_the_export(experiment, tiny_run_config, tmp_path):
+    from distill_core.config import ExperimentConfig
+    from distill_core.distiller import run
+
+    seen = []
+
+    class Watching(DatabaseSink):
+        def _store_phase(self, payload):
+            super()._store_phase(payload)
+            seen.append(stored(experiment)["name"])
+
+    run(ExperimentConfig.from_dict(tiny_run_config(tmp_path / "out", max_steps=5)), sink=Watching(experiment.pk))
+    assert list(dict.fromkeys(seen)) == ["reading", "tokenising", "teacher", "training", "evaluating",
+                                         "teacher_test", "size", "export"]  # no augmentation in this config
+    assert stored(experiment) | {"elapsed_seconds": 0} == {
+        "name": "export", "label": "Exporting", "done": 0, "total": None, "unit": "file", "rate": None,
+        "eta_seconds": None, "elapsed_seconds": 0, "finished": True}
