@@ -3,11 +3,11 @@
     python bench/teacher_dtype.py                      # a random 6 x 384 BERT, 256 demo titles
     python bench/teacher_dtype.py --layers 1 --hidden 64 --sentences 32   # the smoke size
 
-The same random BERT (seeded) is written with save_pretrained in each dtype under var/bench/, then
-distill_core's teacher pass (load_teacher + teacher_logits, what a run does) labels the bundled demo
-titles. `naive` loads each save as transformers does by default (keeping the saved dtype), which is
-what the teacher pass did before distill_core chose the compute dtype. Prints one JSON line; the
-target is every saved dtype >= 0.9x the float32 figure.
+The same random BERT (seeded) is written with save_pretrained in each dtype under var/bench/, loaded
+with distill_core's load_teacher (what a run does), and timed over the bundled demo titles the way
+teacher_logits batches them. `naive` loads each save as transformers does by default (keeping the
+saved dtype), which is what the teacher pass did before distill_core chose the compute dtype. Prints
+one JSON line; the target is every saved dtype >= 0.9x the float32 figure.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import json
 import time
 
 import _common as common
+import torch
 
 DTYPES = ("float32", "float16", "bfloat16")
 
@@ -40,23 +41,35 @@ def write_saves(layers: int, hidden: int, texts: list[str]) -> dict[str, str]:
     return out
 
 
-def sentences_per_s(models: dict[str, tuple], texts: list[str], max_length: int, repeats: int) -> dict[str, float]:
-    """Best of `repeats` full passes per model, the models taking turns within each round.
+@torch.no_grad()
+def sentences_per_s(models: dict[str, torch.nn.Module], tokenizer, texts: list[str], max_length: int,
+                    repeats: int) -> dict[str, float]:
+    """The teacher pass (tokenise + forward, batches of 64 shortest first, as teacher_logits) per model.
 
-    Turns, not one model after another: on a shared machine the load drifts over minutes, and a model
-    measured in a quiet minute must not look faster than its neighbour. One warm-up batch each first.
+    The models take turns on every batch, in a rotating order, and each batch keeps its best time over
+    `repeats` rounds: on a shared 2-core machine the load swings several-fold within a minute, and
+    one model measured in a quiet minute must not look faster than its neighbour. Tokenising is the
+    same for every model, so it is timed once per batch and added to each.
     """
-    from distill_core.teachers import teacher_logits
+    from distill_core.teachers import tokenize
 
-    best = {}
-    for model, tokenizer in models.values():
-        teacher_logits(model, tokenizer, texts[:64], None, max_length, batch_size=64)
-    for _ in range(repeats):
-        for name, (model, tokenizer) in models.items():
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    batches = [[texts[i] for i in order[start: start + 64]] for start in range(0, len(texts), 64)]
+    names = list(models)
+    tokenise_best = [float("inf")] * len(batches)
+    forward_best = {name: [float("inf")] * len(batches) for name in names}
+    for round_ in range(repeats):
+        for b, batch_texts in enumerate(batches):
             started = time.perf_counter()
-            teacher_logits(model, tokenizer, texts, None, max_length, batch_size=64)
-            best[name] = min(best.get(name, float("inf")), time.perf_counter() - started)
-    return {name: round(len(texts) / seconds, 2) for name, seconds in best.items()}
+            batch = tokenize(tokenizer, batch_texts, None, max_length)
+            tokenise_best[b] = min(tokenise_best[b], time.perf_counter() - started)
+            shift = (round_ + b) % len(names)
+            for name in names[shift:] + names[:shift]:
+                started = time.perf_counter()
+                models[name](**batch).logits.float()
+                forward_best[name][b] = min(forward_best[name][b], time.perf_counter() - started)
+    tokenising = sum(tokenise_best)
+    return {name: round(len(texts) / (tokenising + sum(forward_best[name])), 2) for name in names}
 
 
 def main() -> None:
@@ -70,7 +83,6 @@ def main() -> None:
     parser.add_argument("--no-naive", action="store_true", help="skip the transformers-default (saved dtype) load")
     args = parser.parse_args()
 
-    import torch
     from transformers import AutoModelForSequenceClassification
 
     from distill_core.teachers import inspect_checkpoint, load_teacher
@@ -79,13 +91,15 @@ def main() -> None:
     texts = titles(args.sentences)
     saves = write_saves(args.layers, args.hidden, texts)
     loaded = {dtype: load_teacher(path, "cpu") for dtype, path in saves.items()}
+    tokenizer = loaded["float32"][1]  # the saves share one tokenizer
     compute = {dtype: str(next(m.parameters()).dtype).removeprefix("torch.") for dtype, (m, _) in loaded.items()}
-    rates = sentences_per_s(loaded, texts, args.max_length, args.repeats)
-    naive = {}
-    if not args.no_naive:
-        as_saved = {dtype: (AutoModelForSequenceClassification.from_pretrained(path).eval(), loaded[dtype][1])
-                    for dtype, path in saves.items()}  # transformers' default keeps the saved dtype
-        naive = sentences_per_s(as_saved, texts, args.max_length, args.repeats)
+    models = {dtype: model for dtype, (model, _) in loaded.items()}
+    if not args.no_naive:  # transformers' default keeps the saved dtype
+        models |= {f"naive_{dtype}": AutoModelForSequenceClassification.from_pretrained(path).eval()
+                   for dtype, path in saves.items()}
+    measured = sentences_per_s(models, tokenizer, texts, args.max_length, args.repeats)
+    rates = {dtype: measured[dtype] for dtype in DTYPES}
+    naive = {dtype: measured[f"naive_{dtype}"] for dtype in DTYPES if f"naive_{dtype}" in measured}
     ratios = {dtype: round(rates[dtype] / rates["float32"], 3) for dtype in DTYPES}
     print(json.dumps({
         "bench": "teacher_dtype", "layers": args.layers, "hidden": args.hidden,

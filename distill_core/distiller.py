@@ -177,15 +177,11 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
         log.info("Augmentation made %d extra training texts", len(texts))
     encoder = build_encoder(config, splits["train"], tokenizer)  # after augmentation, as before: same vocabulary
 
-    def check_cancel() -> None:
-        if should_cancel is not None and should_cancel():
-            raise RunCancelled("Cancelled while the teacher was labelling the data.")
-
     unlabelled = {"train"} if live_train_logits(config, len(teachers)) else set()
     if "test" in splits:
         unlabelled.add("dev")  # judged on gold labels only; the teacher's report is on test
-    encoded = encode_splits(config, splits, encoder, teachers, device, cache_dir, check_cancel,
-                            without_logits=unlabelled, phases=phases)
+    encoded = encode_splits(config, splits, encoder, teachers, device, cache_dir,
+                            lambda: phases.check_cancel("teacher"), without_logits=unlabelled, phases=phases)
     if "augmented" in encoded:
         augmented = encoded.pop("augmented")
         augmented.labels = teacher_predictions(augmented.teacher, config.data.multi_label)  # the teacher labels copies
