@@ -18,26 +18,38 @@ from distill_core.errors import DistillError, RunCancelled
 
 
 class ProgressSink:
-    """Print a tqdm progress bar with the latest loss, and one line per evaluation."""
+    """Print one tqdm bar per phase of the run (the training bar with the latest loss), one line per evaluation."""
 
     def __init__(self) -> None:
         self.bar = None
+        self.phase: str | None = None
 
     def emit(self, kind: str, payload: dict[str, Any]) -> None:
         from tqdm import tqdm
 
-        if kind == "start":
-            self.bar = tqdm(total=payload["total_steps"], unit="step", desc="distilling", dynamic_ncols=True)
-        elif kind == "step" and self.bar is not None:
-            self.bar.update(payload["step"] - self.bar.n)
+        if kind == "phase":
+            if payload["name"] != self.phase:
+                self._close()
+                self.phase = payload["name"]
+                self.bar = tqdm(total=payload["total"], unit=payload["unit"], desc=payload["label"],
+                                dynamic_ncols=True)
+            self.bar.update(payload["done"] - self.bar.n)
+            if payload["finished"]:
+                self._close()
+        elif kind == "step" and self.bar is not None and self.phase == "training":
             m = payload["metrics"]
             self.bar.set_postfix(loss=f"{m['loss']:.4f}", kd=f"{m['kd_loss']:.4f}", hard=f"{m['hard_loss']:.4f}")
         elif kind == "eval":
             m = payload["metrics"]
             line = f"{payload['split']} step {payload['step']}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}"
             (self.bar.write if self.bar is not None else print)(line)
-        elif kind == "result" and self.bar is not None:
+        elif kind == "result":
+            self._close()
+
+    def _close(self) -> None:
+        if self.bar is not None:
             self.bar.close()
+        self.bar, self.phase = None, None
 
 
 class MetricsFile:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
+from collections.abc import Callable
 
 from distill_core.config import AugmentConfig
 from distill_core.vocab import MASK
@@ -29,8 +30,12 @@ def units(text: str) -> tuple[list[str], str]:
     return list(text), ""
 
 
-def augment_texts(texts: list[str], cfg: AugmentConfig, seed: int) -> list[str]:
-    """Augmented copies of `texts`, distinct from each other and from the originals, in a fixed order."""
+def augment_texts(texts: list[str], cfg: AugmentConfig, seed: int,
+                  progress: Callable[[int], None] | None = None) -> list[str]:
+    """Augmented copies of `texts`, distinct from each other and from the originals, in a fixed order.
+
+    `progress(1)` is called after each original text.
+    """
     rng = random.Random(seed)
     counts = Counter(u for text in texts for u in units(text)[0])
     ranked = [u for u, _ in counts.most_common()]
@@ -38,6 +43,8 @@ def augment_texts(texts: list[str], cfg: AugmentConfig, seed: int) -> list[str]:
     seen = set(texts)
     out: list[str] = []
     for text in texts:
+        if progress is not None:
+            progress(1)
         tokens, joiner = units(text)
         if not tokens:
             continue

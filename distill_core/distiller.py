@@ -3,6 +3,9 @@
     run(config, sink, should_cancel) -> results
 
 Events (`sink.emit(kind, payload)`), in order:
+    phase  {"name", "label", "done", "total", "rate", "eta_seconds", ...} as each phase starts, advances
+           (throttled, see progress.py) and ends: reading, augmenting, tokenising, teacher, training,
+           evaluating, teacher_test, size, export
     start  {"total_steps", "steps_per_epoch", "train_examples", "device"}
     step   {"step", "epoch", "metrics": {"loss", "kd_loss", "hard_loss", "lr"}}   every train.log_every steps
     eval   {"step", "epoch", "split": "dev", "metrics": {"accuracy", "macro_f1"}} per epoch / eval_every
@@ -44,6 +47,7 @@ from distill_core.evaluate import accuracy_and_macro_f1, report_for
 from distill_core.export import save_student
 from distill_core.losses import hard_bce, hard_ce, kd_losses
 from distill_core.matches import MatchLoss, parse_matches, validate_matches
+from distill_core.progress import Phase, Phases
 from distill_core.schedules import lr_factor, temperature_schedules, weight_schedules
 from distill_core.seeding import seed_everything
 from distill_core.size import compare, size_report
@@ -108,14 +112,20 @@ def resolve_device(name: str) -> torch.device:
                           field="train.device") from None
 
 
-def load_splits(config: ExperimentConfig) -> dict[str, Split]:
-    """Train, dev and test splits. Without a dev file, a seeded 10% of train is held out as dev."""
+def load_splits(config: ExperimentConfig, progress: Phase | None = None) -> dict[str, Split]:
+    """Train, dev and test splits. Without a dev file, a seeded 10% of train is held out as dev.
+
+    `progress` advances by one per file read.
+    """
     data = config.data
     if not data.labels:
         raise ConfigError("data.labels is empty: list the class names in index order.", field="data.labels")
+    advance = progress.advance if progress is not None else (lambda n=1: None)
     splits = {"train": read_split(data.train, data, data.labels, "train")}
+    advance()
     if data.dev:
         splits["dev"] = read_split(data.dev, data, data.labels, "dev")
+        advance()
     else:
         train = splits["train"]
         if len(train) < 2:
@@ -127,6 +137,7 @@ def load_splits(config: ExperimentConfig) -> dict[str, Split]:
         splits["train"] = train.subset(sorted(order[held:]), "train")
     if data.test:
         splits["test"] = read_split(data.test, data, data.labels, "test")
+        advance()
     return splits
 
 
@@ -171,25 +182,26 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     if config.train.amp == "fp16" and device.type != "cuda":
         raise ConfigError("train.amp='fp16' needs a CUDA device; use 'bf16' or 'off' on the CPU.", field="train.amp")
     labels = list(config.data.labels)
-    splits = load_splits(config)
-    teachers = load_teachers(config, device, labels)
+    phases = Phases(sink, should_cancel)
+    files = 1 + bool(config.data.dev) + bool(config.data.test)
+    with phases.phase("reading", total=files + len(config.teacher.members()), unit="file") as progress:
+        splits = load_splits(config, progress)
+        teachers = load_teachers(config, device, labels, progress)
     teacher, tokenizer, teacher_info = teachers[0].model, teachers[0].tokenizer, teachers[0].info
-    encoder = build_encoder(config, splits["train"], tokenizer)
     if config.augment.enabled:
         from distill_core.augment import augment_texts
 
-        texts = augment_texts(splits["train"].texts, config.augment, config.seed)
+        with phases.phase("augmenting", total=len(splits["train"]), poll_cancel=True) as progress:
+            texts = augment_texts(splits["train"].texts, config.augment, config.seed, progress=progress.advance)
         splits["augmented"] = Split("augmented", splits["train"].path, texts, None, [-1] * len(texts))
         log.info("Augmentation made %d extra training texts", len(texts))
-    def check_cancel() -> None:
-        if should_cancel is not None and should_cancel():
-            raise RunCancelled("Cancelled while the teacher was labelling the data.")
+    encoder = build_encoder(config, splits["train"], tokenizer)  # after augmentation, as before: same vocabulary
 
     unlabelled = {"train"} if live_train_logits(config, len(teachers)) else set()
     if "test" in splits:
         unlabelled.add("dev")  # judged on gold labels only; the teacher's report is on test
-    encoded = encode_splits(config, splits, encoder, teachers, device, cache_dir, check_cancel,
-                            without_logits=unlabelled)
+    encoded = encode_splits(config, splits, encoder, teachers, device, cache_dir,
+                            lambda: phases.check_cancel("teacher"), without_logits=unlabelled, phases=phases)
     if "augmented" in encoded:
         augmented = encoded.pop("augmented")
         augmented.labels = teacher_predictions(augmented.teacher, config.data.multi_label)  # the teacher labels copies
@@ -201,37 +213,48 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     student = build_student(config.student.type, encoder.vocab_size, len(labels), config.student.embedding_dim,
                             config.student.options).to(device)
     trainer = Trainer(config, student, encoded, labels, device, sink, should_cancel, teacher, teacher_info)
-    trainer.train(resume)
+    with phases.phase("training", total=trainer.total_steps, unit="step") as trainer.progress:
+        trainer.train(resume)
+    trainer.progress = None
     train_seconds = time.monotonic() - started - teacher_seconds
 
     student.load_state_dict(trainer.best_state)
     max_length = config.data.max_length
     test_name = "test" if "test" in encoded else "dev"
     test = encoded[test_name]
-    student_pred = predict_labels(student, test, device, config.train.batch_size)
-    student_report = report_for(test.labels.numpy(), student_pred.numpy(), labels)
-    teacher_report = report_for(test.labels.numpy(),
-                                teacher_predictions(test.teacher, config.data.multi_label).numpy(), labels)
+    with phases.phase("evaluating", total=len(test), poll_cancel=True) as progress:
+        student_pred = predict_labels(student, test, device, config.train.batch_size, progress=progress.advance)
+        student_report = report_for(test.labels.numpy(), student_pred.numpy(), labels)
+    with phases.phase("teacher_test"):  # its logits on this split were computed with the others: a report only
+        teacher_report = report_for(test.labels.numpy(),
+                                    teacher_predictions(test.teacher, config.data.multi_label).numpy(), labels)
     if test_name == "test":  # a dev re-evaluation would collide with the dev point at this step
         sink.emit("eval", {"step": trainer.step, "epoch": trainer.best.get("epoch"), "split": "test",
                            "metrics": {k: student_report[k] for k in ("accuracy", "macro_f1")}})
 
-    student_size = size_report(student, lambda b: {"input_ids": torch.randint(3, encoder.vocab_size, (b, max_length),
-                                                                              device=device),
-                                                   "lengths": torch.full((b,), max_length, device=device)}, device)
-    teacher_size = size_report(teacher, lambda b: {
-        "input_ids": torch.randint(0, teacher.config.vocab_size, (b, max_length), device=device),
-        "attention_mask": torch.ones(b, max_length, dtype=torch.long, device=device)}, device,
-        bytes_on_disk=teacher_info["size_bytes"])
+    def student_inputs(b: int) -> dict[str, torch.Tensor]:
+        return {"input_ids": torch.randint(3, encoder.vocab_size, (b, max_length), device=device),
+                "lengths": torch.full((b,), max_length, device=device)}
+
+    def teacher_inputs(b: int) -> dict[str, torch.Tensor]:
+        return {"input_ids": torch.randint(0, teacher.config.vocab_size, (b, max_length), device=device),
+                "attention_mask": torch.ones(b, max_length, dtype=torch.long, device=device)}
+
+    with phases.phase("size", total=2, unit="model") as progress:
+        student_size = size_report(student, student_inputs, device)
+        progress.advance()
+        phases.check_cancel("size")
+        teacher_size = size_report(teacher, teacher_inputs, device, bytes_on_disk=teacher_info["size_bytes"])
     export_dir = None
     if config.output_dir:
-        sink.emit("export", {"path": str(config.output_dir)})  # a sink may refuse: nothing below is written
-        with storage.writing(config.output_dir, "output directory"):
-            environment.write(config.output_dir, env)
-        export_dir = str(save_student(student, encoder, student_type=config.student.type,
-                                      embedding_dim=config.student.embedding_dim, labels=labels,
-                                      max_length=max_length, output_dir=config.output_dir, config=config.to_dict(),
-                                      multi_label=config.data.multi_label))
+        with phases.phase("export", unit="file"):
+            sink.emit("export", {"path": str(config.output_dir)})  # a sink may refuse: nothing below is written
+            with storage.writing(config.output_dir, "output directory"):
+                environment.write(config.output_dir, env)
+            export_dir = str(save_student(student, encoder, student_type=config.student.type,
+                                          embedding_dim=config.student.embedding_dim, labels=labels,
+                                          max_length=max_length, output_dir=config.output_dir,
+                                          config=config.to_dict(), multi_label=config.data.multi_label))
         checkpointing.remove(checkpointing.checkpoint_path(config.output_dir))
     results = {
         "labels": labels,
@@ -239,6 +262,8 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
         "student": student_report,
         "teacher": teacher_report,
         "size": {**compare(teacher_size, student_size), "teachers": len(teachers)},
+        "teacher_precision": {"saved": teacher_info.get("dtype"),
+                              "compute": str(next(teacher.parameters()).dtype).removeprefix("torch.")},
         "best_dev": {k: trainer.best.get(k) for k in ("accuracy", "macro_f1", "epoch", "step")},
         "export_dir": export_dir,
         "steps": trainer.step,
@@ -273,7 +298,8 @@ class LoadedTeacher:
     weight: float
 
 
-def load_teachers(config: ExperimentConfig, device: torch.device, labels: list[str]) -> list[LoadedTeacher]:
+def load_teachers(config: ExperimentConfig, device: torch.device, labels: list[str],
+                  progress: Phase | None = None) -> list[LoadedTeacher]:
     """The teacher and any ensemble members, each checked against the dataset's label count."""
     loaded = []
     for i, (path, weight) in enumerate(config.teacher.members()):
@@ -286,39 +312,71 @@ def load_teachers(config: ExperimentConfig, device: torch.device, labels: list[s
             raise CheckpointError(f"Ensemble teacher {i} ({path}): {exc.message}",
                                   field=f"teacher.ensemble.{i - 1}.path") from None
         loaded.append(LoadedTeacher(model, tokenizer, info, path, weight))
+        if progress is not None:
+            progress.advance()
     return loaded
 
 
 def encode_splits(config: ExperimentConfig, splits: dict[str, Split], encoder: Encoder, teachers: list[LoadedTeacher],
                   device: torch.device, cache_dir: str | Path | None,
                   on_batch: Callable[[], None] | None = None,
-                  without_logits: set[str] = frozenset()) -> dict[str, Encoded]:
+                  without_logits: set[str] = frozenset(), phases: Phases | None = None) -> dict[str, Encoded]:
     """Student ids for every split and the teachers' (weighted mean) logits, computed once or read from the cache.
 
     Splits in `without_logits` get none (Encoded.teacher None): the teacher does not run over them here.
+    `phases` reports the tokenising and the teacher labelling (examples done over all splits and teachers).
     """
     from distill_core import teacher_cache
 
+    phases = phases or Phases(NullSink())
     labels = list(config.data.labels)
     max_length = config.data.max_length
     total_weight = sum(t.weight for t in teachers)
+    tokens = {}
+    with phases.phase("tokenising", total=sum(len(split) for split in splits.values()), poll_cancel=True) as progress:
+        for name, split in splits.items():
+            tokens[name] = encode_in_chunks(encoder, split, max_length, progress)
+    labelled = [name for name in splits if name not in without_logits]
     encoded = {}
-    for name, split in splits.items():
-        ids, lengths = encoder.encode(split.texts, split.pairs, max_length)
-        mean = None
-        for t in teachers if name not in without_logits else ():
-            def compute(split: Split = split, t: LoadedTeacher = t) -> torch.Tensor:
-                return teacher_logits(t.model, t.tokenizer, split.texts, split.pairs, max_length,
-                                      batch_size=max(64, config.train.batch_size), device=device, on_batch=on_batch)
+    with phases.phase("teacher", total=sum(len(splits[name]) for name in labelled) * len(teachers)) as progress:
+        for name, split in splits.items():
+            mean = None
+            for t in teachers if name in labelled else ():
+                def compute(split: Split = split, t: LoadedTeacher = t) -> torch.Tensor:
+                    return teacher_logits(t.model, t.tokenizer, split.texts, split.pairs, max_length,
+                                          batch_size=max(64, config.train.batch_size), device=device,
+                                          on_batch=on_batch, progress=progress.advance)
 
-            key = teacher_cache.cache_key(t.path, split, max_length, features=("logits",))
-            logits = teacher_cache.get_or_compute(cache_dir, key, compute)  # (N, C)
-            order = label_order(t.info["labels"], labels)
-            if order is not None:
-                logits = logits[:, order]
-            mean = logits * (t.weight / total_weight) + (0 if mean is None else mean)
-        encoded[name] = Encoded(ids, lengths, label_tensor(split.labels, len(labels), config.data.multi_label), mean)
+                done = progress.done + len(split)
+                key = teacher_cache.cache_key(t.path, split, max_length, features=("logits",))
+                logits = teacher_cache.get_or_compute(cache_dir, key, compute)  # (N, C)
+                progress.update_to(done)  # a cache hit counts as labelled at once
+                order = label_order(t.info["labels"], labels)
+                if order is not None:
+                    logits = logits[:, order]
+                mean = logits * (t.weight / total_weight) + (0 if mean is None else mean)
+            encoded[name] = Encoded(*tokens.pop(name), label_tensor(split.labels, len(labels), config.data.multi_label),
+                                    mean)
     return encoded
+
+
+def encode_in_chunks(encoder: Encoder, split: Split, max_length: int, progress: Phase,
+                     chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+    """encoder.encode over `split` a chunk at a time, so a large split reports progress; the same tensors."""
+    if len(split) <= chunk:
+        ids, lengths = encoder.encode(split.texts, split.pairs, max_length)
+        progress.advance(len(split))
+        return ids, lengths
+    parts = []
+    for start in range(0, len(split), chunk):
+        end = start + chunk
+        parts.append(encoder.encode(split.texts[start:end], split.pairs[start:end] if split.pairs is not None else None,
+                                    max_length))
+        progress.advance(len(parts[-1][1]))
+    width = max(ids.size(1) for ids, _ in parts)
+    pad_id = getattr(getattr(encoder, "tokenizer", None), "pad_token_id", None) or 0  # what encode pads with
+    ids = torch.cat([torch.nn.functional.pad(ids, (0, width - ids.size(1)), value=pad_id) for ids, _ in parts])
+    return ids, torch.cat([lengths for _, lengths in parts])  # (N, width), (N,)
 
 
 def label_tensor(labels: list, num_labels: int, multi_label: bool) -> torch.Tensor:
@@ -387,6 +445,7 @@ class Trainer:
         self.stopped_early = False
         self.resumed_from: int | None = None
         self.ckpt_path = checkpointing.checkpoint_path(config.output_dir) if config.output_dir else None
+        self.progress: Phase | None = None  # the run's "training" phase, advanced every step (throttled)
         self.fingerprint = checkpointing.fingerprint(config.to_dict())
 
     def _reset_best(self) -> None:
@@ -419,6 +478,8 @@ class Trainer:
         self.sink.emit("start", {"total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
                                  "train_examples": len(self.train_set), "device": str(self.device),
                                  "resumed_from": self.resumed_from, "stages": [s.config.name for s in self.stages]})
+        if self.progress is not None:
+            self.progress.resume_at(self.step)
         while self.step < self.total_steps:
             stage = self.stages[self.stage_index]
             stage_epochs_done = (self.step - self.stage_start_step) // self.steps_per_epoch
@@ -502,6 +563,8 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
+        if self.progress is not None:
+            self.progress.update_to(self.step)
         if self.step % t.log_every == 0 or self.step == self.total_steps:
             metrics = {**sums, "lr": lr, "kd_weight": kd_w, "hard_weight": hard_w}
             self.sink.emit("step", {"step": self.step, "epoch": epoch, "stage": self.stage_index, "metrics": metrics})
@@ -605,8 +668,12 @@ def check_finite(terms: dict[str, torch.Tensor], step: int) -> None:
 
 
 @torch.no_grad()
-def predict_labels(model: torch.nn.Module, split: Encoded, device: torch.device, batch_size: int) -> torch.Tensor:
-    """Arg-max predictions (N,), or multi-hot (N, C) for multi-label splits, on the CPU; mode is restored."""
+def predict_labels(model: torch.nn.Module, split: Encoded, device: torch.device, batch_size: int,
+                   progress: Callable[[int], None] | None = None) -> torch.Tensor:
+    """Arg-max predictions (N,), or multi-hot (N, C) for multi-label splits, on the CPU; mode is restored.
+
+    `progress(n)` is called after each batch of n examples.
+    """
     was_training = model.training
     model.eval()
     out = []
@@ -615,5 +682,7 @@ def predict_labels(model: torch.nn.Module, split: Encoded, device: torch.device,
         ids, lengths, _, _ = split.batch(index, device)
         logits = model(ids, lengths)  # (b, C)
         out.append((logits > 0).float().cpu() if split.labels.dim() == 2 else logits.argmax(dim=-1).cpu())
+        if progress is not None:
+            progress(len(index))
     model.train(was_training)
     return torch.cat(out)

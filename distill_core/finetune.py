@@ -50,8 +50,6 @@ def run_finetune(config: ExperimentConfig, sink: Any = None, should_cancel: Call
 
     The base may be a Hub reference (`hub:org/name@rev`), resolved into `hub_cache` first (hub.py).
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
     from distill_core import hub
     from distill_core.distiller import (
         Encoded,
@@ -62,6 +60,7 @@ def run_finetune(config: ExperimentConfig, sink: Any = None, should_cancel: Call
         predict_labels,
         resolve_device,
     )
+    from distill_core.progress import Phases
     from distill_core.teachers import inspect_checkpoint
     from distill_core.vocab import TeacherPieces
 
@@ -74,41 +73,45 @@ def run_finetune(config: ExperimentConfig, sink: Any = None, should_cancel: Call
     seed_everything(config.seed)
     device = resolve_device(config.train.device)
     labels = list(config.data.labels)
-    splits = load_splits(config)
-    base_info = inspect_checkpoint(config.teacher.path)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(config.teacher.path)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            config.teacher.path, num_labels=len(labels), id2label=dict(enumerate(labels)),
-            label2id={label: i for i, label in enumerate(labels)}, ignore_mismatched_sizes=True,
-            problem_type="multi_label_classification" if config.data.multi_label else "single_label_classification")
-    except Exception as exc:
-        raise CheckpointError(f"Cannot load {config.teacher.path} for fine-tuning: {exc}", field="teacher.path") from exc
+    phases = Phases(sink, should_cancel)
+    reading = phases.phase("reading", total=1 + bool(config.data.dev) + bool(config.data.test) + 1, unit="file")
+    with reading:
+        splits = load_splits(config, reading)
+        base_info = inspect_checkpoint(config.teacher.path)
+        model, tokenizer = _load_base(config, labels)
+        reading.advance()
     encoder = TeacherPieces(tokenizer)
     encoded = {}
-    for name, split in splits.items():
-        ids, lengths = encoder.encode(split.texts, split.pairs, config.data.max_length)
-        y = label_tensor(split.labels, len(labels), config.data.multi_label)
-        encoded[name] = Encoded(ids, lengths, y, torch.zeros(len(y), len(labels)))  # no teacher: zero soft targets
+    with phases.phase("tokenising", total=sum(len(split) for split in splits.values()), poll_cancel=True) as progress:
+        for name, split in splits.items():
+            ids, lengths = encoder.encode(split.texts, split.pairs, config.data.max_length)
+            y = label_tensor(split.labels, len(labels), config.data.multi_label)
+            encoded[name] = Encoded(ids, lengths, y, torch.zeros(len(y), len(labels)))  # no teacher: zero soft targets
+            progress.advance(len(split))
     wrapped = HFClassifier(model).to(device)
     config.kd.alpha, config.kd.kd_weight = 1.0, 0.0  # hard labels only
     trainer = Trainer(config, wrapped, encoded, labels, device, sink, should_cancel)
-    trainer.train(resume)
+    with phases.phase("training", total=trainer.total_steps, unit="step") as trainer.progress:
+        trainer.train(resume)
+    trainer.progress = None
     wrapped.load_state_dict(trainer.best_state)
 
     test_name = "test" if "test" in encoded else "dev"
     test = encoded[test_name]
-    report = report_for(test.labels.numpy(),
-                                   predict_labels(wrapped, test, device, config.train.batch_size).numpy(), labels)
-    sink.emit("export", {"path": str(config.output_dir)})
-    with writing(config.output_dir, "fine-tuned teacher"):
+    with phases.phase("evaluating", total=len(test), poll_cancel=True) as progress:
+        report = report_for(test.labels.numpy(), predict_labels(wrapped, test, device, config.train.batch_size,
+                                                                progress=progress.advance).numpy(), labels)
+    with phases.phase("export", unit="file"), writing(config.output_dir, "fine-tuned teacher"):
+        sink.emit("export", {"path": str(config.output_dir)})  # a sink may refuse: nothing below is written
         model.save_pretrained(config.output_dir)
         tokenizer.save_pretrained(config.output_dir)
     checkpointing.remove(checkpointing.checkpoint_path(config.output_dir))
     length = config.data.max_length
-    size = size_report(model, lambda b: {"input_ids": torch.randint(0, model.config.vocab_size, (b, length), device=device),
-                                         "attention_mask": torch.ones(b, length, dtype=torch.long, device=device)},
-                       device, bytes_on_disk=inspect_checkpoint(config.output_dir)["size_bytes"])
+    with phases.phase("size", total=1, unit="model"):
+        size = size_report(model, lambda b: {
+            "input_ids": torch.randint(0, model.config.vocab_size, (b, length), device=device),
+            "attention_mask": torch.ones(b, length, dtype=torch.long, device=device)},
+            device, bytes_on_disk=inspect_checkpoint(config.output_dir)["size_bytes"])
     results = {
         "kind": "finetune_teacher",
         "labels": labels,
@@ -127,3 +130,18 @@ def run_finetune(config: ExperimentConfig, sink: Any = None, should_cancel: Call
     }
     sink.emit("result", results)
     return results
+
+
+def _load_base(config: ExperimentConfig, labels: list[str]) -> tuple[torch.nn.Module, Any]:
+    """The base checkpoint with a fresh head for `labels`, in float32 whatever was saved (master weights)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(config.teacher.path)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            config.teacher.path, dtype=torch.float32, num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)}, ignore_mismatched_sizes=True,
+            problem_type="multi_label_classification" if config.data.multi_label else "single_label_classification")
+    except Exception as exc:
+        raise CheckpointError(f"Cannot load {config.teacher.path} for fine-tuning: {exc}", field="teacher.path") from exc
+    return model, tokenizer

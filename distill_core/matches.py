@@ -321,5 +321,6 @@ class MatchLoss(nn.Module):
                                   f"tokenisation (student.vocab 'teacher').", field="student.vocab")
             if str(i) in self.projections:
                 feature_s = self.projections[str(i)](feature_s)  # (B, T, dim_T)
+            feature_t = feature_t.to(feature_s.dtype)  # a half-precision teacher on CUDA vs a float32 student
             terms[key] = m.weight * loss_named(m.loss, i)(feature_s, feature_t, mask)
         return terms

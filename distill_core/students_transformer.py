@@ -141,7 +141,9 @@ class TransformerStudent(Student):
         from distill_core.matches import layer_map
 
         try:
-            teacher = AutoModelForSequenceClassification.from_pretrained(path)
+            # float32 whatever was saved: the copied weights become the student's float32 master weights
+            # (AMP stays the explicit train.amp option).
+            teacher = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32)
         except Exception as exc:  # transformers raises many kinds for a bad directory
             raise ConfigError(f"{INIT_FIELD}: cannot load a teacher from {path}: {str(exc).splitlines()[0]}",
                               field=INIT_FIELD) from exc

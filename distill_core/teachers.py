@@ -15,22 +15,27 @@ from distill_core.errors import CheckpointError
 from distill_core.teacher_training import train_teacher
 from distill_core.untrusted import UntrustedInput, check_tree, loads
 
-__all__ = ["inspect_checkpoint", "load_teacher", "teacher_logits", "label_order", "tokenize", "train_teacher"]
+__all__ = ["inspect_checkpoint", "load_teacher", "teacher_logits", "label_order", "tokenize", "train_teacher",
+           "saved_dtype", "compute_dtype"]
 
 log = logging.getLogger(__name__)
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
 FIELD = "teacher.path"
+# safetensors' dtype codes for floating tensors (the header names every tensor's dtype).
+SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16"}
+HALF = ("float16", "bfloat16")
 
 
 def inspect_checkpoint(path: str | Path, build: bool = True) -> dict[str, Any]:
     """Describe a checkpoint directory without loading its weights.
 
     Returns model_type, architectures, num_labels, labels (from id2label), num_layers, hidden_size,
-    num_heads, vocab_size, max_position_embeddings, parameters and size_bytes (weight files).
-    `build` counts the parameters by building the model on the meta device (bounded, up to seconds
-    for the largest configs allowed); without it `parameters` is None and nothing is built.
+    num_heads, vocab_size, max_position_embeddings, parameters, size_bytes (weight files), dtype (the
+    saved one) and compute_dtype ({"cpu", "cuda"}: what load_teacher runs it in there). `build` counts
+    the parameters by building the model on the meta device (bounded, up to seconds for the largest
+    configs allowed); without it `parameters` is None and nothing is built.
     Raises CheckpointError saying what is missing or wrong.
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
@@ -73,6 +78,7 @@ def inspect_checkpoint(path: str | Path, build: bool = True) -> dict[str, Any]:
     except UntrustedInput as exc:
         raise CheckpointError(f"{path / 'config.json'}: {exc.message} Fix the label names and save it again.",
                               field=FIELD) from None
+    dtype = saved_dtype(path, config)
     return {
         "model_type": config.model_type,
         "architectures": architectures,
@@ -85,7 +91,52 @@ def inspect_checkpoint(path: str | Path, build: bool = True) -> dict[str, Any]:
         "max_position_embeddings": _first_attr(config, "max_position_embeddings", "n_positions"),
         "parameters": parameters,
         "size_bytes": sum(_weights_size(w) for w in weights),
+        "dtype": dtype,
+        "compute_dtype": {device: compute_dtype(dtype, device) for device in ("cpu", "cuda")},
     }
+
+
+def saved_dtype(path: str | Path, config: Any = None) -> str:
+    """The floating dtype a checkpoint's weights are stored in ("float32", "float16", "bfloat16", ...).
+
+    Read from the safetensors header (a few KB, no weights) when there is one, else from config.json's
+    dtype/torch_dtype entry; "float32" when neither says.
+    """
+    path = Path(path)
+    header = _safetensors_header(path)
+    if header:
+        counts: dict[str, int] = {}
+        for name, entry in header.items():
+            dtype = SAFETENSORS_DTYPES.get(entry.get("dtype")) if name != "__metadata__" else None
+            if dtype is not None:
+                size = 1
+                for dim in entry.get("shape", []):
+                    size *= dim
+                counts[dtype] = counts.get(dtype, 0) + size
+        if counts:
+            return max(counts, key=counts.get)  # by element count: a few float32 buffers do not decide it
+    if config is None:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(path)
+    declared = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    return str(declared).removeprefix("torch.") if declared else "float32"
+
+
+def compute_dtype(saved: str, device: torch.device | str) -> str:
+    """The dtype the teacher's forward passes run in: the one place that decides it.
+
+    CPU: float32 whatever was saved (float16 matrix products on the CPU are ~4x slower than float32,
+    bfloat16 ones no faster without AMX, and both are less exact). CUDA: a half-precision checkpoint
+    runs in its own precision (tensor cores; float32 would double memory for no accuracy it ever had),
+    bfloat16 falling back to float16 on GPUs without it; a float32 checkpoint stays float32.
+    """
+    device = torch.device(device)
+    if device.type != "cuda" or saved not in HALF:
+        return "float32"
+    if saved == "bfloat16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        return "float16"
+    return saved
 
 
 def load_teacher(path: str | Path, device: torch.device | str = "cpu", labels: list[str] | None = None,
@@ -102,13 +153,18 @@ def load_teacher(path: str | Path, device: torch.device | str = "cpu", labels: l
     if labels is not None and info["num_labels"] != len(labels):
         raise CheckpointError(f"The teacher has {info['num_labels']} labels but the dataset has {len(labels)}; "
                               f"choose a teacher fine-tuned on this label set.", field=FIELD)
+    device = torch.device(device)
+    dtype = compute_dtype(info["dtype"], device)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForSequenceClassification.from_pretrained(path, attn_implementation=attn_implementation)
+        # An explicit dtype: transformers would otherwise keep the saved one (float16 on a CPU: ~4x slower).
+        model = AutoModelForSequenceClassification.from_pretrained(path, attn_implementation=attn_implementation,
+                                                                   dtype=getattr(torch, dtype))
     except Exception as exc:
         raise CheckpointError(f"Cannot load the teacher from {path}: {_first_line(exc)}", field=FIELD) from exc
     model.to(device).eval()
-    log.info("Loaded teacher %s (%s, %d labels)", path, info["model_type"], info["num_labels"])
+    log.info("Loaded teacher %s (%s, %d labels): saved in %s, computing in %s on %s", path, info["model_type"],
+             info["num_labels"], info["dtype"], dtype, device.type)
     return model, tokenizer
 
 
@@ -120,12 +176,14 @@ def tokenize(tokenizer: Any, texts: list[str], pairs: list[str] | None, max_leng
 @torch.no_grad()
 def teacher_logits(model: torch.nn.Module, tokenizer: Any, texts: list[str], pairs: list[str] | None,
                    max_length: int, batch_size: int = 64, device: torch.device | str = "cpu",
-                   on_batch: Callable[[], None] | None = None) -> torch.Tensor:
+                   on_batch: Callable[[], None] | None = None,
+                   progress: Callable[[int], None] | None = None) -> torch.Tensor:
     """Run the teacher over all examples once: logits (N, C) float32 on the CPU, in input order.
 
     Examples are batched shortest first, so a batch pads to lengths close to its own (less work than
     input order, where one long title pads its whole batch); the rows are put back in input order.
-    `on_batch()` is called before every batch (the distiller raises RunCancelled from it).
+    `on_batch()` is called before every batch (the distiller raises RunCancelled from it), `progress(n)`
+    after each batch of n examples.
     """
     model.eval()
     n = len(texts)
@@ -141,6 +199,8 @@ def teacher_logits(model: torch.nn.Module, tokenizer: Any, texts: list[str], pai
                          [pairs[i] for i in index] if pairs is not None else None, max_length)
         batch = {k: v.to(device) for k, v in batch.items()}
         out.append(model(**batch).logits.float().cpu())  # (b, C)
+        if progress is not None:
+            progress(len(index))
     logits = torch.empty(n, out[0].size(1))
     logits[torch.tensor(order)] = torch.cat(out)  # back to input order
     return logits
@@ -158,6 +218,29 @@ def label_order(teacher_labels: list[str], dataset_labels: list[str]) -> list[in
                     dataset_labels)
         return None
     return [teacher_labels.index(label) for label in dataset_labels]
+
+
+def _safetensors_header(path: Path) -> dict[str, Any] | None:
+    """The JSON header of the checkpoint's (first) safetensors file, or None without one."""
+    file = path / "model.safetensors"
+    if not file.is_file() and (path / "model.safetensors.index.json").is_file():
+        try:
+            file = _shards(path / "model.safetensors.index.json")[0]  # each shard checked to lie inside `path`
+        except CheckpointError:
+            return None
+    if not file.is_file():
+        return None
+    try:
+        with open(file, "rb") as fh:
+            length = int.from_bytes(fh.read(8), "little")  # u64 header size, then the header JSON
+            if not 0 < length < 100_000_000:
+                return None
+            header = loads(fh.read(length))
+    except (OSError, ValueError):  # UntrustedInput is a ValueError
+        return None
+    if not isinstance(header, dict) or not all(isinstance(v, dict) for v in header.values()):
+        return None  # not a safetensors header: the dtype then comes from config.json
+    return header
 
 
 def _first_attr(config: Any, *names: str) -> int | None:

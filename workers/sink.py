@@ -18,6 +18,8 @@ from workers.queue import ClaimLost
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# What the row keeps of a distill_core `phase` event (distill_core/progress.py).
+PHASE_FIELDS = ("name", "label", "done", "total", "unit", "rate", "eta_seconds", "elapsed_seconds", "finished")
 
 
 def with_db_retry(fn: Callable[[], T], attempts: int = 5, delay: float = 0.5) -> T:
@@ -65,7 +67,9 @@ class DatabaseSink:
         self.cancel_requested = False
         self.run_log: Any = None  # a workers.runlog.RunLog whose lines each flush stores
         self.results: dict[str, Any] | None = None
+        self.phase: dict[str, Any] | None = None
         self._last_flush = clock()
+        self._last_phase_write = -math.inf
 
     # --- the sink protocol ---------------------------------------------------------
     def emit(self, kind: str, payload: dict[str, Any]) -> None:
@@ -87,6 +91,8 @@ class DatabaseSink:
             self.flush()
         elif kind == "result":
             self.results = payload
+        elif kind == "phase":
+            self._store_phase(payload)
 
     def should_cancel(self) -> bool:
         """Polled by the training loop; flushes on the way so heartbeats keep coming."""
@@ -95,6 +101,26 @@ class DatabaseSink:
         return self.cancel_requested
 
     # --- writing -------------------------------------------------------------------
+    def _store_phase(self, payload: dict[str, Any]) -> None:
+        """Keep the current phase on the row: at once when one starts or ends, else every `flush_seconds`.
+
+        distill_core already throttles these events (about one a second per phase); this write is separate
+        from `flush` so a long teacher pass, which makes no steps, still moves the page.
+        """
+        previous = self.phase
+        self.phase = {k: payload.get(k) for k in PHASE_FIELDS}
+        boundary = previous is None or previous["name"] != self.phase["name"] or self.phase["finished"]
+        if not boundary and self.clock() - self._last_phase_write < self.flush_seconds:
+            return
+        phase = self.phase
+
+        def write() -> None:
+            if self._held().update(phase=phase) != 1:  # fenced like every write of the run
+                raise self._claim_lost()
+
+        with_db_retry(write)
+        self._last_phase_write = self.clock()
+
     def _add(self, prefix: str, step: int, metrics: dict[str, float]) -> None:
         for name, value in metrics.items():
             key = f"{prefix}/{name}"

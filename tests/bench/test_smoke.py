@@ -98,3 +98,11 @@ def test_examples_times_each_recipe_in_its_own_cli_process(tmp_path):
     tiny = out["recipes"]["tiny"]
     assert "error" not in tiny, tiny
     assert tiny["wall_seconds"] > 0 and tiny["steps"] == 2 and 0 <= tiny["student_accuracy"] <= 1
+
+
+def test_teacher_dtype_times_every_saved_dtype_computed_in_float32(tmp_path):
+    out = run_script("teacher_dtype.py", ["--layers", "1", "--hidden", "64", "--sentences", "32", "--repeats", "1"],
+                     tmp_path)
+    assert out["compute_dtype"] == {"float32": "float32", "float16": "float32", "bfloat16": "float32"}
+    assert set(out["ratio_vs_float32"]) == set(out["naive_sentences_per_s"]) == {"float32", "float16", "bfloat16"}
+    assert all(rate > 0 for rate in out["sentences_per_s"].values())

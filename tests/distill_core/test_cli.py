@@ -21,7 +21,8 @@ def test_the_cli_runs_a_config_file_and_predicts_with_the_export(make_config, tm
     out = cli("run", str(config), "--output", str(tmp_path / "cli-export"), "--results", str(tmp_path / "r.json"))
     assert out.returncode == 0, out.stderr
     assert "test accuracy: student" in out.stdout and "student exported to" in out.stdout
-    assert "distilling" in out.stderr  # the tqdm progress bar
+    for label in ("Reading data", "Tokenising", "Teacher labelling", "Training", "Evaluating", "Exporting"):
+        assert f"{label}: " in out.stderr, label  # one tqdm bar per phase
     results = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     assert results["export_dir"] == str(tmp_path / "cli-export")
 

@@ -119,5 +119,10 @@ def test_the_logged_learning_rate_follows_the_schedule(make_config):
 
 
 def test_a_cancel_request_stops_the_teacher_pass_too(make_config):
+    sink = ListSink()
+
+    def should_cancel() -> bool:  # requested once the teacher has started labelling
+        return any(p["name"] == "teacher" for p in sink.of("phase"))
+
     with pytest.raises(RunCancelled, match="teacher was labelling"):
-        run(ExperimentConfig.from_dict(make_config()), should_cancel=lambda: True)
+        run(ExperimentConfig.from_dict(make_config()), sink=sink, should_cancel=should_cancel)

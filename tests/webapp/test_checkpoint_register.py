@@ -55,6 +55,17 @@ def test_the_detail_page_shows_the_architecture(alice_client, checkpoint):
         assert text in html, text
 
 
+def test_the_detail_page_shows_a_float16_checkpoints_saved_and_compute_precision(alice_client, acme, teacher_root):
+    from distill_core.testing import make_tiny_teacher
+
+    path = make_tiny_teacher(teacher_root / "half-bert", ["finance", "sports", "tech"], "abcdef", dtype="float16")
+    register(alice_client, acme, path, name="half")
+    checkpoint = Checkpoint.objects.get(name="half")
+    assert checkpoint.info["dtype"] == "float16"
+    html = alice_client.get(f"/checkpoints/{checkpoint.pk}/").content.decode()
+    assert "float16 on disk; the teacher runs in float32 on CPU, float16 on CUDA" in html
+
+
 def test_the_list_shows_the_teams_checkpoints(alice_client, checkpoint):
     response = alice_client.get("/checkpoints/")
     assert b"tiny-bert" in response.content and b"Register checkpoint" in response.content

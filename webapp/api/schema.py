@@ -80,6 +80,8 @@ COMPONENTS = {
             progress={"type": "number", "nullable": True}, current_step=INT,
             total_steps={"type": "integer", "nullable": True}, error=STR, finished=BOOL, cancel_requested=BOOL,
             latest={"type": "object"}, best={"type": "object"}, eta_seconds={"type": "number", "nullable": True},
+            phase={"type": "object", "nullable": True, "description": "The run's current phase: name, label, done, "
+                   "total (null: not countable), unit, rate (units/s), eta_seconds, elapsed_seconds, finished."},
             created_at=STR, started_at={"type": "string", "nullable": True},
             finished_at={"type": "string", "nullable": True}, url=STR,
             config={"type": "object", "description": "The distill_core config (detail only)."}),

@@ -40,7 +40,7 @@ SCORE_COLUMNS = {
     "test_accuracy": "results__student__accuracy",
 }
 
-LIST_FIELDS = ("id", "name", "status", "student_type", "progress", "current_step", "total_steps", "cancel_requested", "created_at", "notes",
+LIST_FIELDS = ("id", "name", "status", "student_type", "progress", "phase", "current_step", "total_steps", "cancel_requested", "created_at", "notes",
                "team_id", "owner_id", "owner__username", "teacher_id", "teacher__name", "dataset_id",
                "dataset__name")
 

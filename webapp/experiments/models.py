@@ -183,6 +183,9 @@ class Experiment(models.Model):
     total_steps = models.PositiveIntegerField(null=True, blank=True)
     current_step = models.PositiveIntegerField(default=0)
     progress = models.FloatField(default=0.0)  # 0..1
+    # The run's current phase, as distill_core's last `phase` event: name, label, done, total, unit, rate,
+    # eta_seconds, elapsed_seconds, finished (distill_core/progress.py). Null until the run reports one.
+    phase = models.JSONField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     claimed_at = models.DateTimeField(null=True, blank=True)

@@ -143,6 +143,7 @@ def status_payload(experiment: Experiment) -> dict[str, Any]:
         "finished": experiment.is_finished,
         "cancel_requested": experiment.cancel_requested,
         "eta_seconds": eta_seconds(experiment),
+        "phase": _finite_map(experiment.phase) or None,  # the run's current phase (distill_core/progress.py)
     }
 
 

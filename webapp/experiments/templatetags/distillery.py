@@ -114,6 +114,30 @@ def progress_bar(experiment, detailed: bool = False) -> dict:
             "current_step": experiment.current_step, "total_steps": experiment.total_steps, "detailed": detailed}
 
 
+@register.filter
+def phase_summary(phase: Any) -> str:
+    """A run's phase (distill_core's `phase` event) as "Teacher labelling 1,200 / 12,000 examples"."""
+    if not isinstance(phase, dict) or not phase.get("label"):
+        return ""
+    done, total = _number(phase.get("done")), _number(phase.get("total"))
+    if total is None or done is None:
+        return str(phase["label"])
+    unit = str(phase.get("unit") or "")
+    text = f"{phase['label']} {int(done):,} / {int(total):,}"
+    return f"{text} {unit}{'' if total == 1 else 's'}" if unit else text
+
+
+@register.filter
+def phase_percent(phase: Any) -> float:
+    """0..100 through a countable phase; 0 for one without a total."""
+    if not isinstance(phase, dict):
+        return 0.0
+    done, total = _number(phase.get("done")), _number(phase.get("total"))
+    if done is None or not total:
+        return 100.0 if phase.get("finished") else 0.0
+    return round(max(0.0, min(1.0, done / total)) * 100, 1)
+
+
 @register.inclusion_tag("includes/field.html")
 def field(bound_field) -> dict:
     return {"field": bound_field}

@@ -158,6 +158,7 @@
       logTail.textContent = st.log_tail;  // textContent: log lines are never parsed as HTML
       if (atBottom) logTail.scrollTop = logTail.scrollHeight;
     }
+    showPhase(st.status === "RUNNING" ? st.phase : null);
     setText("progress-percent", D.pct(progress, 0));
     setText("progress-step", String(st.current_step));
     setText("progress-total", st.total_steps === null ? "—" : String(st.total_steps));
@@ -172,7 +173,39 @@
     setText("kpi-best-f1", D.pct(best["dev/macro_f1"]));
   }
 
+  // The run's current phase (reading, teacher labelling, training, ...) with its own bar and ETA.
+  let phaseEta = null;
+  let phaseAt = Date.now();
+
+  function phaseSummary(ph) {
+    if (typeof ph.done !== "number" || typeof ph.total !== "number") return ph.label;
+    const text = ph.label + " " + ph.done.toLocaleString("en") + " / " + ph.total.toLocaleString("en");
+    return ph.unit ? text + " " + ph.unit + (ph.total === 1 ? "" : "s") : text;
+  }
+
+  function showPhase(ph) {
+    const box = document.getElementById("phase");
+    if (!box) return;
+    box.hidden = !ph || !ph.label;
+    if (box.hidden) { phaseEta = null; return; }
+    setText("phase-label", phaseSummary(ph));
+    setText("phase-rate", typeof ph.rate === "number" && !ph.finished ? D.sci(ph.rate) + " " + ph.unit + "s/s" : "");
+    let fraction = ph.finished ? 1 : 0;
+    if (typeof ph.done === "number" && typeof ph.total === "number" && ph.total > 0) {
+      fraction = Math.max(0, Math.min(1, ph.done / ph.total));
+    }
+    document.getElementById("phase-fill").style.width = (fraction * 100).toFixed(1) + "%";
+    box.querySelector(".progress").setAttribute("aria-valuenow", (fraction * 100).toFixed(1));
+    phaseEta = typeof ph.eta_seconds === "number" ? ph.eta_seconds : null;
+    phaseAt = Date.now();
+  }
+
   function showEta() {
+    const phaseWrap = document.getElementById("phase-eta-wrap");
+    if (phaseWrap) {
+      phaseWrap.hidden = phaseEta === null;
+      if (!phaseWrap.hidden) setText("phase-eta", D.duration(phaseEta - (Date.now() - phaseAt) / 1000));
+    }
     const wrap = document.getElementById("progress-eta-wrap");
     if (!wrap) return;
     wrap.hidden = etaSeconds === null || etaSeconds === undefined;
