@@ -105,6 +105,9 @@ def field_schema(f: forms.Field, *, choices: Iterable[tuple[Any, Any]] | None = 
             initial = str(initial)
         if "enum" not in schema or initial in schema["enum"]:
             schema["default"] = initial
+    placeholder = f.widget.attrs.get("placeholder")
+    if isinstance(placeholder, str) and placeholder and schema["type"] == "string":
+        schema["examples"] = [placeholder]  # the page's example input (stages, match rows, an ensemble)
     text = str(f.help_text or f.label or "")
     if text:
         schema["description"] = text
