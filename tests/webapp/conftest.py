@@ -49,6 +49,23 @@ def _static_root():
 
 
 @pytest.fixture(autouse=True)
+def _api_contract(monkeypatch):
+    """Validate every /api/ answer a test client gets against /api/schema.json (tests/webapp/contract.py)."""
+    from django.test import Client
+
+    from tests.webapp.contract import check_response
+
+    original = Client.request
+
+    def request(self, **env):
+        response = original(self, **env)
+        check_response(response)
+        return response
+
+    monkeypatch.setattr(Client, "request", request)
+
+
+@pytest.fixture(autouse=True)
 def _isolated_storage(settings, tmp_path, teacher_root):
     settings.DATASET_ROOT = tmp_path / "datasets"
     settings.ARTIFACT_ROOT = tmp_path / "artifacts"

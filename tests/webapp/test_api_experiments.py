@@ -120,3 +120,13 @@ def test_a_sweep_posted_to_the_api_queues_every_combination(api, acme, checkpoin
     temps = sorted((e["config"]["kd"]["temperature"], e["config"]["kd"]["alpha"]) for e in body["experiments"])
     assert temps == [(1.0, 0.2), (1.0, 0.8), (4.0, 0.2), (4.0, 0.8)]
     assert wake.call_count == 4
+
+
+def test_json_booleans_set_checkboxes_and_yes_no_choices_alike(api, checkpoint, dataset, wake):
+    response = post_json(api, "/api/experiments/", {"name": "no T²", "teacher": checkpoint.pk,
+                                                    "dataset": dataset.pk, "t2_scaling": False, "augment": True,
+                                                    "multi_label": False})
+    assert response.status_code == 201, response.json()
+    config = response.json()["config"]
+    assert config["kd"]["t2_scaling"] is False and config["augment"]["enabled"] is True
+    assert config["data"]["multi_label"] is False

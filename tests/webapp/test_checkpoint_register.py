@@ -58,7 +58,7 @@ def test_the_detail_page_shows_the_architecture(alice_client, checkpoint):
 def test_the_detail_page_shows_a_float16_checkpoints_saved_and_compute_precision(alice_client, acme, teacher_root):
     from distill_core.testing import make_tiny_teacher
 
-    path = make_tiny_teacher(teacher_root / "half-bert", ["finance", "sports", "tech"], "abcdef", dtype="float16")
+    path = make_tiny_teacher(teacher_root / "acme" / "half-bert", ["finance", "sports", "tech"], "abcdef", dtype="float16")
     register(alice_client, acme, path, name="half")
     checkpoint = Checkpoint.objects.get(name="half")
     assert checkpoint.info["dtype"] == "float16"

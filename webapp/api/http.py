@@ -143,7 +143,9 @@ def scalar_fields(data: dict[str, Any], names: list[str], ids: tuple[str, ...] =
         if isinstance(value, (dict, list)):
             bad[name] = ["Must be a string or a number, not a list or an object."]
         elif isinstance(value, bool):
-            out[name] = "on" if value else ""
+            # "true"/"false" read right in a checkbox (BooleanField) and in a yes/no choice (t2_scaling);
+            # the old "on"/"" turned false into a blank choice, i.e. the default (true).
+            out[name] = "true" if value else "false"
         elif name in ids and (isinstance(value, float) or not _id_in_range(value)):
             bad[name] = [f"Must be the integer id of an existing object (got {str(value)[:40]!r})."]
         else:

@@ -1,6 +1,6 @@
-"""The REST API. Every route here is described in schema.py (a test checks)."""
+"""The REST API. Every route here is described in schema.py (a test checks); anything else answers a JSON 404."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from webapp.api import schema, views
 
@@ -16,4 +16,6 @@ urlpatterns = [
     path("datasets/<int:pk>/", views.dataset, name="dataset"),
     path("checkpoints/", views.checkpoints, name="checkpoints"),
     path("checkpoints/<int:pk>/", views.checkpoint, name="checkpoint"),
+    # Last: a malformed id (/api/experiments/-1/) or an unknown path gets the error shape, not an HTML page.
+    re_path(r"^", views.not_found, name="not_found"),
 ]

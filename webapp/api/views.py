@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from django.db import IntegrityError
 from django.http import JsonResponse
-from django.urls import reverse
+from django.urls import Resolver404, resolve, reverse
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 
 from webapp.accounts.models import teams_of
 from webapp.api import serialize
@@ -32,12 +33,13 @@ from webapp.experiments.sweeps import queue_from_form
 from webapp.experiments.views_json import MetricWindow, finite, metrics_payload
 
 MAX_PAGE = 200
+MAX_OFFSET = 10**9
 S = Experiment.Status
 
 
 def _page(request, queryset, render) -> JsonResponse:
     limit = int_param(request, "limit", 50, 1, MAX_PAGE)
-    offset = int_param(request, "offset", 0, 0, 10**9)
+    offset = int_param(request, "offset", 0, 0, MAX_OFFSET)
     rows = list(queryset[offset:offset + limit + 1])
     return JsonResponse({"results": [render(r) for r in rows[:limit]], "limit": limit, "offset": offset,
                          "next_offset": offset + limit if len(rows) > limit else None})
@@ -51,6 +53,19 @@ def _with_defaults(form_class, data: dict[str, str], user) -> dict[str, str]:
     if len(teams) == 1:
         filled["team"] = str(teams[0].pk)
     return {**filled, **data}
+
+
+@csrf_exempt  # no cookies are read; a POST to a wrong path is a 404, not a CSRF page
+def not_found(request):
+    """Any path under /api/ that is not an API route: the error shape, with a hint for a missing slash."""
+    hint = ""
+    if not request.path.endswith("/"):
+        try:
+            if resolve(request.path + "/").url_name != "not_found":
+                hint = f" Did you mean {request.path[:200]}/ ?"
+        except Resolver404:
+            pass
+    return error(f"No such API path: {request.path[:200]!r}.{hint}", 404)
 
 
 # --- experiments ---------------------------------------------------------------------------

@@ -25,6 +25,13 @@ from webapp.gpuqueue.models import POOL_NAME_MAX, validate_pool_name
 STUDENT_CHOICES = [("textcnn", "TextCNN"), ("bilstm", "BiLSTM"), ("bigru", "BiGRU"), ("transformer", "Transformer")]
 TRANSFORMER_PRESETS = ["T3", "T3-small", "T4-tiny", "T6", "T12-nano"]  # distill_core.students_transformer
 MAX_INT = 2**31 - 1
+# Bounds the form checks in clean_<name> (with their own messages) and in sweeps; the API schema reads
+# them too. name -> (low, high, low exclusive).
+RANGES: dict[str, tuple[float, float, bool]] = {
+    "temperature": (0.0, 1000.0, True),
+    "alpha": (0.0, 1.0, False),
+    "learning_rate": (0.0, 10.0, True),
+}
 
 
 def _choices(names: tuple[str, ...], labels: dict[str, str] | None = None) -> list[tuple[str, str]]:

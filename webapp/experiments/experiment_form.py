@@ -20,7 +20,7 @@ from distill_core.untrusted import UntrustedInput, loads
 from webapp.experiments import ownership, sweeps
 from webapp.experiments.access import owned
 from webapp.experiments.configs import build_config, form_field_for
-from webapp.experiments.experiment_fields import SECTIONS, STUDENT_CHOICES, ExperimentFields
+from webapp.experiments.experiment_fields import RANGES, SECTIONS, STUDENT_CHOICES, ExperimentFields
 from webapp.experiments.form_base import TeamFormMixin
 from webapp.experiments.matches_check import check_config, generate_rows
 from webapp.experiments.models import Checkpoint, Dataset
@@ -56,12 +56,18 @@ def _json(text: str, what: str, field: str) -> Any:
         raise forms.ValidationError(f"{what}: {exc.message[0].lower()}{exc.message[1:]}") from None
 
 
+def registry_choices() -> dict[str, list[tuple[str, str]]]:
+    """The inputs whose choices are distill_core's registries (read when a form or the API schema is built)."""
+    from distill_core.intermediate import intermediate_losses
+    from distill_core.matches import presets
+
+    return {"matches_preset": [("", "—")] + [(n, n) for n in presets.names()],
+            "generate_loss": [(n, n) for n in intermediate_losses.names()]}
+
+
 class ExperimentForm(TeamFormMixin, ExperimentFields):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        from distill_core.intermediate import intermediate_losses
-        from distill_core.matches import presets
-
         self.setup_team(user)
         self.initial.setdefault("matches_mode", "none")
         self.fields["teacher"].queryset = (owned(user, Checkpoint).filter(status=Checkpoint.Status.READY)
@@ -73,8 +79,8 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
         for name in ("teacher", "dataset"):  # preselect the only choice
             if len(self.fields[name].queryset) == 1:
                 self.fields[name].initial = self.fields[name].queryset[0].pk
-        self.fields["matches_preset"].choices = [("", "—")] + [(n, n) for n in presets.names()]
-        self.fields["generate_loss"].choices = [(n, n) for n in intermediate_losses.names()]
+        for name, choices in registry_choices().items():
+            self.fields[name].choices = choices
         for name in ("temperature", "alpha", "learning_rate"):
             self.fields[name].widget.attrs["step"] = "any"
         self.user = user
@@ -88,22 +94,27 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
 
     def clean_temperature(self) -> float:
         value = self.cleaned_data["temperature"]
-        if not value > 0:
-            raise forms.ValidationError(f"The temperature must be greater than 0 (got {value:g}).")
-        if value > 1000:
-            raise forms.ValidationError(f"The temperature must be at most 1000 (got {value:g}).")
+        low, high, _ = RANGES["temperature"]
+        if not value > low:
+            raise forms.ValidationError(f"The temperature must be greater than {low:g} (got {value:g}).")
+        if value > high:
+            raise forms.ValidationError(f"The temperature must be at most {high:g} (got {value:g}).")
         return value
 
     def clean_alpha(self) -> float:
         value = self.cleaned_data["alpha"]
-        if not 0.0 <= value <= 1.0:
-            raise forms.ValidationError(f"α weighs the hard labels and must be between 0 and 1 (got {value:g}).")
+        low, high, _ = RANGES["alpha"]
+        if not low <= value <= high:
+            raise forms.ValidationError(f"α weighs the hard labels and must be between {low:g} and {high:g} "
+                                        f"(got {value:g}).")
         return value
 
     def clean_learning_rate(self) -> float:
         value = self.cleaned_data["learning_rate"]
-        if not (math.isfinite(value) and 0 < value <= 10):
-            raise forms.ValidationError(f"The learning rate must be greater than 0 and at most 10 (got {value:g}).")
+        low, high, _ = RANGES["learning_rate"]
+        if not (math.isfinite(value) and low < value <= high):
+            raise forms.ValidationError(f"The learning rate must be greater than {low:g} and at most {high:g} "
+                                        f"(got {value:g}).")
         return value
 
     def clean_cnn_filter_sizes(self) -> list[int] | None:
@@ -239,8 +250,9 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
 
     def _sweep_combinations(self, cleaned: dict[str, Any]) -> list[dict[str, Any]]:
         lists: dict[str, list[Any]] = {}
-        ranges = {"sweep_temperature": (0.0, 1000.0, True, "The temperature"),
-                  "sweep_alpha": (0.0, 1.0, False, "α"), "sweep_learning_rate": (0.0, 10.0, True, "The learning rate")}
+        what = {"temperature": "The temperature", "alpha": "α", "learning_rate": "The learning rate"}
+        ranges = {name: (*RANGES[single], what[single]) for name, (single, _) in sweeps.SWEEP_FIELDS.items()
+                  if single in RANGES}
         for name in sweeps.SWEEP_FIELDS:
             text = cleaned.get(name) or ""
             try:

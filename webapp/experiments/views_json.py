@@ -19,7 +19,7 @@ from webapp.experiments.access import get_owned
 from webapp.experiments.models import Experiment
 
 MAX_STEP = 2**31 - 1
-MAX_POINTS = 5000  # the most points per series a client may ask for
+MIN_POINTS, MAX_POINTS = 10, 5000  # the fewest and most points per series a client may ask for
 MAX_KEYS = 50
 
 
@@ -45,7 +45,7 @@ class MetricWindow:
         hi = _int_param(query, "to", MAX_STEP, 0, MAX_STEP)
         if lo > hi:
             raise ValueError(f"from must not be greater than to (got from={lo}, to={hi}).")
-        points = _int_param(query, "points", downsample.DEFAULT_LIMIT, 10, MAX_POINTS)
+        points = _int_param(query, "points", downsample.DEFAULT_LIMIT, MIN_POINTS, MAX_POINTS)
         keys = tuple(k for k in query.getlist("key") if k)
         if len(keys) > MAX_KEYS or any(len(k) > 100 or "\x00" in k for k in keys):
             raise ValueError(f"key may be given at most {MAX_KEYS} times, each at most 100 characters (no NUL).")
