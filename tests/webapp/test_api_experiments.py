@@ -84,6 +84,25 @@ def test_cancel_stops_a_queued_run_and_flags_a_running_one(api, make_experiment)
     assert api.get(f"/api/experiments/{queued.pk}/cancel/").status_code == 405
 
 
+def test_a_run_cancelled_through_the_api_is_killed_when_it_ignores_the_flag(api, make_experiment, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from workers.revoke import kill_hung_cancels
+
+    running = make_experiment(S.RUNNING)
+    Experiment.objects.filter(pk=running.pk).update(task_id="job-1")
+    before = timezone.now()
+    assert api.post(f"/api/experiments/{running.pk}/cancel/").json()["outcome"] == "cancel_requested"
+    running.refresh_from_db()
+    assert running.cancel_requested_at is not None and running.cancel_requested_at >= before
+    later = running.cancel_requested_at + timedelta(seconds=2 * settings.LEASE_SECONDS + 1)
+    with mock.patch("workers.celery.app.control.revoke") as revoke:  # the broker: a boundary
+        assert kill_hung_cancels(now=later) == [running.pk]
+    revoke.assert_called_once_with("job-1", terminate=True, signal="SIGKILL")
+
+
 def test_metrics_take_the_pages_parameters(api, experiment):
     add_points(experiment, "train/loss", {step: 1.0 / (step + 1) for step in range(5000)})
     body = api.get(f"/api/experiments/{experiment.pk}/metrics/", {"points": 100}).json()

@@ -90,7 +90,7 @@ def test_moving_a_run_that_just_started_says_so_and_changes_nothing(staff_client
 def test_cancelling_a_finished_run_says_so(staff_client, make_experiment):
     exp = make_experiment(status=S.SUCCEEDED)
     response = post(staff_client, "cancel", exp.pk)
-    assert "is succeeded now" in " ".join(messages_of(response))
+    assert "Nothing to cancel" in " ".join(messages_of(response))
     assert Experiment.objects.get(pk=exp.pk).status == S.SUCCEEDED
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from django.db import IntegrityError
 from django.http import JsonResponse
 from django.urls import Resolver404, resolve, reverse
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from webapp.accounts.models import teams_of
@@ -31,6 +30,7 @@ from webapp.experiments.models import Checkpoint, Dataset, Experiment
 from webapp.experiments.results import summarise
 from webapp.experiments.sweeps import queue_from_form
 from webapp.experiments.views_json import MetricWindow, finite, metrics_payload
+from webapp.gpuqueue import actions
 
 MAX_PAGE = 200
 MAX_OFFSET = 10**9
@@ -107,17 +107,13 @@ def experiment(request, pk: int):
 
 
 def _cancel(request, pk: int):
-    get_owned(request.user, Experiment, pk=pk)
-    # Conditional updates, as on the page: a worker may claim or finish the row meanwhile.
-    if Experiment.objects.filter(pk=pk, status=S.QUEUED).update(status=S.CANCELLED, finished_at=timezone.now()):
-        outcome = "cancelled"
-    elif Experiment.objects.filter(pk=pk, status__in=(S.CLAIMED, S.RUNNING)).update(cancel_requested=True):
-        outcome = "cancel_requested"
-    else:
-        experiment = Experiment.objects.get(pk=pk)
-        return error(f"Nothing to cancel: the experiment has already {experiment.status.lower()}.", 409)
+    experiment = get_owned(request.user, Experiment, pk=pk)
+    outcome = actions.request_cancel(experiment)  # the same service as the page and the queue board
+    if not outcome:
+        return error(actions.nothing_to_cancel(experiment), 409)
     qs = Experiment.objects.select_related("team", "owner", "teacher", "dataset")
-    return JsonResponse({"outcome": outcome, "experiment": serialize.experiment(qs.get(pk=pk))})
+    return JsonResponse({"outcome": "cancelled" if outcome == "cancelled" else "cancel_requested",
+                         "experiment": serialize.experiment(qs.get(pk=pk))})
 
 
 @api_view({"POST": _cancel})

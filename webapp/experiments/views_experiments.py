@@ -10,7 +10,6 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from webapp.accounts.models import teams_of
@@ -22,6 +21,7 @@ from webapp.experiments.models import Checkpoint, Dataset, Experiment
 from webapp.experiments.results import summarise
 from webapp.experiments.sweeps import queue_from_form
 from webapp.experiments.views_json import status_payload
+from webapp.gpuqueue import actions
 
 # The live charts: (chart id, title, metric keys, y-axis title).
 LIVE_CHARTS = [
@@ -117,16 +117,8 @@ def experiment_detail(request, pk: int):
 def experiment_cancel(request, pk: int):
     """QUEUED stops at once; CLAIMED/RUNNING get a flag the worker's training loop reads."""
     experiment = get_owned(request.user, Experiment, pk=pk)
-    S = Experiment.Status
-    # Conditional updates: a worker may claim or finish the row between our read and write.
-    if Experiment.objects.filter(pk=pk, status=S.QUEUED).update(status=S.CANCELLED, finished_at=timezone.now()):
-        messages.success(request, "Cancelled before it started.")
-    elif Experiment.objects.filter(pk=pk, status__in=(S.CLAIMED, S.RUNNING)).update(
-            cancel_requested=True, cancel_requested_at=timezone.now()):
-        messages.info(request, "Cancelling: the worker stops the run at its next check and keeps what it logged.")
-    else:
-        experiment.refresh_from_db(fields=["status"])
-        messages.warning(request, f"Nothing to cancel: the experiment has already {experiment.status.lower()}.")
+    ok, message = actions.cancel(experiment)  # one service for the page, the API and the queue board
+    (messages.success if ok else messages.warning)(request, message)
     return redirect("experiments:detail", pk=pk)
 
 

@@ -26,19 +26,38 @@ def _locked_queued(pk: int) -> Experiment | None:
     return Experiment.objects.select_for_update().filter(pk=pk, status=S.QUEUED).first()
 
 
-def cancel(exp: Experiment) -> Result:
-    """QUEUED ends at once; CLAIMED/RUNNING get the flag the worker reads within seconds."""
+def request_cancel(exp: Experiment) -> str:
+    """Cancel `exp` the one way every caller shares (page, API, queue board); return what happened.
+
+    "cancelled": it was QUEUED and ends at once. "cancel_requested": it is CLAIMED/RUNNING and gets
+    the flag (with its time, which workers.revoke reads to kill a run that ignores it) that the worker
+    reads within seconds. "already_cancelling": the flag was set before. "": nothing to cancel.
+    """
     now = timezone.now()
     if Experiment.objects.filter(pk=exp.pk, status=S.QUEUED).update(status=S.CANCELLED, finished_at=now,
                                                                      error="Cancelled before it started."):
-        return True, f"Cancelled “{exp.name}” before it started."
+        return "cancelled"
     if Experiment.objects.filter(pk=exp.pk, status__in=(S.CLAIMED, S.RUNNING), cancel_requested=False).update(
             cancel_requested=True, cancel_requested_at=now):
-        return True, f"Cancelling “{exp.name}”: its worker stops it within seconds and keeps what it logged."
+        return "cancel_requested"
     exp.refresh_from_db(fields=["status", "cancel_requested"])
-    if exp.status in (S.CLAIMED, S.RUNNING):
+    return "already_cancelling" if exp.status in (S.CLAIMED, S.RUNNING) else ""
+
+
+def cancel(exp: Experiment) -> Result:
+    """request_cancel, worded for a page."""
+    outcome = request_cancel(exp)
+    if outcome == "cancelled":
+        return True, f"Cancelled “{exp.name}” before it started."
+    if outcome == "cancel_requested":
+        return True, f"Cancelling “{exp.name}”: its worker stops it within seconds and keeps what it logged."
+    if outcome == "already_cancelling":
         return True, f"“{exp.name}” is already being cancelled."
-    return _stale(exp, "cancelled")
+    return False, nothing_to_cancel(exp)
+
+
+def nothing_to_cancel(exp: Experiment) -> str:
+    return f"Nothing to cancel: “{exp.name}” has already {exp.get_status_display().lower()}."
 
 
 def move_to_top(exp: Experiment) -> Result:
