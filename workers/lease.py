@@ -110,3 +110,23 @@ class ShutdownSignal:
     def __exit__(self, *exc) -> None:
         if self.previous is not None:
             signal.signal(signal.SIGTERM, self.previous)
+
+
+def bound_idle_transactions() -> None:
+    """Have Postgres end this process's sessions once they sit idle inside a transaction for a lease.
+
+    A job process frozen mid-flush (SIGSTOP, a suspended VM) would otherwise hold its row lock for
+    good. With its session ended the lock goes, housekeeping recovers the run, and the process,
+    when it wakes, reconnects and finds its claim gone (ClaimLost). Called by the job process only:
+    a web request or a test may legitimately keep a transaction open while it waits.
+    """
+    from django.conf import settings
+    from django.db import connection
+
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return
+    options = connection.settings_dict.setdefault("OPTIONS", {})
+    setting = f"-c idle_in_transaction_session_timeout={settings.LEASE_SECONDS * 1000}"
+    if setting not in options.get("options", ""):
+        options["options"] = f"{options.get('options', '')} {setting}".strip()
+        connection.close()  # the next query reconnects with it

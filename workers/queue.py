@@ -175,11 +175,15 @@ def recover_lost_runs(now=None) -> dict[str, list[int]]:
     outcome: dict[str, list[int]] = {}
     reason = (f"The worker stopped sending heartbeats for over {settings.LEASE_SECONDS} s "
               "(it was killed or lost its connection).")
+    # A row locked right now is being written by its worker, or by one frozen inside a transaction
+    # (SIGSTOP): skip it this round instead of waiting, so one frozen process cannot stall housekeeping
+    # for every other run (its own session ends after a lease: lease.bound_idle_transactions).
+    skip_locked = {"skip_locked": True} if connection.features.has_select_for_update_skip_locked else {}
     for pk in lost:
         with transaction.atomic():
             # Re-check the lease under the row lock: the worker may have renewed it meanwhile.
-            if not Experiment.objects.select_for_update().filter(pk=pk, status__in=HELD,
-                                                                  heartbeat_at__lt=cutoff).exists():
+            if not Experiment.objects.select_for_update(**skip_locked).filter(pk=pk, status__in=HELD,
+                                                                             heartbeat_at__lt=cutoff).exists():
                 continue
             status = interrupt(pk, reason, now=now)
         if status:

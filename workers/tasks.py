@@ -22,8 +22,11 @@ def worker_name() -> str:
 @shared_task(bind=True, name="workers.tasks.run_next")
 def run_next(self, pool: str = "default") -> int | None:
     """Claim the best queued experiment of `pool` and run it; a no-op when there is none."""
+    from workers.lease import bound_idle_transactions
+
     name = self.request.hostname or worker_name()
     token = self.request.id or ""
+    bound_idle_transactions()  # this job process may be frozen mid-transaction: let Postgres end it
     experiment_id = queue.claim_next(pool, name, token)
     if experiment_id is None:
         return None
