@@ -14,7 +14,7 @@ from django.utils import timezone
 from webapp.accounts.models import teams_of
 from webapp.api import serialize
 from webapp.api.http import ApiError, api_view, error, form_error, int_param, json_body, scalar_fields
-from webapp.experiments import archives, datasets
+from webapp.experiments import archives, datasets, dependencies
 from webapp.experiments.access import get_owned, owned
 from webapp.experiments.forms import (
     CheckpointForm,
@@ -92,6 +92,7 @@ def _cancel(request, pk: int):
     get_owned(request.user, Experiment, pk=pk)
     # Conditional updates, as on the page: a worker may claim or finish the row meanwhile.
     if Experiment.objects.filter(pk=pk, status=S.QUEUED).update(status=S.CANCELLED, finished_at=timezone.now()):
+        dependencies.end_dependents(pk)
         outcome = "cancelled"
     elif Experiment.objects.filter(pk=pk, status__in=(S.CLAIMED, S.RUNNING)).update(cancel_requested=True):
         outcome = "cancel_requested"

@@ -17,7 +17,7 @@ from typing import Any
 from django import forms
 
 from distill_core.errors import CheckpointError, ConfigError
-from webapp.experiments import ownership, sweeps
+from webapp.experiments import dependencies, ownership, sweeps
 from webapp.experiments.access import owned
 from webapp.experiments.configs import build_config, form_field_for
 from webapp.experiments.experiment_fields import SECTIONS, STUDENT_CHOICES, ExperimentFields
@@ -278,7 +278,8 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
             self.add_error("teacher", ownership.not_yours_message(teacher))
             return
         try:
-            info = inspect(teacher.path)
+            # A teacher its training run has not written yet is checked against the facts registered for it.
+            info = teacher.info if dependencies.blocking(teacher) else inspect(teacher.path)
         except CheckpointError as exc:
             self.add_error("teacher", f"The checkpoint {teacher.name!r} cannot be used: {exc.message}")
             return

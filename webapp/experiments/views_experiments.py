@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from webapp.accounts.models import teams_of
+from webapp.experiments import dependencies
 from webapp.experiments.access import get_owned, owned
 from webapp.experiments.artifacts import Unavailable, export_dir
 from webapp.experiments.clone import clone_initial
@@ -94,8 +95,8 @@ def experiment_new(request):
 
 @login_required
 def experiment_detail(request, pk: int):
-    experiment = get_owned(request.user, Experiment.objects.select_related("teacher", "dataset", "owner", "team"),
-                           pk=pk)
+    experiment = get_owned(request.user, Experiment.objects.select_related("teacher", "dataset", "owner", "team",
+                                                                           "depends_on"), pk=pk)
     config_json = json.dumps(experiment.config, indent=2, ensure_ascii=False)
     try:
         student_ready = bool(export_dir(experiment))
@@ -108,6 +109,8 @@ def experiment_detail(request, pk: int):
         "charts": live_charts(experiment),
         "results": summarise(experiment.results),
         "student_ready": student_ready,
+        "waiting_on": dependencies.waiting_on(experiment),
+        "dependents": experiment.dependents.only("pk", "name", "status", "cancel_requested").order_by("pk"),
         "nav": "experiments",
     })
 
@@ -120,6 +123,7 @@ def experiment_cancel(request, pk: int):
     S = Experiment.Status
     # Conditional updates: a worker may claim or finish the row between our read and write.
     if Experiment.objects.filter(pk=pk, status=S.QUEUED).update(status=S.CANCELLED, finished_at=timezone.now()):
+        dependencies.end_dependents(pk)
         messages.success(request, "Cancelled before it started.")
     elif Experiment.objects.filter(pk=pk, status__in=(S.CLAIMED, S.RUNNING)).update(
             cancel_requested=True, cancel_requested_at=timezone.now()):
