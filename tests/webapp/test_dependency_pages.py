@@ -73,3 +73,11 @@ def test_cancelling_the_queued_dependency_on_its_page_cancels_the_waiting_run(al
     alice_client.post(f"/experiments/{teacher_run.pk}/cancel/")
     waiting.refresh_from_db()
     assert waiting.status == S.CANCELLED and f"#{teacher_run.pk} (training the demo teacher)" in waiting.error
+
+
+def test_a_teacher_training_runs_page_says_what_it_trains(alice_client, make_experiment):
+    run = make_experiment(name="training the demo teacher")
+    run.config = {**run.config, "kind": "finetune_teacher"}
+    run.save(update_fields=["config"])
+    page = alice_client.get(f"/experiments/{run.pk}/").content.decode()
+    assert "Fine-tunes the teacher" in page and "TextCNN</b> student" not in page
