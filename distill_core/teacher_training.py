@@ -79,8 +79,6 @@ def train_teacher(train_file: str | Path, dev_file: str | Path, labels: list[str
     `labels` is the list of class names in index order, or a file with one name per line.
     The model and tokenizer are saved with save_pretrained (id2label/label2id set) into `output_dir`.
     """
-    from transformers import BertForSequenceClassification
-
     if isinstance(labels, (str, Path)):
         labels = Path(labels).read_text(encoding="utf-8").split()
     labels = list(labels)
@@ -90,10 +88,8 @@ def train_teacher(train_file: str | Path, dev_file: str | Path, labels: list[str
     train = read_split(train_file, data, labels, "train")
     dev = read_split(dev_file, data, labels, "dev")
     seed_everything(seed)
-    texts = train.texts + (train.pairs or [])
-    tokenizer = save_char_tokenizer(char_pieces(texts), output_dir)
-    model = BertForSequenceClassification(bert_config(len(tokenizer), labels, hidden_size, num_layers, heads,
-                                                      intermediate))
+    tokenizer, model = _initial_model(train.texts + (train.pairs or []), labels, output_dir, hidden_size, num_layers,
+                                      heads, intermediate)
 
     enc = tokenizer(train.texts, train.pairs, padding=True, truncation=True, max_length=max_length,
                     return_tensors="pt")
@@ -129,6 +125,36 @@ def train_teacher(train_file: str | Path, dev_file: str | Path, labels: list[str
             progress(message)
     model.save_pretrained(output_dir)
     return accuracy
+
+
+def save_initial_teacher(train_file: str | Path, labels: list[str], output_dir: str | Path, *, format: str = "tsv",
+                         has_header: bool = False, text_column: int | str = 0, text_pair_column: int | str | None = None,
+                         label_column: int | str = 1, hidden_size: int = 128, num_layers: int = 2, heads: int = 4,
+                         intermediate: int = 256, seed: int = 13) -> None:
+    """Save an untrained char-level BERT (random weights, vocabulary from the train split) into `output_dir`.
+
+    A "finetune_teacher" run trains it like any other base checkpoint; this is how the dashboard
+    trains the demo teacher as a queued job instead of inside `manage.py demo_setup`.
+    """
+    labels = list(labels)
+    data = DataConfig(train=str(train_file), format=format, has_header=has_header, text_column=text_column,
+                      text_pair_column=text_pair_column, label_column=label_column, labels=labels)
+    train = read_split(train_file, data, labels, "train")
+    seed_everything(seed)
+    _, model = _initial_model(train.texts + (train.pairs or []), labels, output_dir, hidden_size, num_layers, heads,
+                              intermediate)
+    model.save_pretrained(output_dir)
+
+
+def _initial_model(texts: list[str], labels: list[str], output_dir: str | Path, hidden_size: int, num_layers: int,
+                   heads: int, intermediate: int) -> tuple[Any, Any]:
+    """Write the tokenizer files of a char vocabulary over `texts`; return it and a freshly initialised model."""
+    from transformers import BertForSequenceClassification
+
+    tokenizer = save_char_tokenizer(char_pieces(texts), output_dir)
+    model = BertForSequenceClassification(bert_config(len(tokenizer), labels, hidden_size, num_layers, heads,
+                                                      intermediate))
+    return tokenizer, model
 
 
 @torch.no_grad()

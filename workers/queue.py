@@ -19,6 +19,7 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from webapp.accounts.models import Team
+from webapp.experiments import dependencies
 from webapp.experiments.models import Experiment
 from webapp.gpuqueue.models import Pool, QueueSwitch, Worker
 
@@ -64,14 +65,16 @@ def claim_next(pool: str, worker_name: str, token: str = "") -> int | None:
     Order: priority (high first), position, age. `skip_locked` lets racing workers pass over
     a row another worker is claiming; the conditional UPDATE is the final word on SQLite,
     which has no row locks. A team at its running limit is skipped; its row lock makes the
-    limit hold when two workers claim for the same team at once.
+    limit hold when two workers claim for the same team at once. A run whose dependency has
+    not succeeded is not a candidate (nor claimable by the UPDATE, should an admin requeue it).
     """
     if not accepts_work(pool, worker_name):
         return None
     full = teams_at_limit()
     for _ in range(20):  # each pass excludes one more team that turned out to be full
         with transaction.atomic():
-            candidates = (Experiment.objects.filter(status=S.QUEUED, pool=pool, cancel_requested=False)
+            candidates = (Experiment.objects.filter(dependencies.claimable(), status=S.QUEUED, pool=pool,
+                                                    cancel_requested=False)
                           .exclude(team__in=full))
             if connection.features.has_select_for_update_skip_locked:
                 candidates = candidates.select_for_update(skip_locked=True, of=("self",))
@@ -84,7 +87,8 @@ def claim_next(pool: str, worker_name: str, token: str = "") -> int | None:
                     full.append(team.pk)
                     continue
             now = timezone.now()
-            claimed = Experiment.objects.filter(pk=row["pk"], status=S.QUEUED, cancel_requested=False).update(
+            claimed = Experiment.objects.filter(dependencies.claimable(), pk=row["pk"], status=S.QUEUED,
+                                                cancel_requested=False).update(
                 status=S.CLAIMED, claimed_at=now, heartbeat_at=now, worker_name=worker_name, task_id=token,
                 attempts=F("attempts") + 1)
         if claimed != 1:
@@ -134,7 +138,21 @@ def finish(experiment_id: int, status: str, *, error: str = "", results: dict[st
     if status == S.SUCCEEDED:
         fields["progress"] = 1.0
     active = (*HELD, S.QUEUED) if token is None else HELD
-    return _mine(experiment_id, token).filter(status__in=active).update(**fields) == 1
+    if _mine(experiment_id, token).filter(status__in=active).update(**fields) != 1:
+        return False
+    pass_on(experiment_id, status)
+    return True
+
+
+def pass_on(experiment_id: int, status: str) -> None:
+    """Tell the runs that wait for this one how it ended: wake them on success, end them otherwise."""
+    from workers.dispatch import wake_workers
+
+    if status == S.SUCCEEDED:
+        for pool in dependencies.after_success(experiment_id):
+            wake_workers(pool)
+    else:
+        dependencies.end_dependents(experiment_id)
 
 
 def interrupt(experiment_id: int, reason: str, token: str | None = None, now=None) -> str | None:
@@ -160,6 +178,8 @@ def interrupt(experiment_id: int, reason: str, token: str | None = None, now=Non
         else:
             fields["finished_at"] = now
         Experiment.objects.filter(pk=experiment_id, status=S.INTERRUPTED).update(**fields)
+    if status != S.QUEUED:
+        pass_on(experiment_id, status)
     if status == S.QUEUED:
         from workers.dispatch import wake_workers
 
@@ -215,5 +235,5 @@ def pools_with_work() -> list[str]:
     if QueueSwitch.is_paused():
         return []
     paused = Pool.objects.filter(paused=True).values("name")
-    return sorted(set(Experiment.objects.filter(status=S.QUEUED, cancel_requested=False)
+    return sorted(set(Experiment.objects.filter(dependencies.claimable(), status=S.QUEUED, cancel_requested=False)
                       .exclude(pool__in=paused).values_list("pool", flat=True)))

@@ -18,6 +18,7 @@ def kill_hung_cancels(now=None) -> list[int]:
     then is hung (a stuck data loader, a deadlocked collective). `revoke(terminate=True)`
     kills the job's child process; the worker itself lives on and takes the next job.
     """
+    from webapp.experiments import dependencies
     from webapp.experiments.models import Experiment
     from workers.celery import app
 
@@ -36,5 +37,6 @@ def kill_hung_cancels(now=None) -> list[int]:
         if Experiment.objects.filter(pk=pk, status__in=(S.CLAIMED, S.RUNNING)).update(
                 status=S.CANCELLED, finished_at=now,
                 error="Cancelled; the run did not stop by itself, so its process was killed."):
+            dependencies.end_dependents(pk)
             killed.append(pk)
     return killed

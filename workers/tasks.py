@@ -153,10 +153,12 @@ def _flush_quietly(sink) -> None:
 @shared_task(name="workers.tasks.housekeeping")
 def housekeeping() -> dict:
     """Beat task: requeue runs whose worker vanished, stop hung cancels, wake workers of pools with work."""
+    from webapp.experiments.dependencies import end_orphans
     from workers.revoke import kill_hung_cancels
 
     lost = queue.recover_lost_runs()
     killed = kill_hung_cancels()
+    end_orphans()
     queue.finish_draining_workers()
     pools = queue.pools_with_work()
     for pool in pools:

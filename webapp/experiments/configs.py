@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 
 from distill_core.config import ExperimentConfig
+from webapp.experiments import dependencies
 from webapp.experiments.models import Checkpoint, Dataset, Experiment
 from workers import dispatch
 
@@ -152,22 +153,25 @@ def output_dir(experiment: Experiment) -> str:
 
 def create_experiment(*, team, owner, checkpoint: Checkpoint, dataset: Dataset, fields: dict[str, Any],
                       config: dict[str, Any] | None = None, pool: str | None = None,
-                      priority: int | None = None, max_runtime_seconds: int | None = None) -> Experiment:
+                      priority: int | None = None, max_runtime_seconds: int | None = None,
+                      depends_on: Experiment | None = None) -> Experiment:
     """Store a QUEUED experiment and wake `pool`'s workers once the transaction commits.
 
     `config` is build_config's result when the caller already has it; else it is built
     from `fields` here (and may raise ConfigError). `pool` and `priority` default to the
-    form's `pool`/`priority` values, then to "default" and 0.
+    form's `pool`/`priority` values, then to "default" and 0. A teacher still being trained
+    makes the run wait for its training run unless `depends_on` names another.
     """
     if config is None:
         config = build_config(fields, checkpoint, dataset)
+    depends_on = depends_on or dependencies.blocking(checkpoint)
     pool = pool or fields.get("pool") or "default"
     priority = priority if priority is not None else (fields.get("priority") or 0)
     with transaction.atomic():
         experiment = Experiment.objects.create(
             team=team, owner=owner, name=config.get("name") or fields["name"], teacher=checkpoint, dataset=dataset,
             student_type=config["student"]["type"], config=config, status=Experiment.Status.QUEUED, pool=pool,
-            priority=priority, max_runtime_seconds=max_runtime_seconds,
+            priority=priority, max_runtime_seconds=max_runtime_seconds, depends_on=depends_on,
         )
         # The output directory is named after the primary key, which exists only now.
         experiment.config = {**config, "output_dir": output_dir(experiment)}

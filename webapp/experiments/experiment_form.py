@@ -17,7 +17,7 @@ from django import forms
 
 from distill_core.errors import ConfigError
 from distill_core.untrusted import UntrustedInput, loads
-from webapp.experiments import ownership, sweeps
+from webapp.experiments import dependencies, ownership, sweeps
 from webapp.experiments.access import owned
 from webapp.experiments.configs import build_config, form_field_for
 from webapp.experiments.experiment_fields import RANGES, SECTIONS, STUDENT_CHOICES, ExperimentFields
@@ -289,7 +289,8 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
         the model again here would cost every form post up to a second (bounded by
         distill_core.checkpoint_limits), and the worker inspects the files again before a run. A Hub
         id is not downloaded here: it is checked against what an earlier run recorded (`info`), and
-        before any run only by the worker, which fails the run with the reason.
+        before any run only by the worker, which fails the run with the reason. A teacher its training
+        run has not written yet is checked against the facts registered for it (the run waits for it).
         """
         info = teacher.info if isinstance(teacher.info, dict) else {}
         if not teacher.is_hub:
@@ -300,7 +301,7 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
                 self.add_error("teacher", f"The checkpoint {teacher.name!r} is not ready to be used.")
                 return
             path = Path(teacher.path)
-            if not path.is_dir() or not (path / "config.json").is_file():
+            if dependencies.blocking(teacher) is None and (not path.is_dir() or not (path / "config.json").is_file()):
                 what = "its directory does not exist any more" if not path.is_dir() else "its config.json is gone"
                 self.add_error("teacher", f"The checkpoint {teacher.name!r} cannot be used: {what}; register it again.")
                 return

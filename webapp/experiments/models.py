@@ -40,6 +40,10 @@ class Checkpoint(models.Model):
     task_id = models.CharField(max_length=64, blank=True)  # the unpacking task that claimed the row
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    # The fine-tune run that writes this directory; until it SUCCEEDS the checkpoint is not ready
+    # and every experiment created with it as teacher waits for that run (its depends_on).
+    trained_by = models.ForeignKey("Experiment", null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="trained_checkpoints")
 
     class Meta:
         ordering = ["-created_at"]
@@ -165,6 +169,10 @@ class Experiment(models.Model):
     student_type = models.CharField(max_length=50)
     # The full distill_core ExperimentConfig as JSON: what the worker runs and the CLI re-runs.
     config = models.JSONField()
+    # A QUEUED run is not claimed before this one SUCCEEDS, and ends with it when it fails or is
+    # cancelled (e.g. the demo distillation waits for the run that trains the demo teacher).
+    depends_on = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="dependents")
 
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
     pool = models.CharField(max_length=50, default="default")

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from webapp.accounts.models import teams_of
+from webapp.experiments import dependencies
 from webapp.experiments.access import get_owned, owned
 from webapp.experiments.artifacts import Unavailable, export_dir
 from webapp.experiments.clone import clone_initial
@@ -94,8 +95,8 @@ def experiment_new(request):
 
 @login_required
 def experiment_detail(request, pk: int):
-    experiment = get_owned(request.user, Experiment.objects.select_related("teacher", "dataset", "owner", "team"),
-                           pk=pk)
+    experiment = get_owned(request.user, Experiment.objects.select_related("teacher", "dataset", "owner", "team",
+                                                                           "depends_on"), pk=pk)
     config_json = json.dumps(experiment.config, indent=2, ensure_ascii=False)
     try:
         student_ready = bool(export_dir(experiment))
@@ -108,6 +109,8 @@ def experiment_detail(request, pk: int):
         "charts": live_charts(experiment),
         "results": summarise(experiment.results),
         "student_ready": student_ready,
+        "waiting_on": dependencies.waiting_on(experiment),
+        "dependents": experiment.dependents.only("pk", "name", "status", "cancel_requested").order_by("pk"),
         "nav": "experiments",
     })
 

@@ -12,7 +12,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from distill_core.errors import DatasetError
 from webapp.accounts.models import teams_of
-from webapp.experiments import archives, datasets, upload_limits
+from webapp.experiments import archives, datasets, dependencies, upload_limits
 from webapp.experiments.access import get_owned, owned
 from webapp.experiments.forms import (
     CheckpointForm,
@@ -85,11 +85,11 @@ def _render_checkpoint_new(request, form, status: int = 200):
 
 @login_required
 def checkpoint_detail(request, pk: int):
-    checkpoint = get_owned(request.user, Checkpoint.objects.select_related("team", "created_by"), pk=pk)
+    checkpoint = get_owned(request.user, Checkpoint.objects.select_related("team", "created_by", "trained_by"), pk=pk)
     experiments = checkpoint.experiments.select_related("dataset", "owner").defer("config")[:20]
     return render(request, "checkpoints/detail.html", {
         "checkpoint": checkpoint, "info": checkpoint.info if isinstance(checkpoint.info, dict) else {},
-        "experiments": experiments, "nav": "checkpoints"})
+        "experiments": experiments, "not_ready": dependencies.blocking(checkpoint), "nav": "checkpoints"})
 
 
 @login_required

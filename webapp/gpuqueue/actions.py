@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
+from webapp.experiments import dependencies
 from webapp.experiments.models import Experiment
 from workers.dispatch import wake_workers
 
@@ -36,6 +37,7 @@ def request_cancel(exp: Experiment) -> str:
     now = timezone.now()
     if Experiment.objects.filter(pk=exp.pk, status=S.QUEUED).update(status=S.CANCELLED, finished_at=now,
                                                                      error="Cancelled before it started."):
+        dependencies.end_dependents(exp.pk)  # runs waiting for it will never start: end them too
         return "cancelled"
     if Experiment.objects.filter(pk=exp.pk, status__in=(S.CLAIMED, S.RUNNING), cancel_requested=False).update(
             cancel_requested=True, cancel_requested_at=now):

@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from webapp.experiments.dependencies import label, waiting_on
 from webapp.experiments.models import Experiment
 from webapp.gpuqueue.models import Pool, QueueSwitch, Worker
 from workers.queue import HELD, QUEUE_ORDER, teams_at_limit
@@ -39,7 +40,7 @@ def queue_rows(experiments=None) -> list[Row]:
     served = served_pools()
     base = experiments if experiments is not None else Experiment.objects.all()
     rows = []
-    for exp in (base.filter(status__in=(S.QUEUED, *HELD)).select_related("team", "owner")
+    for exp in (base.filter(status__in=(S.QUEUED, *HELD)).select_related("team", "owner", "depends_on")
                 .order_by("pool", *QUEUE_ORDER)):
         rows.append(Row(exp, places.get(exp.pk), now - exp.created_at,
                         note(exp, paused_all, paused_pools, full_teams, served)))
@@ -60,6 +61,8 @@ def note(exp: Experiment, paused_all: bool, paused_pools: set[str], full_teams: 
         return f"starting on {exp.worker_name}"
     if exp.status == S.RUNNING:
         return f"running on {exp.worker_name}"
+    if (dependency := waiting_on(exp)) is not None:
+        return f"waits for {label(dependency)}"
     if paused_all:
         return "waiting: queue paused"
     if exp.pool in paused_pools:
