@@ -70,6 +70,7 @@ class DatabaseSink:
         self.phase: dict[str, Any] | None = None
         self._last_flush = clock()
         self._last_phase_write = -math.inf
+        self._carried_over = False  # best/latest of earlier attempts merged in (before our first row write)
 
     # --- the sink protocol ---------------------------------------------------------
     def emit(self, kind: str, payload: dict[str, Any]) -> None:
@@ -143,27 +144,36 @@ class DatabaseSink:
                          f"{self.token or 'without a token'}, is no longer held); stopping without writing.")
 
     def _start_attempt(self) -> None:
-        """Record the run's length and carry on from what earlier attempts stored.
+        """Record the run's length (fenced) and carry on from what earlier attempts stored."""
+        def write() -> None:
+            if self._held().update(total_steps=self.total_steps, heartbeat_at=timezone.now()) != 1:
+                raise self._claim_lost()
+
+        self._carry_over()
+        with_db_retry(write)
+
+    def _carry_over(self) -> None:
+        """Merge the best/latest values earlier attempts stored, once, before this sink first writes them.
 
         A resumed attempt re-evaluates only from its checkpoint on, so the best values of the
-        evaluations before it (and the latest of keys it will not log again) come from the row.
+        evaluations before it (and the latest of keys it will not log again) come from the row. This
+        runs before the first write of any kind: a flush during the phases before training (reading,
+        teacher labelling) must not replace the stored best with this attempt's empty one.
         """
-        def write() -> dict[str, Any]:
-            with transaction.atomic():
-                if self._held().update(total_steps=self.total_steps, heartbeat_at=timezone.now()) != 1:
-                    raise self._claim_lost()
-                return Experiment.objects.values("latest", "best").get(pk=self.experiment_id)
-
-        stored = with_db_retry(write)
+        if self._carried_over:
+            return
+        stored = with_db_retry(lambda: Experiment.objects.values("latest", "best").get(pk=self.experiment_id))
         self.latest = {**(stored["latest"] or {}), **self.latest}
         for key, value in (stored["best"] or {}).items():
             self._keep_best(key, value)
+        self._carried_over = True
 
     def flush(self) -> None:
         """Write buffered points and progress if this claim still holds the run; read the cancel flag.
 
         Raises ClaimLost, having written nothing, when it does not.
         """
+        self._carry_over()
         points = [(k, s, v) for (k, s), v in self.buffer.items()]  # tuples: no model instance per point
         progress = min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
         log_tail = {"log_tail": self.run_log.text()} if self.run_log is not None and self.run_log.changed else {}

@@ -40,12 +40,12 @@ def test_the_page_shows_the_phase_label_change_as_the_run_moves_on(running, live
     assert label.text_content() == "Teacher labelling 0 / 12,000 examples"
 
     sink.emit("phase", phase("teacher", "Teacher labelling", 6000, 12000))
-    page.wait_for_function("document.getElementById('phase-label').textContent.includes('6,000')", timeout=10_000)
+    page.wait_for_function("() => document.getElementById('phase-label').textContent.includes('6,000')", timeout=10_000)
     assert page.locator("#phase-fill").get_attribute("style") == "width: 50%;"
-    page.wait_for_function("!document.getElementById('phase-eta-wrap').hidden", timeout=5_000)
+    page.wait_for_function("() => !document.getElementById('phase-eta-wrap').hidden", timeout=5_000)
 
     sink.emit("phase", phase("training", "Training", 3, 40, unit="step"))
-    page.wait_for_function("document.getElementById('phase-label').textContent.startsWith('Training')",
+    page.wait_for_function("() => document.getElementById('phase-label').textContent.startsWith('Training')",
                            timeout=10_000)
     assert label.text_content() == "Training 3 / 40 steps"
     screenshot(page, "e2e-phase-training")

@@ -158,6 +158,19 @@ def test_a_resumed_attempt_keeps_the_best_and_latest_of_earlier_attempts(experim
     assert Experiment.objects.get(pk=experiment.pk).best == {"dev/accuracy": 0.95}
 
 
+def test_a_flush_before_training_starts_keeps_the_best_of_earlier_attempts(experiment):
+    # Phases before training (reading, teacher labelling) poll the cancel flag, which flushes.
+    Experiment.objects.filter(pk=experiment.pk).update(best={"dev/accuracy": 0.9}, latest={"dev/accuracy": 0.9})
+    clock = FakeClock()
+    sink = DatabaseSink(experiment.pk, flush_seconds=2.0, clock=clock, token="claim-1")
+    clock.now += 5
+    sink.should_cancel()  # flushes before any "start" event
+    assert Experiment.objects.get(pk=experiment.pk).best == {"dev/accuracy": 0.9}
+    sink.emit("start", {"total_steps": 20})
+    sink.emit("eval", {"step": 6, "epoch": 1, "split": "dev", "metrics": {"accuracy": 0.7}})
+    assert Experiment.objects.get(pk=experiment.pk).best == {"dev/accuracy": 0.9}
+
+
 def test_every_point_a_checkpoint_covers_is_stored_before_the_checkpoint_is_renamed_into_place(
         experiment, tiny_run_config, tmp_path, monkeypatch):
     import torch
