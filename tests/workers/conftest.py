@@ -9,6 +9,16 @@ from webapp.accounts.models import Team
 from webapp.experiments.models import Checkpoint, Dataset, Experiment
 
 
+class FakeClock:
+    """A clock the test moves by hand (`clock.now += 5`), for the sink's flush timing."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture
 def make_experiment(db):
     user = get_user_model().objects.create_user("alice", password="pw")

@@ -6,19 +6,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import OperationalError
 
+from tests.workers.conftest import FakeClock
 from webapp.accounts.models import Team
 from webapp.experiments.models import Checkpoint, Dataset, Experiment, MetricPoint
 from workers import sink as sink_module
 from workers.queue import ClaimLost
 from workers.sink import DatabaseSink
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

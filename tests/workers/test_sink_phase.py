@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
 
-from webapp.accounts.models import Team
-from webapp.experiments.models import Checkpoint, Dataset, Experiment
+from tests.workers.conftest import FakeClock
+from webapp.experiments.models import Experiment
 from workers.sink import DatabaseSink
 
 
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def experiment(db):
-    user = get_user_model().objects.create_user("alice", password="pw")
-    team = Team.objects.create(name="Acme", slug="acme")
-    checkpoint = Checkpoint.objects.create(team=team, name="t", path="/nowhere", info={"num_labels": 2})
-    dataset = Dataset.objects.create(team=team, name="d", train_path="/nowhere", labels=["a", "b"])
-    return Experiment.objects.create(team=team, owner=user, name="e", teacher=checkpoint, dataset=dataset,
-                                     student_type="textcnn", config={}, status=Experiment.Status.RUNNING)
+def experiment(make_experiment):
+    return make_experiment("e", status=Experiment.Status.RUNNING)
 
 
 def phase(sink, name, done, total=1000, finished=False):
