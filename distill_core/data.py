@@ -43,7 +43,36 @@ class Split:
 
 def read_split(path: str | Path, data: DataConfig, labels: list[str], name: str = "train") -> Split:
     """Read one file into a Split; `labels` are the class names in index order."""
-    text = _read_text(Path(path), name)
+    return _parse_split(path, _read_text(Path(path), name), data, labels, name)
+
+
+def read_head(path: str | Path, data: DataConfig, labels: list[str], name: str = "train", rows: int = 20,
+              max_bytes: int = 1 << 20) -> Split:
+    """Read only the first `rows` examples of a file, with the same rules as read_split (a preview).
+
+    Reads whole lines from the start until it has enough (or `max_bytes`), so a preview of a
+    multi-gigabyte file costs what it shows. A CSV field quoted across lines may need more lines
+    than it has rows; the budget leaves room for that.
+    """
+    path = Path(path)
+    _exists(path, name)
+    wanted = rows * 4 + 1 + int(data.has_header)
+    chunks, size = [], 0
+    with path.open("rb") as fh:
+        while len(chunks) < wanted and (line := fh.readline(max_bytes + 1)):
+            if len(line) > max_bytes:  # one line past the budget: never read it whole
+                raise DatasetError(f"{path.name} line {len(chunks) + 1} is longer than {max_bytes // 1024} KB; "
+                                   "is it a text file with one example per line?", field=f"data.{name}")
+            if size + len(line) > max_bytes:
+                break
+            chunks.append(line)
+            size += len(line)
+    text = _checked(_decode(b"".join(chunks), path, name), path, name)
+    split = _parse_split(path, text, data, labels, name)
+    return split.subset(list(range(min(rows, len(split)))), name)
+
+
+def _parse_split(path: str | Path, text: str, data: DataConfig, labels: list[str], name: str) -> Split:
     where = Path(path).name
     if data.format == "jsonl":
         rows = _jsonl_rows(text, where, data)
@@ -69,16 +98,18 @@ def read_split(path: str | Path, data: DataConfig, labels: list[str], name: str 
 
 
 def _read_text(path: Path, name: str) -> str:
+    """The file's text; refuses a missing, empty, non-UTF-8 or binary (NUL) file with a message."""
+    _exists(path, name)
+    return _checked(_decode(path.read_bytes(), path, name), path, name)
+
+
+def _exists(path: Path, name: str) -> None:
     if not path.is_file():
         raise DatasetError(f"The {name} file {path} does not exist (relative paths start at the working "
                            f"directory {Path.cwd()}).", field=f"data.{name}")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line_no = raw.count(b"\n", 0, exc.start) + 1
-        raise DatasetError(f"{path.name} line {line_no}: the file is not UTF-8 text ({exc.reason} at byte "
-                           f"{exc.start}); re-save it as UTF-8.", field=f"data.{name}") from None
+
+
+def _checked(text: str, path: Path, name: str) -> str:
     if not text.strip():
         raise DatasetError(f"The {name} file {path.name} is empty.", field=f"data.{name}")
     if "\x00" in text:  # no database can store it, and a text file has none
@@ -86,6 +117,15 @@ def _read_text(path: Path, name: str) -> str:
         raise DatasetError(f"{path.name} line {line_no}: the file contains a NUL character; is it a binary file? "
                            "Remove it and upload the file again.", field=f"data.{name}")
     return text
+
+
+def _decode(raw: bytes, path: Path, name: str = "train") -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line_no = raw.count(b"\n", 0, exc.start) + 1
+        raise DatasetError(f"{path.name} line {line_no}: the file is not UTF-8 text ({exc.reason} at byte "
+                           f"{exc.start}); re-save it as UTF-8.", field=f"data.{name}") from None
 
 
 def column_index(column: int | str) -> int | None:

@@ -106,3 +106,8 @@ def test_teacher_dtype_times_every_saved_dtype_computed_in_float32(tmp_path):
     assert out["compute_dtype"] == {"float32": "float32", "float16": "float32", "bfloat16": "float32"}
     assert set(out["ratio_vs_float32"]) == set(out["naive_sentences_per_s"]) == {"float32", "float16", "bfloat16"}
     assert all(rate > 0 for rate in out["sentences_per_s"].values())
+
+
+def test_dataset_preview_reads_twenty_rows_of_a_small_file(tmp_path):
+    out = run_script("dataset_preview.py", ["--mb", "0.5"], tmp_path)
+    assert out["shown"] == 20 and out["rows"] > 20 and out["file_mb"] >= 0.5

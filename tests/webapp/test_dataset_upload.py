@@ -190,3 +190,18 @@ def test_it_refuses_a_file_over_the_size_limit_while_it_streams(alice_client, ac
     assert 2**20 < len(big) < 2 * 2**20  # over the limit, under the Content-Length slack
     response = post(alice_client, acme, train_file=upload("train.tsv", big))
     assert_refused(response, settings, "train_file", "over the limit of 1 MB per split", status=413)
+
+
+def test_the_preview_reads_only_the_head_of_a_large_train_file(alice_client, acme, monkeypatch):
+    from distill_core import data
+
+    post(alice_client, acme, train_file=upload("train.tsv", tsv(TRAIN_ROWS * 3)))
+    dataset = Dataset.objects.get()
+    with open(dataset.train_path, "a", encoding="utf-8") as fh:  # grow it to ~10 MB after registration
+        fh.write(tsv(TRAIN_ROWS * 20_000))
+    assert Path(dataset.train_path).stat().st_size > 5_000_000
+    monkeypatch.setattr(data.Path, "read_bytes", lambda self: pytest.fail(f"read all of {self.name}"))
+    response = alice_client.get(f"/datasets/{dataset.pk}/")
+    preview = response.context["preview"]
+    expected = [{"text": text, "pair": None, "label": label} for text, label in (TRAIN_ROWS * 3)[:20]]
+    assert response.status_code == 200 and preview == expected

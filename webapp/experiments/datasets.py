@@ -19,7 +19,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 
 from distill_core.config import DataConfig
-from distill_core.data import Split, read_split
+from distill_core.data import Split, read_head, read_split
 from distill_core.errors import DatasetError
 from webapp.experiments import ownership
 from webapp.experiments.models import Dataset
@@ -74,16 +74,13 @@ def compute_stats(dataset: Dataset) -> dict[str, Any]:
 
 
 def preview_rows(dataset: Dataset, limit: int = 20) -> list[dict[str, Any]]:
-    """The first `limit` train examples as {"text", "pair", "label"} (raises DatasetError)."""
-    split = read_split(dataset.train_path, data_config(dataset), list(dataset.labels), "train")
-    rows = []
-    for i in range(min(limit, len(split))):
-        rows.append({
-            "text": split.texts[i],
-            "pair": split.pairs[i] if split.pairs is not None else None,
-            "label": dataset.labels[split.labels[i]],
-        })
-    return rows
+    """The first `limit` train examples as {"text", "pair", "label"} (raises DatasetError).
+
+    Reads only the head of the file (read_head): the page costs what it shows, whatever the file's size.
+    """
+    split = read_head(dataset.train_path, data_config(dataset), list(dataset.labels), "train", rows=limit)
+    return [{"text": t, "pair": p, "label": dataset.labels[y]}
+            for t, p, y in zip(split.texts, split.pairs or [None] * len(split), split.labels, strict=True)]
 
 
 def discover_labels(dataset: Dataset) -> list[str]:
