@@ -57,6 +57,29 @@ def test_quality_fills_the_table_at_the_tiny_size(tmp_path):
     assert "textcnn distilled" in out["checks"]["distilled_beats_alone"]
 
 
+def test_quality_trec_fills_the_table_with_a_tiny_random_teacher(tmp_path):
+    # a slice of TREC in the shared layout; --size tiny fine-tunes a tiny random BERT, so no teacher package is needed
+    data = tmp_path / "trec"
+    data.mkdir()
+    classes = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
+    (data / "class.txt").write_text("\n".join(classes) + "\n", encoding="utf-8")
+    questions = ["What does NASA stand for ?", "How do bees make honey ?", "What color is the sky ?",
+                 "Who wrote Hamlet ?", "Where is Paris ?", "How many legs has a spider ?"]
+    rows = [f"{q} {i}\t{c}\t{c}:x\n" for i in range(40) for q, c in zip(questions, classes, strict=True)]
+    (data / "train.tsv").write_text("".join(rows), encoding="utf-8")
+    (data / "test.tsv").write_text("".join(rows[:60]), encoding="utf-8")
+    out = run_script("quality_trec.py", ["--size", "tiny", "--data", str(data),
+                                         "--runs", "textcnn alone,textcnn distilled,transformer from teacher distilled"],
+                     tmp_path)
+    assert out["examples"] == {"train": 180, "dev": 20, "test": 50}
+    assert out["rows"][0]["model"].startswith("teacher: tiny random BERT")
+    assert [row["model"] for row in out["rows"][1:]] == ["textcnn alone", "textcnn distilled",
+                                                         "transformer from teacher distilled"]
+    assert all(0.0 <= row["accuracy"] <= 1.0 and row["parameters"] > 0 and row["mb"] > 0 for row in out["rows"])
+    assert set(out["checks"]["distilled_gain_points"]) == {"textcnn distilled"}
+    assert out["checks"]["transformer_param_ratio"] > 1  # half the teacher's layers
+
+
 def test_metric_ingest_stores_every_point(tmp_path):
     out = run_script("metric_ingest.py", ["--steps", "40", "--keys", "3", "--writer", "both"], tmp_path)
     assert out["database"] == "sqlite"
