@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
@@ -187,6 +187,18 @@ def interrupt(experiment_id: int, reason: str, token: str | None = None, now=Non
     return status
 
 
+# How long recovery waits for a run's row lock: long enough for a killed process's session to end
+# (milliseconds), short enough that a frozen one does not stall housekeeping.
+RECOVERY_LOCK_WAIT_SECONDS = 2
+
+
+def _bound_lock_wait(seconds: float) -> None:
+    """Make this transaction's lock waits fail after `seconds` (Postgres; SQLite has its busy timeout)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = %s", [f"{int(seconds * 1000)}ms"])
+
+
 def recover_lost_runs(now=None) -> dict[str, list[int]]:
     """Interrupt runs whose worker stopped renewing its lease; requeue or fail them."""
     now = now or timezone.now()
@@ -195,17 +207,21 @@ def recover_lost_runs(now=None) -> dict[str, list[int]]:
     outcome: dict[str, list[int]] = {}
     reason = (f"The worker stopped sending heartbeats for over {settings.LEASE_SECONDS} s "
               "(it was killed or lost its connection).")
-    # A row locked right now is being written by its worker, or by one frozen inside a transaction
-    # (SIGSTOP): skip it this round instead of waiting, so one frozen process cannot stall housekeeping
-    # for every other run (its own session ends after a lease: lease.bound_idle_transactions).
-    skip_locked = {"skip_locked": True} if connection.features.has_select_for_update_skip_locked else {}
     for pk in lost:
-        with transaction.atomic():
-            # Re-check the lease under the row lock: the worker may have renewed it meanwhile.
-            if not Experiment.objects.select_for_update(**skip_locked).filter(pk=pk, status__in=HELD,
-                                                                             heartbeat_at__lt=cutoff).exists():
-                continue
-            status = interrupt(pk, reason, now=now)
+        try:
+            with transaction.atomic():
+                _bound_lock_wait(RECOVERY_LOCK_WAIT_SECONDS)
+                # Re-check the lease under the row lock: the worker may have renewed it meanwhile.
+                if not Experiment.objects.select_for_update().filter(pk=pk, status__in=HELD,
+                                                                      heartbeat_at__lt=cutoff).exists():
+                    continue
+                status = interrupt(pk, reason, now=now)
+        except OperationalError:
+            # Still locked after the wait: a writer frozen inside a transaction (SIGSTOP). Leave it to the
+            # next round instead of stalling housekeeping for every other run; Postgres ends that writer's
+            # session after a lease (lease.bound_idle_transactions), which frees the row.
+            log.warning("Experiment %s is locked by a stalled writer; recovering it on a later round", pk)
+            continue
         if status:
             outcome.setdefault(status, []).append(pk)
     return outcome
