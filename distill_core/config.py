@@ -13,19 +13,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distill_core import options
 from distill_core.errors import ConfigError
+from distill_core.options import build as _build
+from distill_core.options import opt, registry_names
 
 DATA_FORMATS = ("tsv", "csv", "jsonl")
-STUDENT_TYPES = ("textcnn", "bilstm", "bigru", "transformer")
 STUDENT_VOCABS = ("char", "word", "teacher")
-KD_LOSSES = ("kl", "ce", "mse", "bce")
 OPTIMIZERS = ("adamw", "adam", "sgd", "adadelta")
 LR_SCHEDULES = ("constant", "linear", "cosine")
-TEMPERATURE_SCHEDULES = ("constant", "linear", "cosine", "flsw", "cwsm")
-WEIGHT_SCHEDULES = ("constant", "linear_growth", "linear_decay")
 AMP_MODES = ("off", "bf16", "fp16")
 BEST_METRICS = ("accuracy", "macro_f1")
 RUN_KINDS = ("distill", "finetune_teacher")
+# Names that a registry holds are read from it (students, KD losses, schedules): no copy here.
+STUDENTS = registry_names("distill_core.student_options", "student_types")
+KD_LOSSES = registry_names("distill_core.losses", "kd_losses")
+TEMPERATURE_SCHEDULES = registry_names("distill_core.schedules", "temperature_schedules")
+WEIGHT_SCHEDULES = registry_names("distill_core.schedules", "weight_schedules")
+SCHEDULE_FACTOR = "A factor over training: constant, linear_growth (0 to 1) or linear_decay (1 to 0)."
+BIG = 10**9
+
+
+# Each option is declared once with opt() (options.py): default, help text, bounds, choices. validate()
+# checks them all; the web form, the API schema, `python -m distill_core describe` and the option table
+# in docs/DISTILL_CORE.md are generated from them. Fields without opt() (paths, lists, objects) are
+# checked in validate() by hand.
 
 
 @dataclass
@@ -35,7 +47,7 @@ class DataConfig:
     train: str = ""
     dev: str | None = None
     test: str | None = None
-    format: str = "tsv"
+    format: str = opt("tsv", "File format of the splits.", choices=DATA_FORMATS)
     has_header: bool = False
     # Column names (with a header / JSONL keys) or 0-based indices (headerless TSV/CSV).
     text_column: int | str = 0
@@ -44,10 +56,9 @@ class DataConfig:
     # Label names in class-index order. A file's label value may be a name from this
     # list or an integer index into it.
     labels: list[str] = field(default_factory=list)
-    max_length: int = 32
-    # Multi-label: a row's label field holds several names (or indices) split by label_separator
-    # (a JSON list in JSONL); soft targets become per-class sigmoids with temperature.
-    multi_label: bool = False
+    max_length: int = opt(32, "Tokens per example; longer texts are truncated.", low=1, high=4096)
+    multi_label: bool = opt(False, "A row's label field holds several labels (split by label_separator; a JSON "
+                                   "list in JSONL); soft targets become per-class sigmoids with temperature.")
     label_separator: str = ","
 
 
@@ -61,7 +72,8 @@ class TeacherConfig:
     """
 
     path: str = ""
-    weight: float = 1.0
+    weight: float = opt(1.0, "This teacher's share of the ensemble's soft targets.", low=0.0, low_open=True,
+                        high=1000.0, what="teacher.weight")
     ensemble: list[dict[str, Any]] = field(default_factory=list)
 
     def members(self) -> list[tuple[str, float]]:
@@ -72,23 +84,30 @@ class TeacherConfig:
 class AugmentConfig:
     """Data augmentation of the train split (Tang et al. 2019); see augment.py."""
 
-    enabled: bool = False
-    n_iter: int = 10  # augmented copies tried per example (duplicates are dropped)
-    p_mask: float = 0.1
-    p_replace: float = 0.1
-    p_ng: float = 0.25
-    ngram_range: list[int] = field(default_factory=lambda: [1, 5])
-    replace_window: int = 20  # frequency ranks either side to draw a replacement from
-    max_examples: int = 200_000  # cap on augmented copies (teacher inference time grows with it)
+    enabled: bool = opt(False, "Masking, frequency-matched replacement and n-gram sampling (Tang et al. 2019), "
+                               "labelled by the teacher. Single sentences only.")
+    n_iter: int = opt(10, "Augmented copies tried per example (duplicates are dropped).", low=1, high=1000)
+    p_mask: float = opt(0.1, "Probability of masking a token.", low=0.0, high=1.0)
+    p_replace: float = opt(0.1, "Probability of replacing a token by one of similar frequency.", low=0.0, high=1.0)
+    p_ng: float = opt(0.25, "Probability of keeping only an n-gram of the example.", low=0.0, high=1.0)
+    ngram_range: list[int] = opt([1, 5], "min, max n-gram length.", low=1, high=100, length=(2, 2),
+                                 what="augment.ngram_range")
+    replace_window: int = opt(20, "Frequency ranks either side to draw a replacement from.", low=1,
+                              high=1_000_000)
+    max_examples: int = opt(200_000, "Cap on augmented copies (teacher inference time grows with it).", low=1,
+                            high=100_000_000)
 
 
 @dataclass
 class StudentConfig:
-    """Which student to build; `options` go to the student's constructor."""
+    """Which student to build; `options` go to the student's constructor (declared in student_options.py)."""
 
-    type: str = "textcnn"
-    vocab: str = "char"  # char | word vocabulary from the train split, or the teacher's pieces
-    embedding_dim: int = 128
+    type: str = opt("textcnn", "TextCNN (Kim 2014): fast convolutions. BiLSTM/BiGRU (Tang et al. 2019): "
+                               "recurrent. Transformer: a small BERT (TinyBERT/TextBrewer sizes).", choices=STUDENTS)
+    vocab: str = opt("char", "Characters or words of the train split, or the teacher's word pieces (intermediate "
+                             "matches and initialising from the teacher need those).", choices=STUDENT_VOCABS)
+    embedding_dim: int = opt(128, "Width of the token embeddings (transformers use their hidden width).", low=1,
+                             high=4096)
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -96,41 +115,51 @@ class StudentConfig:
 class KDConfig:
     """Prediction-layer KD: alpha*CE(student, y) + (1-alpha)*T^2*KL(teacher/T || student/T)."""
 
-    temperature: float = 2.0
-    alpha: float = 0.8  # weight of the hard-label cross-entropy
-    t2_scaling: bool = True
-    loss: str = "kl"
-    # constant | linear / cosine (from `temperature` to `temperature_final`) | flsw / cwsm (TextBrewer's
-    # per-example schedules, with beta and gamma)
-    temperature_schedule: str = "constant"
-    temperature_final: float | None = None
-    schedule_beta: float = 1.0
-    schedule_gamma: float = 2.0
-    kd_weight: float | None = None  # weight of the soft-label term; None means 1 - alpha
-    kd_weight_schedule: str = "constant"  # constant | linear_growth | linear_decay, a factor on kd_weight
-    hard_weight_schedule: str = "constant"  # the same, a factor on alpha
+    temperature: float = opt(2.0, "Softens the teacher's distribution; higher T passes more of its 'dark "
+                                  "knowledge'. Usually 1–10.", low=0.0, low_open=True, high=1000.0, what="Temperature")
+    alpha: float = opt(0.8, "Weight of the hard-label cross-entropy: loss = α·CE(student, labels) + "
+                            "(1−α)·T²·KL(teacher‖student). 0 = teacher only, 1 = labels only.", low=0.0, high=1.0,
+                       what="alpha (hard-label weight)")
+    t2_scaling: bool = opt(True, "Multiply the soft loss by T² so its gradients keep their size as T grows "
+                                 "(Hinton et al.).")
+    loss: str = opt("kl", "How the student's soft predictions are compared with the teacher's.", choices=KD_LOSSES)
+    temperature_schedule: str = opt("constant", "constant; linear / cosine move T to temperature_final; flsw / cwsm "
+                                                "(TextBrewer) set it per example, with beta and gamma.",
+                                    choices=TEMPERATURE_SCHEDULES)
+    temperature_final: float | None = opt(None, "Where a linear or cosine temperature schedule ends.", low=0.0,
+                                          low_open=True, high=1000.0)
+    schedule_beta: float = opt(1.0, "β of the FLSW/CWSM schedules.", low=0.0, high=1000.0)
+    schedule_gamma: float = opt(2.0, "γ of the FLSW/CWSM schedules.", low=0.0, high=1000.0)
+    kd_weight: float | None = opt(None, "Weight of the soft-label term; null means 1 − alpha.", low=0.0,
+                                  high=1000.0, null="1 - alpha")
+    kd_weight_schedule: str = opt("constant", "On the soft-label weight. " + SCHEDULE_FACTOR, choices=WEIGHT_SCHEDULES)
+    hard_weight_schedule: str = opt("constant", "On alpha. " + SCHEDULE_FACTOR, choices=WEIGHT_SCHEDULES)
 
 
 @dataclass
 class TrainConfig:
     """Optimisation and evaluation cadence."""
 
-    epochs: int = 3
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    optimizer: str = "adamw"
-    weight_decay: float = 0.0
-    lr_schedule: str = "linear"  # after warm-up: constant, linear decay to 0, or cosine decay to 0
-    warmup_ratio: float = 0.0  # fraction of the steps spent warming the learning rate up from 0
-    grad_clip: float | None = 1.0  # max global gradient norm; None turns clipping off
-    grad_accumulation: int = 1  # batches per optimisation step
-    checkpoint_every: int = 100  # optimisation steps between resumable checkpoints (and every epoch end)
-    early_stopping_patience: int = 0  # evaluations without a better dev score before stopping; 0 = never
-    best_metric: str = "accuracy"  # dev metric that picks the best student: accuracy | macro_f1
-    amp: str = "off"  # off | bf16 | fp16 mixed precision (CUDA; bf16 also works on CPU)
-    log_every: int = 10  # steps between step-metric events
-    eval_every: int = 0  # steps between dev evaluations; 0 = once per epoch
-    max_steps: int | None = None
+    epochs: int = opt(3, "Passes over the train split.", low=1, high=1000)
+    batch_size: int = opt(64, "Examples per batch.", low=1, high=65536)
+    learning_rate: float = opt(1e-3, "1e-3 suits the small students; transformers prefer 1e-4 to 5e-5.", low=0.0,
+                               low_open=True, high=10.0)
+    optimizer: str = opt("adamw", "The optimiser of every stage.", choices=OPTIMIZERS)
+    weight_decay: float = opt(0.0, "L2 penalty (decoupled for AdamW).", low=0.0, high=10.0)
+    lr_schedule: str = opt("linear", "After warm-up: keep the rate, or decay it to 0 (linear or cosine).",
+                           choices=LR_SCHEDULES)
+    warmup_ratio: float = opt(0.0, "Fraction of the steps spent warming the rate up from 0.", low=0.0, high=0.999)
+    grad_clip: float | None = opt(1.0, "Max global gradient norm; null turns clipping off.", low=0.0, low_open=True,
+                                  high=1e6, null="no clipping")
+    grad_accumulation: int = opt(1, "Batches per optimisation step.", low=1, high=1024)
+    checkpoint_every: int = opt(100, "Steps between resumable checkpoints (and every epoch end).", low=1, high=BIG)
+    early_stopping_patience: int = opt(0, "Evaluations without a better dev score before stopping; 0 = never.",
+                                       low=0, high=1000)
+    best_metric: str = opt("accuracy", "The dev metric that picks the best student.", choices=BEST_METRICS)
+    amp: str = opt("off", "Mixed precision: off (fp32), bf16 or fp16 on CUDA (bf16 also on CPU).", choices=AMP_MODES)
+    log_every: int = opt(10, "Steps between logged training metrics.", low=1, high=10**6)
+    eval_every: int = opt(0, "Steps between dev evaluations; 0 = once per epoch.", low=0, high=BIG)
+    max_steps: int | None = opt(None, "Stop after this many steps; null: run every epoch.", low=1, high=BIG)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
 
@@ -156,10 +185,9 @@ class ExperimentConfig:
     """One distillation experiment."""
 
     name: str = "experiment"
-    # distill: teacher -> student. finetune_teacher: train teacher.path on hard labels and save the
-    # result in output_dir as a new teacher checkpoint.
-    kind: str = "distill"
-    seed: int = 42
+    kind: str = opt("distill", "distill: teacher -> student. finetune_teacher: train teacher.path on the labels "
+                               "and save it in output_dir as a new teacher checkpoint.", choices=RUN_KINDS)
+    seed: int = opt(42, "Seeds initialisation, shuffling and augmentation.", low=0, high=2**31 - 1)
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
@@ -219,18 +247,19 @@ class ExperimentConfig:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
 
     def validate(self) -> None:
-        """Check ranges and names; paths are checked when the run opens them."""
-        d, s, k, t = self.data, self.student, self.kd, self.train
+        """Check every declared option (bounds, choices), then what one option cannot say alone.
+
+        Paths are checked when the run opens them.
+        """
+        d, k, t, a = self.data, self.kd, self.train, self.augment
+        for section, prefix in ((self, ""), (d, "data."), (self.teacher, "teacher."), (self.student, "student."),
+                                (k, "kd."), (t, "train."), (a, "augment.")):
+            options.check(section, prefix)
         _check(bool(self.name and self.name.strip()), "name", "Give the experiment a name.")
-        _choice(self.kind, RUN_KINDS, "kind")
         _check(bool(d.train), "data.train", "Choose a training file.")
-        _choice(d.format, DATA_FORMATS, "data.format")
-        _check(1 <= d.max_length <= 4096, "data.max_length", "max_length must be between 1 and 4096.")
         _check(not d.multi_label or bool(d.label_separator), "data.label_separator",
                "A multi-label dataset needs a label_separator (e.g. \",\").")
         _check(bool(self.teacher.path), "teacher.path", "Choose a teacher checkpoint directory.")
-        _check(math.isfinite(self.teacher.weight) and self.teacher.weight > 0, "teacher.weight",
-               f"teacher.weight must be greater than 0 (got {self.teacher.weight}).")
         for i, member in enumerate(self.teacher.ensemble):
             where = f"teacher.ensemble.{i}"
             _check(isinstance(member, dict) and set(member) <= {"path", "weight"} and isinstance(member.get("path"), str)
@@ -239,77 +268,27 @@ class ExperimentConfig:
             weight = member.get("weight", 1.0)
             _check(isinstance(weight, (int, float)) and not isinstance(weight, bool) and math.isfinite(weight)
                    and weight > 0, f"{where}.weight", f"{where}.weight must be greater than 0 (got {weight!r}).")
-        a = self.augment
-        for name in ("p_mask", "p_replace", "p_ng"):
-            value = getattr(a, name)
-            _check(math.isfinite(value) and 0.0 <= value <= 1.0, f"augment.{name}",
-                   f"augment.{name} is a probability between 0 and 1 (got {value}).")
         _check(a.p_mask + a.p_replace <= 1.0, "augment.p_replace", "p_mask + p_replace must be at most 1.")
-        _check(1 <= a.n_iter <= 1000, "augment.n_iter", "augment.n_iter must be between 1 and 1000.")
-        _check(len(a.ngram_range) == 2 and all(isinstance(n, int) and not isinstance(n, bool) for n in a.ngram_range)
-               and 1 <= a.ngram_range[0] <= a.ngram_range[1], "augment.ngram_range",
+        _check(all(isinstance(n, int) for n in a.ngram_range) and a.ngram_range[0] <= a.ngram_range[1],
+               "augment.ngram_range",
                f"augment.ngram_range must be [min, max] with 1 <= min <= max (got {a.ngram_range}).")
-        _check(a.replace_window >= 1, "augment.replace_window", "augment.replace_window must be at least 1.")
-        _check(a.max_examples >= 1, "augment.max_examples", "augment.max_examples must be at least 1.")
         _check(not (a.enabled and d.text_pair_column is not None), "augment.enabled",
                "Augmentation of sentence pairs is not supported; turn augment.enabled off for pair datasets.")
-        _choice(s.type, STUDENT_TYPES, "student.type")
-        _choice(s.vocab, STUDENT_VOCABS, "student.vocab")
-        _check(1 <= s.embedding_dim <= 4096, "student.embedding_dim", "embedding_dim must be between 1 and 4096.")
-        _check(math.isfinite(k.temperature) and k.temperature > 0, "kd.temperature",
-               f"Temperature must be greater than 0 (got {k.temperature}).")
-        _check(math.isfinite(k.alpha) and 0.0 <= k.alpha <= 1.0, "kd.alpha",
-               f"alpha (hard-label weight) must be between 0 and 1 (got {k.alpha}).")
-        _choice(k.loss, KD_LOSSES, "kd.loss")
-        _choice(k.temperature_schedule, TEMPERATURE_SCHEDULES, "kd.temperature_schedule")
         if k.temperature_schedule in ("linear", "cosine"):
-            _check(k.temperature_final is not None and math.isfinite(k.temperature_final) and k.temperature_final > 0,
-                   "kd.temperature_final", f"A {k.temperature_schedule} temperature schedule needs temperature_final "
-                   f"greater than 0 (got {k.temperature_final}).")
-        for name in ("schedule_beta", "schedule_gamma"):
-            _check(math.isfinite(getattr(k, name)) and getattr(k, name) >= 0, f"kd.{name}",
-                   f"{name} must be 0 or more (got {getattr(k, name)}).")
-        _check(k.kd_weight is None or (math.isfinite(k.kd_weight) and k.kd_weight >= 0), "kd.kd_weight",
-               f"kd_weight must be 0 or more, or null for 1 - alpha (got {k.kd_weight}).")
-        _choice(k.kd_weight_schedule, WEIGHT_SCHEDULES, "kd.kd_weight_schedule")
-        _choice(k.hard_weight_schedule, WEIGHT_SCHEDULES, "kd.hard_weight_schedule")
-        _check(1 <= t.epochs <= 1000, "train.epochs", "epochs must be between 1 and 1000.")
-        _check(1 <= t.batch_size <= 65536, "train.batch_size", "batch_size must be between 1 and 65536.")
-        _check(math.isfinite(t.learning_rate) and 0 < t.learning_rate <= 10, "train.learning_rate",
-               f"learning_rate must be greater than 0 and at most 10 (got {t.learning_rate}).")
-        _choice(t.optimizer, OPTIMIZERS, "train.optimizer")
-        _choice(t.lr_schedule, LR_SCHEDULES, "train.lr_schedule")
-        _check(math.isfinite(t.warmup_ratio) and 0.0 <= t.warmup_ratio < 1.0, "train.warmup_ratio",
-               f"warmup_ratio must be at least 0 and below 1 (got {t.warmup_ratio}).")
-        _check(t.grad_clip is None or (math.isfinite(t.grad_clip) and t.grad_clip > 0), "train.grad_clip",
-               f"grad_clip must be greater than 0, or null for no clipping (got {t.grad_clip}).")
-        _check(t.log_every >= 1, "train.log_every", "log_every must be at least 1.")
-        _check(t.eval_every >= 0, "train.eval_every", "eval_every must be 0 (per epoch) or more.")
-        _check(t.max_steps is None or t.max_steps >= 1, "train.max_steps", "max_steps must be at least 1.")
-        _check(1 <= t.grad_accumulation <= 1024, "train.grad_accumulation", "grad_accumulation must be 1 to 1024.")
-        _check(t.checkpoint_every >= 1, "train.checkpoint_every", "checkpoint_every must be at least 1 step.")
-        _check(t.early_stopping_patience >= 0, "train.early_stopping_patience",
-               "early_stopping_patience must be 0 (off) or more.")
-        _choice(t.best_metric, BEST_METRICS, "train.best_metric")
-        _choice(t.amp, AMP_MODES, "train.amp")
+            _check(k.temperature_final is not None, "kd.temperature_final", f"A {k.temperature_schedule} temperature "
+                   f"schedule needs temperature_final greater than 0 (got {k.temperature_final}).")
         self._validate_matches_and_stages()
 
     def _validate_matches_and_stages(self) -> None:
         _check(len(self.stages) <= 20, "stages", "At most 20 stages.")
+        declared = {"epochs": (TrainConfig, "train."), "learning_rate": (TrainConfig, "train."),
+                    "alpha": (KDConfig, "kd."), "kd_weight": (KDConfig, "kd."), "temperature": (KDConfig, "kd.")}
         for i, stage in enumerate(self.stage_configs()):
             where = f"stages.{i}." if self.stages else ""
-            _check(1 <= stage.epochs <= 1000, f"{where}epochs" if where else "train.epochs",
-                   "epochs must be between 1 and 1000.")
-            _check(math.isfinite(stage.learning_rate) and 0 < stage.learning_rate <= 10,
-                   f"{where}learning_rate" if where else "train.learning_rate",
-                   f"learning_rate must be greater than 0 and at most 10 (got {stage.learning_rate}).")
-            _check(math.isfinite(stage.alpha) and 0 <= stage.alpha <= 1, f"{where}alpha" if where else "kd.alpha",
-                   f"alpha (hard-label weight) must be between 0 and 1 (got {stage.alpha}).")
-            _check(stage.kd_weight is None or (math.isfinite(stage.kd_weight) and stage.kd_weight >= 0),
-                   f"{where}kd_weight" if where else "kd.kd_weight", "kd_weight must be 0 or more.")
-            _check(math.isfinite(stage.temperature) and stage.temperature > 0,
-                   f"{where}temperature" if where else "kd.temperature",
-                   f"Temperature must be greater than 0 (got {stage.temperature}).")
+            for name, (section, prefix) in declared.items():  # a stage's values obey the run's declarations
+                value = getattr(stage, name)
+                message = options.option_of(section, name).problem(value, prefix + name)
+                _check(message is None, f"{where or prefix}{name}", message or "")
             if not stage.matches:
                 continue
             from distill_core.matches import parse_matches  # imports torch: only when there are matches
@@ -325,53 +304,3 @@ class ExperimentConfig:
 def _check(ok: bool, field_name: str, message: str) -> None:
     if not ok:
         raise ConfigError(message, field=field_name)
-
-
-def _choice(value: str, allowed: tuple[str, ...], field_name: str) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{field_name}={value!r} is not one of: {', '.join(allowed)}.", field=field_name)
-
-
-def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
-    """Instantiate dataclass `cls` from `raw`, recursing into nested dataclasses."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        where = prefix.rstrip(".") or "the config"
-        raise ConfigError(f"Unknown key(s) in {where}: {', '.join(unknown)}.", field=prefix + unknown[0])
-    kwargs: dict[str, Any] = {}
-    for name, value in raw.items():
-        f = fields[name]
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        if dataclasses.is_dataclass(default):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{prefix}{name} must be an object.", field=prefix + name)
-            kwargs[name] = _build(type(default), value, f"{prefix}{name}.")
-        else:
-            kwargs[name] = _coerce(value, str(f.type), prefix + name)
-    return cls(**kwargs)
-
-
-_TYPE_NAMES = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
-               "list": "a list", "dict": "an object"}
-
-
-def _coerce(value: Any, annotation: str, path: str) -> Any:
-    """Check `value` against the field's annotation ("int | str | None"); ints pass for floats."""
-    allowed = [part.strip().split("[")[0] for part in annotation.split("|")]
-    if value is None:
-        if "None" in allowed:
-            return None
-        raise ConfigError(f"{path} must not be empty.", field=path)
-    if isinstance(value, bool):
-        ok = "bool" in allowed
-    elif isinstance(value, int):
-        ok = "int" in allowed or "float" in allowed
-        if ok and "int" not in allowed:
-            value = float(value)
-    else:
-        ok = any(isinstance(value, {"float": float, "str": str, "list": list, "dict": dict}.get(t, ())) for t in allowed)
-    if not ok:
-        wanted = " or ".join(_TYPE_NAMES[t] for t in allowed if t in _TYPE_NAMES)
-        raise ConfigError(f"{path} must be {wanted} (got {value!r}).", field=path)
-    return value

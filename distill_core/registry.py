@@ -45,5 +45,9 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(self._items)
 
+    def ordered(self) -> list[str]:
+        """The names in the order they were registered (the order menus and messages list them in)."""
+        return list(self._items)
+
     def __contains__(self, name: object) -> bool:
         return name in self._items

@@ -16,8 +16,10 @@ from typing import Any, ClassVar
 import torch
 import torch.nn as nn
 
+from distill_core import options as declared_options
 from distill_core.errors import ConfigError
 from distill_core.registry import Registry
+from distill_core.student_options import student_types
 
 students: Registry[type[nn.Module]] = Registry("student", field="student.type")
 
@@ -40,6 +42,7 @@ class Student(nn.Module):
 
     name: ClassVar[str] = "student"
     has_attentions: ClassVar[bool] = False
+    options_type: ClassVar[type]
     options: Any
 
     def _hidden_sizes(self) -> list[int]:
@@ -72,10 +75,14 @@ class Student(nn.Module):
 
 
 def register(name: str):
-    """Register a student class under `name` and remember the name on the class (for messages)."""
+    """Register a student class under `name`, a student declared with its options in student_options.py.
+
+    The class remembers its name (for messages) and its options dataclass (`options_type`).
+    """
 
     def decorator(cls: type[Student]) -> type[Student]:
         cls.name = name
+        cls.options_type = student_types.get(name)  # an undeclared student is an error here
         return students.register(name)(cls)
 
     return decorator
@@ -119,7 +126,7 @@ def student_options(model: nn.Module) -> dict[str, Any]:
 
 
 def parse_options(cls: type, options: dict[str, Any], student: str) -> Any:
-    """Build the options dataclass `cls`, rejecting unknown names and wrong types."""
+    """Build the options dataclass `cls`, rejecting unknown names, wrong types and values out of bounds."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(options) - set(fields))
     if unknown:
@@ -142,7 +149,9 @@ def parse_options(cls: type, options: dict[str, Any], student: str) -> Any:
             raise ConfigError(f"student.options.{name} must be {_TYPE_NAMES[type(default)]} like {default!r} "
                               f"(got {value!r}).", field=f"student.options.{name}")
         values[name] = value
-    return cls(**values)
+    parsed = cls(**values)
+    declared_options.check(parsed, "student.options.", full_names=True)  # the bounds declared with each option
+    return parsed
 
 
 _TYPE_NAMES = {int: "an integer", float: "a number", list: "a list", bool: "true or false", str: "a string"}

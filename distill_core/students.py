@@ -10,7 +10,6 @@ Students: textcnn (here), bilstm and bigru (students_rnn.py), transformer (stude
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -29,16 +28,11 @@ from distill_core.student_base import (
     student_options,
     students,
 )
+from distill_core.student_options import TextCNNOptions
 
 __all__ = ["students", "build_student", "student_options", "parse_options", "Student", "StudentOutput", "TextCNN",
+           "TextCNNOptions",
            "BiLSTM", "BiGRU", "TransformerStudent"]
-
-
-@dataclass
-class TextCNNOptions:
-    filter_sizes: list[int] = field(default_factory=lambda: [2, 3, 4])
-    num_filters: int = 128
-    dropout: float = 0.5
 
 
 @register("textcnn")
@@ -52,11 +46,9 @@ class TextCNN(Student):
 
     def __init__(self, vocab_size: int, num_labels: int, embedding_dim: int = 128, **options: Any):
         super().__init__()
-        self.options = opts = parse_options(TextCNNOptions, options, "textcnn")
-        check_option(bool(opts.filter_sizes) and all(isinstance(k, int) and k >= 1 for k in opts.filter_sizes),
-                     "filter_sizes", "a non-empty list of positive integers", opts.filter_sizes)
-        check_option(opts.num_filters >= 1, "num_filters", "at least 1", opts.num_filters)
-        check_option(0.0 <= opts.dropout < 1.0, "dropout", "between 0 and 1 (exclusive)", opts.dropout)
+        self.options = opts = parse_options(TextCNNOptions, options, "textcnn")  # bounds: student_options.py
+        check_option(all(isinstance(k, int) for k in opts.filter_sizes), "filter_sizes", "a list of integers",
+                     opts.filter_sizes)
         self.embedding_dim = embedding_dim
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
         self.convs = nn.ModuleList(nn.Conv1d(embedding_dim, opts.num_filters, k) for k in opts.filter_sizes)

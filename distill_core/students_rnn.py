@@ -7,7 +7,6 @@ such a student has no token-level hidden states to match.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -23,15 +22,7 @@ from distill_core.student_base import (
     parse_options,
     register,
 )
-
-
-@dataclass
-class BiRNNOptions:
-    hidden_size: int = 300
-    fc_size: int = 400
-    dropout: float = 0.1
-    siamese: bool = False  # encode text and pair separately, classify [h1, h2, h1*h2, |h1-h2|]
-    sep_id: int = 2  # splits a joined pair when siamese and no pair_ids are given (the vocab's [SEP] id)
+from distill_core.student_options import BiGRUOptions, BiLSTMOptions, BiRNNOptions
 
 
 class BiRNN(Student):
@@ -43,10 +34,7 @@ class BiRNN(Student):
 
     def __init__(self, vocab_size: int, num_labels: int, embedding_dim: int = 128, **options: Any):
         super().__init__()
-        self.options = opts = parse_options(self.options_type, options, self.name)
-        check_option(opts.hidden_size >= 1, "hidden_size", "at least 1", opts.hidden_size)
-        check_option(opts.fc_size >= 1, "fc_size", "at least 1", opts.fc_size)
-        check_option(0.0 <= opts.dropout < 1.0, "dropout", "between 0 and 1 (exclusive)", opts.dropout)
+        self.options = opts = parse_options(self.options_type, options, self.name)  # bounds: student_options.py
         check_option(0 <= opts.sep_id < vocab_size, "sep_id", f"a token id below the vocabulary size {vocab_size}",
                      opts.sep_id)
         self.embedding_dim = embedding_dim
@@ -88,16 +76,6 @@ class BiRNN(Student):
     def _classify(self, h: torch.Tensor) -> torch.Tensor:
         h = self.dropout(torch.tanh(self.fc(h)))  # (B, fc_size)
         return self.classifier(h)  # (B, C)
-
-
-@dataclass
-class BiLSTMOptions(BiRNNOptions):
-    pass
-
-
-@dataclass
-class BiGRUOptions(BiRNNOptions):
-    pass
 
 
 @register("bilstm")

@@ -9,7 +9,6 @@ The embeddings have the hidden width, so `embedding_dim` does not apply to these
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -26,29 +25,9 @@ from distill_core.student_base import (
     parse_options,
     register,
 )
+from distill_core.student_options import TRANSFORMER_PRESETS, TransformerOptions
 
-# name: (layers, hidden, heads, ffn)
-TRANSFORMER_PRESETS: dict[str, tuple[int, int, int, int]] = {
-    "T3": (3, 768, 12, 3072),
-    "T3-small": (3, 384, 12, 1536),
-    "T4-tiny": (4, 312, 12, 1200),
-    "T6": (6, 768, 12, 3072),
-    "T12-nano": (12, 256, 4, 1024),
-}
 INIT_FIELD = "student.options.init_from_teacher"
-
-
-@dataclass
-class TransformerOptions:
-    preset: str = "T4-tiny"  # a TRANSFORMER_PRESETS name or "custom"
-    layers: int = 0  # 0 = the preset's; with preset "custom" all four sizes are required
-    hidden: int = 0
-    heads: int = 0
-    ffn: int = 0
-    dropout: float = 0.1
-    max_position_embeddings: int = 512  # taken from the teacher when init_from_teacher is set
-    type_vocab_size: int = 2
-    init_from_teacher: str | None = None  # local teacher checkpoint: copy embeddings and a uniform pick of layers
 
 
 @register("transformer")
@@ -66,17 +45,13 @@ class TransformerStudent(Student):
         super().__init__()
         from transformers import BertConfig, BertModel
 
-        opts = parse_options(TransformerOptions, options, "transformer")
-        if opts.preset != "custom" and opts.preset not in TRANSFORMER_PRESETS:
-            raise ConfigError(f"student.options.preset={opts.preset!r} is not one of: "
-                              f"{', '.join([*TRANSFORMER_PRESETS, 'custom'])}.", field="student.options.preset")
+        opts = parse_options(TransformerOptions, options, "transformer")  # bounds, presets: student_options.py
         sizes = TRANSFORMER_PRESETS.get(opts.preset, (0, 0, 0, 0))
         layers, hidden, heads, ffn = (given or preset for given, preset in
                                       zip((opts.layers, opts.hidden, opts.heads, opts.ffn), sizes, strict=True))
         for name, value in zip(("layers", "hidden", "heads", "ffn"), (layers, hidden, heads, ffn), strict=True):
             check_option(value >= 1, name, "at least 1 (preset 'custom' needs layers, hidden, heads and ffn)", value)
         check_option(hidden % heads == 0, "heads", f"a divisor of hidden={hidden}", heads)
-        check_option(0.0 <= opts.dropout < 1.0, "dropout", "between 0 and 1 (exclusive)", opts.dropout)
         teacher_config = _teacher_config(opts.init_from_teacher) if opts.init_from_teacher else None
         if teacher_config is not None:
             opts = dataclasses.replace(

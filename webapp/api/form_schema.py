@@ -24,13 +24,13 @@ MAX_ID = 2**63 - 1
 class Range:
     """Bounds a form checks in code (clean_<name>) rather than in the field's declaration."""
 
-    low: float
-    high: float
+    low: float | None
+    high: float | None
     low_exclusive: bool = False
 
     def schema(self) -> dict[str, float]:
         low_key = "exclusiveMinimum" if self.low_exclusive else "minimum"
-        return {low_key: self.low, "maximum": self.high}
+        return {key: bound for key, bound in ((low_key, self.low), ("maximum", self.high)) if bound is not None}
 
 
 @dataclass(frozen=True)

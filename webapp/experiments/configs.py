@@ -15,75 +15,28 @@ from django.db import transaction
 
 from distill_core.config import ExperimentConfig
 from webapp.experiments import dependencies
+from webapp.experiments.experiment_fields import INPUTS, STUDENT_INPUTS
 from webapp.experiments.models import Checkpoint, Dataset, Experiment
 from workers import dispatch
 
-# Config path -> form field. ConfigErrors on other paths go through form_field_for's prefix rules.
+# Config path -> form field: every declared option's generated input (experiment_fields.INPUTS), and the
+# inputs of the fields that are not declared options. ConfigErrors on other paths go through form_field_for's
+# prefix rules.
 FORM_FIELDS = {
     "name": "name",
-    "kind": "kind",
-    "seed": "seed",
     "teacher.path": "teacher",
-    "teacher.weight": "teacher_weight",
     "teacher.ensemble": "ensemble",
-    "data.max_length": "max_length",
-    "data.multi_label": "multi_label",
     "data.label_separator": "label_separator",
-    "student.type": "student_type",
-    "student.vocab": "student_vocab",
-    "student.embedding_dim": "embedding_dim",
-    "kd.temperature": "temperature",
-    "kd.alpha": "alpha",
-    "kd.t2_scaling": "t2_scaling",
-    "kd.loss": "kd_loss",
-    "kd.kd_weight": "kd_weight",
-    "kd.temperature_schedule": "temperature_schedule",
-    "kd.temperature_final": "temperature_final",
-    "kd.schedule_beta": "schedule_beta",
-    "kd.schedule_gamma": "schedule_gamma",
-    "kd.kd_weight_schedule": "kd_weight_schedule",
-    "kd.hard_weight_schedule": "hard_weight_schedule",
-    "train.epochs": "epochs",
-    "train.batch_size": "batch_size",
-    "train.learning_rate": "learning_rate",
-    "train.optimizer": "optimizer",
-    "train.weight_decay": "weight_decay",
-    "train.lr_schedule": "lr_schedule",
-    "train.warmup_ratio": "warmup_ratio",
-    "train.grad_clip": "grad_clip",
-    "train.grad_accumulation": "grad_accumulation",
-    "train.log_every": "log_every",
-    "train.eval_every": "eval_every",
-    "train.checkpoint_every": "checkpoint_every",
-    "train.early_stopping_patience": "early_stopping_patience",
-    "train.best_metric": "best_metric",
-    "train.amp": "amp",
-    "train.max_steps": "max_steps",
+    **{d.path: name for name, d in INPUTS.items()},
     "train.device": "device",
-    "augment.enabled": "augment",
-    "augment.n_iter": "augment_n_iter",
-    "augment.p_mask": "augment_p_mask",
-    "augment.p_replace": "augment_p_replace",
-    "augment.p_ng": "augment_p_ng",
-    "augment.ngram_range": "augment_ngram_range",
-    "augment.replace_window": "augment_replace_window",
-    "augment.max_examples": "augment_max_examples",
     "matches": "match_rows",
     "stages": "stages",
 }
 # Built from other inputs, not copied from the form's value of the same name.
 DERIVED = {"teacher.path", "data.max_length"}
-
-_RNN = {"hidden_size": "rnn_hidden_size", "fc_size": "rnn_fc_size", "dropout": "rnn_dropout",
-        "siamese": "rnn_siamese"}
 # student.type -> {option name -> form field}: each student's options have their own inputs.
 STUDENT_OPTION_FIELDS: dict[str, dict[str, str]] = {
-    "textcnn": {"filter_sizes": "cnn_filter_sizes", "num_filters": "cnn_num_filters", "dropout": "cnn_dropout"},
-    "bilstm": _RNN,
-    "bigru": _RNN,
-    "transformer": {"preset": "tf_preset", "layers": "tf_layers", "hidden": "tf_hidden", "heads": "tf_heads",
-                    "ffn": "tf_ffn", "dropout": "tf_dropout", "init_from_teacher": "tf_init_from_teacher"},
-}
+    student: {d.name: name for name, d in inputs.items()} for student, inputs in STUDENT_INPUTS.items()}
 # Config path prefixes whose errors belong to one form field (the longest prefix wins).
 PREFIX_FIELDS = {"matches": "match_rows", "stages": "stages", "teacher.ensemble": "ensemble", "data.": "dataset",
                  "student.options": "student_type"}

@@ -20,7 +20,7 @@ from distill_core.untrusted import UntrustedInput, loads
 from webapp.experiments import dependencies, ownership, sweeps
 from webapp.experiments.access import owned
 from webapp.experiments.configs import build_config, form_field_for
-from webapp.experiments.experiment_fields import RANGES, SECTIONS, STUDENT_CHOICES, ExperimentFields
+from webapp.experiments.experiment_fields import EXTRAS, RANGES, SECTIONS, STUDENT_CHOICES, ExperimentFields
 from webapp.experiments.form_base import TeamFormMixin
 from webapp.experiments.matches_check import check_config, generate_rows
 from webapp.experiments.models import Checkpoint, Dataset
@@ -30,22 +30,6 @@ __all__ = ["ExperimentForm", "STUDENT_CHOICES", "SECTIONS"]
 MAX_ENSEMBLE = 8
 # Unfolded on a fresh form: the original ten inputs live here; the rest waits in folded groups.
 OPEN_BY_DEFAULT = ("basics", "student", "kd", "optimisation")
-STUDENT_NAMES = [name for name, _ in STUDENT_CHOICES]
-
-
-def _int_list(text: str, what: str, low: int, high: int, count: tuple[int, int]) -> list[int]:
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    if not count[0] <= len(items) <= count[1]:
-        wanted = f"{count[0]}" if count[0] == count[1] else f"{count[0]} to {count[1]}"
-        raise forms.ValidationError(f"Give {wanted} comma-separated whole numbers (got {len(items)}).")
-    values = []
-    for item in items:
-        if not re.fullmatch(r"[0-9]{1,9}", item):
-            raise forms.ValidationError(f"{item[:20]!r} is not a whole number.")
-        if not low <= int(item) <= high:
-            raise forms.ValidationError(f"{what} must be between {low} and {high} (got {item}).")
-        values.append(int(item))
-    return values
 
 
 def _json(text: str, what: str, field: str) -> Any:
@@ -81,8 +65,6 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
                 self.fields[name].initial = self.fields[name].queryset[0].pk
         for name, choices in registry_choices().items():
             self.fields[name].choices = choices
-        for name in ("temperature", "alpha", "learning_rate"):
-            self.fields[name].widget.attrs["step"] = "any"
         self.user = user
         self._show_queue_limits()
         self.teacher_info: dict[str, Any] = {}
@@ -92,43 +74,11 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
 
     # ---- single fields ----
 
-    def clean_temperature(self) -> float:
-        value = self.cleaned_data["temperature"]
-        low, high, _ = RANGES["temperature"]
-        if not value > low:
-            raise forms.ValidationError(f"The temperature must be greater than {low:g} (got {value:g}).")
-        if value > high:
-            raise forms.ValidationError(f"The temperature must be at most {high:g} (got {value:g}).")
-        return value
-
-    def clean_alpha(self) -> float:
-        value = self.cleaned_data["alpha"]
-        low, high, _ = RANGES["alpha"]
-        if not low <= value <= high:
-            raise forms.ValidationError(f"α weighs the hard labels and must be between {low:g} and {high:g} "
-                                        f"(got {value:g}).")
-        return value
-
-    def clean_learning_rate(self) -> float:
-        value = self.cleaned_data["learning_rate"]
-        low, high, _ = RANGES["learning_rate"]
-        if not (math.isfinite(value) and low < value <= high):
-            raise forms.ValidationError(f"The learning rate must be greater than {low:g} and at most {high:g} "
-                                        f"(got {value:g}).")
-        return value
-
-    def clean_cnn_filter_sizes(self) -> list[int] | None:
-        text = self.cleaned_data["cnn_filter_sizes"].strip()
-        return _int_list(text, "A filter size", 1, 64, (1, 10)) if text else None
-
     def clean_augment_ngram_range(self) -> list[int] | None:
-        text = self.cleaned_data["augment_ngram_range"].strip()
-        if not text:
-            return None
-        low, high = _int_list(text, "An n-gram length", 1, 100, (2, 2))
-        if low > high:
-            raise forms.ValidationError(f"The minimum ({low}) is above the maximum ({high}).")
-        return [low, high]
+        value = self.cleaned_data["augment_ngram_range"]  # two whole numbers in bounds (option_fields)
+        if value and value[0] > value[1]:
+            raise forms.ValidationError(f"The minimum ({value[0]}) is above the maximum ({value[1]}).")
+        return value
 
     def clean_label_separator(self) -> str:
         value = self.cleaned_data["label_separator"]
@@ -258,10 +208,10 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
             try:
                 if name == "sweep_student_type":
                     values = [v.lower() for v in sweeps.split_values(text)]
-                    unknown = [v for v in values if v not in STUDENT_NAMES]
+                    unknown = [v for v in values if v not in dict(STUDENT_CHOICES)]
                     if unknown:
                         raise sweeps.SweepError(f"{unknown[0][:40]!r} is not a student; choose from "
-                                                f"{', '.join(STUDENT_NAMES)}.")
+                                                f"{', '.join(dict(STUDENT_CHOICES))}.")
                 else:
                     low, high, low_open, what = ranges[name]
                     values = sweeps.parse_numbers(text, low, high, low_open=low_open, what=what)
@@ -375,6 +325,10 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
         from distill_core.matches import FEATURES
 
         return {"features": list(FEATURES), "losses": [name for name, _ in self.fields["generate_loss"].choices]}
+
+    def extras(self) -> dict[str, list[Any]]:
+        """Inputs of options the page's template does not place (new options): group -> bound fields."""
+        return {group: [self[name] for name in names] for group, names in EXTRAS.items()}
 
     def open_sections(self) -> set[str]:
         """Groups to show unfolded: the everyday ones, and every group holding an error."""
