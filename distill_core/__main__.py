@@ -1,4 +1,4 @@
-"""Command line: `python -m distill_core run config.json`, `predict`, `train-teacher`.
+"""Command line: `python -m distill_core run config.json`, `describe`, `predict`, `train-teacher`.
 
 The config is the JSON the web form stores (each experiment page links to its config.json),
 so a dashboard run can be reproduced on any machine. An environment.json beside the config (every
@@ -126,10 +126,18 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_describe(args: argparse.Namespace) -> int:
+    from distill_core import options_doc
+
+    print(options_doc.markdown() if args.markdown else options_doc.text(), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m distill_core", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("run", help="run an experiment from its JSON config")
+    p = sub.add_parser("run", help="run an experiment from its JSON config",
+                       epilog="Every config option, its default and accepted values: python -m distill_core describe")
     p.add_argument("config")
     p.add_argument("--output", help="export the student here (overrides output_dir)")
     p.add_argument("--results", help="also write the results JSON to this file")
@@ -139,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hub-cache", help="download teachers given as hub:org/name@rev here (default: "
                                        "$DISTILLERY_HF_CACHE, else the Hugging Face cache)")
     p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("describe", help="list every config option with its default, accepted values and meaning")
+    p.add_argument("--markdown", action="store_true", help="as the Markdown table of docs/DISTILL_CORE.md")
+    p.set_defaults(fn=cmd_describe)
     p = sub.add_parser("predict", help="classify texts (arguments, or one per line on stdin) with an export")
     p.add_argument("export_dir")
     p.add_argument("texts", nargs="*")

@@ -27,10 +27,12 @@ class Range:
     low: float | None
     high: float | None
     low_exclusive: bool = False
+    high_exclusive: bool = False
 
     def schema(self) -> dict[str, float]:
         low_key = "exclusiveMinimum" if self.low_exclusive else "minimum"
-        return {key: bound for key, bound in ((low_key, self.low), ("maximum", self.high)) if bound is not None}
+        high_key = "exclusiveMaximum" if self.high_exclusive else "maximum"
+        return {key: bound for key, bound in ((low_key, self.low), (high_key, self.high)) if bound is not None}
 
 
 @dataclass(frozen=True)

@@ -143,7 +143,8 @@ def _generated() -> dict[str, forms.Field]:
 
 ExperimentFields = type(HandMadeFields)("ExperimentFields", (HandMadeFields,), {**_generated(), "__module__": __name__})
 # Bounds checked by a validator with distill_core's wording; the API schema and the sweeps read them.
-RANGES = ranges({name: d for name, d in INPUTS.items() if name not in HandMadeFields.base_fields})
+RANGES = ranges({name: d for name, d in {**INPUTS, **{n: d for per in STUDENT_INPUTS.values() for n, d in per.items()}}
+                 .items() if name not in HandMadeFields.base_fields})
 
 # Where each input sits on the page, in order. Generated inputs not placed here follow their group's own.
 LAYOUT: dict[str, tuple[str, ...]] = {

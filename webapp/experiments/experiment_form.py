@@ -213,7 +213,7 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
                         raise sweeps.SweepError(f"{unknown[0][:40]!r} is not a student; choose from "
                                                 f"{', '.join(dict(STUDENT_CHOICES))}.")
                 else:
-                    low, high, low_open, what = ranges[name]
+                    low, high, low_open, _, what = ranges[name]
                     values = sweeps.parse_numbers(text, low, high, low_open=low_open, what=what)
             except sweeps.SweepError as exc:
                 self.add_error(name, exc.message)

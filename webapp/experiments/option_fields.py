@@ -180,9 +180,9 @@ def input_for(d: Declared, name: str, **overrides: Any) -> forms.Field:
     return field
 
 
-def ranges(inputs: dict[str, Declared]) -> dict[str, tuple[float | None, float | None, bool]]:
+def ranges(inputs: dict[str, Declared]) -> dict[str, tuple[float | None, float | None, bool, bool]]:
     """Bounds the generated inputs check in a validator rather than in Django's min/max (the API schema needs
-    them): input name -> (low, high, low exclusive)."""
-    return {name: (d.option.low, d.option.high, d.option.low_open) for name, d in inputs.items()
+    them): input name -> (low, high, low exclusive, high exclusive)."""
+    return {name: (d.option.low, d.option.high, d.option.low_open, d.option.high_open) for name, d in inputs.items()
             if _library_wording(d.option) and (d.option.low is not None or d.option.high is not None)
             and not isinstance(d.default, list)}
