@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -173,7 +174,8 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     if config.kind == "finetune_teacher":
         from distill_core.finetune import run_finetune
 
-        return run_finetune(config, sink, should_cancel, resume=resume, hub_cache=hub_cache)
+        return run_finetune(config, sink, should_cancel, engine=sys.modules[__name__], resume=resume,
+                            hub_cache=hub_cache)
     sink = sink or NullSink()
     started = time.monotonic()
     seed_everything(config.seed)

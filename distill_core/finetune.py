@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -45,21 +46,18 @@ class HFClassifier(torch.nn.Module):
 
 
 def run_finetune(config: ExperimentConfig, sink: Any = None, should_cancel: Callable[[], bool] | None = None, *,
-                 resume: bool = True, hub_cache: str | Path | None = None) -> dict[str, Any]:
+                 engine: ModuleType, resume: bool = True, hub_cache: str | Path | None = None) -> dict[str, Any]:
     """Fine-tune `config.teacher.path` on the dataset's hard labels; the result is a teacher checkpoint.
 
+    `engine` is distill_core.distiller, handed in by its `run` (the way to start this run): its Trainer
+    and data helpers are used, not imported, so the two modules do not import each other.
     The base may be a Hub reference (`hub:org/name@rev`), resolved into `hub_cache` first (hub.py).
     """
     from distill_core import hub
-    from distill_core.distiller import (
-        Encoded,
-        NullSink,
-        Trainer,
-        label_tensor,
-        load_splits,
-        predict_labels,
-        resolve_device,
-    )
+
+    Encoded, NullSink, Trainer = engine.Encoded, engine.NullSink, engine.Trainer
+    label_tensor, load_splits, predict_labels = engine.label_tensor, engine.load_splits, engine.predict_labels
+    resolve_device = engine.resolve_device
     from distill_core.progress import Phases
     from distill_core.teachers import inspect_checkpoint
     from distill_core.vocab import TeacherPieces

@@ -1,4 +1,9 @@
-"""Wake workers up. Postgres holds the queue; a message only says "look for work in pool P"."""
+"""The one module the web app sends work to workers through: wake-ups and housekeeping jobs.
+
+Postgres holds the queue; a message only says "look for work in pool P". Tasks are named, not
+imported (`task`), so this module, which the web app and the queue import, does not import the task
+modules that import them back (tests/test_import_graph.py).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,23 @@ def pool_queue(pool: str) -> str:
     return f"{settings.CELERY_TASK_DEFAULT_QUEUE}.{pool}"
 
 
+def task(name: str):
+    """The registered Celery task `name` (its module is imported by Celery's autodiscovery, not by us)."""
+    from workers.celery import app
+
+    if name not in app.tasks:
+        app.loader.import_default_modules()  # runs the autodiscovery of workers/celery.py
+    return app.tasks[name]
+
+
+def send_housekeeping(name: str, *args: object) -> None:
+    """Queue the housekeeping task `name` (unpacking an upload, counting a checkpoint's parameters) now.
+
+    Raises what the broker raises: the caller decides whether that fails the request or is logged.
+    """
+    task(name).apply_async(args=list(args), queue=housekeeping_queue())
+
+
 def wake_workers(pool: str = "default") -> None:
     """After the current transaction commits, send one wake-up to `pool`'s workers.
 
@@ -24,10 +46,8 @@ def wake_workers(pool: str = "default") -> None:
     """
 
     def send() -> None:
-        from workers.tasks import run_next
-
         try:
-            run_next.apply_async(args=[pool], queue=pool_queue(pool))
+            task("workers.tasks.run_next").apply_async(args=[pool], queue=pool_queue(pool))
         except Exception:  # the broker being down must not fail the web request
             log.exception("Could not send a wake-up to pool %s; the beat task will retry", pool)
 

@@ -113,11 +113,10 @@ def count_parameters_later(checkpoint: Checkpoint) -> None:
     """After the commit, have a housekeeping task build the model on the meta device and count its parameters."""
 
     def send() -> None:
-        from workers.archive_tasks import describe_checkpoint
-        from workers.dispatch import housekeeping_queue
+        from workers.dispatch import send_housekeeping
 
         try:
-            describe_checkpoint.apply_async(args=[checkpoint.pk], queue=housekeeping_queue())
+            send_housekeeping("workers.archive_tasks.describe_checkpoint", checkpoint.pk)
         except Exception:  # the count is shown on the page only; the broker being down must not fail the request
             log.exception("Could not queue the parameter count of checkpoint %s", checkpoint.pk)
 
@@ -144,11 +143,10 @@ def describe_stored(checkpoint_id: int) -> str:
 
 def send_unpack(checkpoint_id: int) -> None:
     """Queue the unpacking task; a broker that cannot be reached FAILS the upload with a reason."""
-    from workers.archive_tasks import unpack_checkpoint
-    from workers.dispatch import housekeeping_queue
+    from workers.dispatch import send_housekeeping
 
     try:
-        unpack_checkpoint.apply_async(args=[checkpoint_id], queue=housekeeping_queue())
+        send_housekeeping("workers.archive_tasks.unpack_checkpoint", checkpoint_id)
     except Exception:
         log.exception("Could not queue the unpacking of checkpoint %s", checkpoint_id)
         checkpoint = Checkpoint.objects.filter(pk=checkpoint_id, status=S.UNPACKING).first()
