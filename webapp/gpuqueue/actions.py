@@ -1,8 +1,10 @@
-"""What an admin (or an owner) can do to the queue. Each returns (ok, message) and never raises on stale state.
+"""What an admin (or an owner) can do to the queue: one service per action, which the experiment page,
+the API and the queue board all call (cancel, requeue, move, set priority, pause, drain a worker).
+Each returns (ok, message) and never raises on stale state.
 
 Every write is a conditional UPDATE on the state the action expects, under a row lock, so
 an action on a run that a worker just claimed, or that just finished, changes nothing and
-says why.
+says why. Workers are woken through workers.dispatch, the one module work is sent through.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from django.utils import timezone
 
 from webapp.experiments import dependencies
 from webapp.experiments.models import Experiment
-from workers.dispatch import wake_workers
+from webapp.gpuqueue.models import Pool, QueueSwitch, Worker
+from workers import dispatch
 
 S = Experiment.Status
 Result = tuple[bool, str]
@@ -129,5 +132,35 @@ def requeue(exp: Experiment) -> Result:
             position=next_position()) != 1:
         exp.refresh_from_db(fields=["status"])
         return _stale(exp, "re-queued")
-    wake_workers(exp.pool)
+    dispatch.wake_workers(exp.pool)
     return True, f"“{exp.name}” is queued again."
+
+
+def pause_queue(paused: bool) -> Result:
+    """Pause or resume the whole queue: running jobs finish, nothing new starts."""
+    QueueSwitch.set_paused(paused)
+    return True, ("The queue is paused: running jobs finish, nothing new starts." if paused
+                  else "The queue is running again.")
+
+
+def pause_pool(pool: str, paused: bool) -> Result:
+    """Pause or resume one pool (a valid pool name; the caller checks it); resuming wakes its workers."""
+    Pool.objects.update_or_create(name=pool, defaults={"paused": paused})
+    if not paused:
+        dispatch.wake_workers(pool)
+    return True, f"Pool {pool} is {'paused' if paused else 'running again'}."
+
+
+WORKER_MODE_TEXT = {"active": "takes new work again", "draining": "finishes its job and takes no new one",
+                    "disabled": "takes no new work"}
+
+
+def set_worker_mode(worker: Worker, mode: str) -> Result:
+    """Drain (finish the current job, take no new one), disable or re-activate a worker; active wakes its pools."""
+    if mode not in Worker.Mode.values:
+        return False, "Choose active, draining or disabled."
+    Worker.objects.filter(pk=worker.pk).update(mode=mode)
+    if mode == Worker.Mode.ACTIVE:
+        for pool in worker.pools:
+            dispatch.wake_workers(pool)
+    return True, f"{worker.name} {WORKER_MODE_TEXT[mode]}."

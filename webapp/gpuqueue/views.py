@@ -126,35 +126,19 @@ def pause(request):
     paused = request.POST.get("paused") == "1"
     pool = request.POST.get("pool", "").strip()
     if not pool:
-        QueueSwitch.set_paused(paused)
-        return _report(request, (True, "The queue is paused: running jobs finish, nothing new starts."
-                                 if paused else "The queue is running again."))
+        return _report(request, actions.pause_queue(paused))
     if len(pool) > POOL_NAME_MAX or not re.fullmatch(POOL_NAME_PATTERN, pool):
         shown = repr(pool[:POOL_NAME_MAX]) + ("…" if len(pool) > POOL_NAME_MAX else "")
         return _refuse(request, f"{shown} is not a pool name. {POOL_NAME_RULE} At most {POOL_NAME_MAX} characters.")
-    Pool.objects.update_or_create(name=pool, defaults={"paused": paused})
-    if not paused:
-        from workers.dispatch import wake_workers
-
-        wake_workers(pool)
-    return _report(request, (True, f"Pool {pool} is {'paused' if paused else 'running again'}."))
+    return _report(request, actions.pause_pool(pool, paused))
 
 
 @staff_action
 def worker_mode(request, pk: int):
-    worker = get_object_or_404(Worker, pk=pk)
-    mode = request.POST.get("mode", "")
-    if mode not in Worker.Mode.values:
-        return _report(request, (False, "Choose active, draining or disabled."))
-    Worker.objects.filter(pk=pk).update(mode=mode)
-    if mode == Worker.Mode.ACTIVE:
-        from workers.dispatch import wake_workers
-
-        for pool in worker.pools:
-            wake_workers(pool)
-    text = {"active": "takes new work again", "draining": "finishes its job and takes no new one",
-            "disabled": "takes no new work"}[mode]
-    messages.success(request, f"{worker.name} {text}.")
+    ok, message = actions.set_worker_mode(get_object_or_404(Worker, pk=pk), request.POST.get("mode", ""))
+    if not ok:
+        return _report(request, (ok, message))
+    messages.success(request, message)
     return redirect("gpuqueue:workers")
 
 
