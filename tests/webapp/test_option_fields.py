@@ -20,8 +20,7 @@ def _schema_props():
 
 def test_every_generated_input_documents_its_options_bounds_default_and_help_in_the_api_schema():
     props = _schema_props()
-    inputs = {**experiment_fields.INPUTS,
-              **{n: d for per in experiment_fields.STUDENT_INPUTS.values() for n, d in per.items()}}
+    inputs = experiment_fields.ALL_INPUTS
     handmade = set(experiment_fields.HandMadeFields.base_fields)
     checked = 0
     for name, d in inputs.items():

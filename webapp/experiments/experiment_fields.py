@@ -26,6 +26,8 @@ from webapp.gpuqueue.models import POOL_NAME_MAX, validate_pool_name
 INPUTS = config_inputs()  # input name -> distill_core's declared option
 STUDENT_INPUTS = student_option_inputs()  # student type -> {input name -> declared option}
 STUDENT_CHOICES = student_choices()
+# Every generated input: the config's options, then each student's (BiLSTM and BiGRU share theirs).
+ALL_INPUTS = {**INPUTS, **{name: d for per_student in STUDENT_INPUTS.values() for name, d in per_student.items()}}
 
 
 def integer(initial: int | None, low: int, high: int, help_text: str, label: str | None = None) -> forms.IntegerField:
@@ -135,16 +137,12 @@ class HandMadeFields(forms.Form):
                                          help_text="e.g. textcnn, bilstm.")
 
 
-def _generated() -> dict[str, forms.Field]:
-    """One input per declared option the hand-made fields do not cover."""
-    inputs = {**INPUTS, **{name: d for per_student in STUDENT_INPUTS.values() for name, d in per_student.items()}}
-    return {name: input_for(d, name) for name, d in inputs.items() if name not in HandMadeFields.base_fields}
-
-
-ExperimentFields = type(HandMadeFields)("ExperimentFields", (HandMadeFields,), {**_generated(), "__module__": __name__})
+_GENERATED = {name: d for name, d in ALL_INPUTS.items() if name not in HandMadeFields.base_fields}
+ExperimentFields = type(HandMadeFields)(
+    "ExperimentFields", (HandMadeFields,),
+    {**{name: input_for(d, name) for name, d in _GENERATED.items()}, "__module__": __name__})
 # Bounds checked by a validator with distill_core's wording; the API schema and the sweeps read them.
-RANGES = ranges({name: d for name, d in {**INPUTS, **{n: d for per in STUDENT_INPUTS.values() for n, d in per.items()}}
-                 .items() if name not in HandMadeFields.base_fields})
+RANGES = ranges(_GENERATED)
 
 # Where each input sits on the page, in order. Generated inputs not placed here follow their group's own.
 LAYOUT: dict[str, tuple[str, ...]] = {
@@ -170,11 +168,11 @@ _placed = {name for names in LAYOUT.values() for name in names}
 # Generated inputs LAYOUT does not place: the page shows them at the end of their group (student options
 # in their student's block, keyed by the input prefix).
 EXTRAS: dict[str, list[str]] = {}
-for _name, _d in {**INPUTS, **{n: d for per in STUDENT_INPUTS.values() for n, d in per.items()}}.items():
+for _name, _d in ALL_INPUTS.items():
     if _name not in _placed:
         EXTRAS.setdefault(group_of(_name, _d), []).append(_name)
 SECTIONS: dict[str, tuple[str, ...]] = {
     group: names + tuple(n for key, extra in EXTRAS.items() for n in extra
                          if (key if key in LAYOUT else "student") == group) for group, names in LAYOUT.items()}
-__all__ = ["ExperimentFields", "RANGES", "SECTIONS", "EXTRAS", "form_name", "INPUTS", "STUDENT_INPUTS",
+__all__ = ["ExperimentFields", "RANGES", "SECTIONS", "EXTRAS", "form_name", "INPUTS", "STUDENT_INPUTS", "ALL_INPUTS",
            "STUDENT_CHOICES"]
