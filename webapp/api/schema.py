@@ -2,7 +2,8 @@
 
 Request bodies are generated from the forms the views validate with (form_schema.py): every input
 of the new-experiment form, with its bounds, choices and defaults, is documented because it is
-read from the form's declaration. Response bodies are written here next to each other; the
+read from the form's declaration, whose option inputs are generated from distill_core's option
+declarations (webapp/experiments/option_fields.py; RANGES carries the bounds checked in a validator). Response bodies are written here next to each other; the
 contract tests (tests/webapp/conftest.py) validate every API response of the suite against them,
 and tests/webapp/test_api_fuzz.py fuzzes every operation, so neither side can drift unnoticed.
 """
