@@ -154,3 +154,26 @@ def test_housekeeping_leaves_a_quiet_tracked_run_to_its_client(api, experiment, 
     Experiment.objects.filter(pk=run["id"]).update(heartbeat_at=timezone.now() - timedelta(days=1))
     recover_lost_runs()
     assert Experiment.objects.get(pk=run["id"]).status == S.RUNNING
+
+
+def test_the_pages_show_a_tracked_run_without_a_teacher_or_dataset(api, alice_client, experiment):
+    run = tracked_run(api, experiment)
+    post_json(api, f"/api/experiments/{run['id']}/ingest/", {"points": [["train/loss", 1, 0.5]], "step": 1})
+    detail = alice_client.get(f"/experiments/{run['id']}/")
+    assert detail.status_code == 200 and "Tracked" in detail.content.decode()
+    listing = alice_client.get("/")
+    assert listing.status_code == 200 and "tracked run" in listing.content.decode()
+    assert alice_client.get(f"/compare/?ids={run['id']},{experiment.pk}").status_code == 200
+    assert alice_client.get(f"/experiments/new/?clone={run['id']}").status_code == 200
+    assert alice_client.get("/queue/").status_code == 200
+    assert alice_client.get(f"/experiments/{run['id']}/metrics.json").json()["series"]["train/loss"]["steps"] == [1]
+
+
+def test_a_tracked_run_whose_client_is_gone_ends_with_cancel(api, experiment, settings):
+    from workers.revoke import kill_hung_cancels
+
+    run = tracked_run(api, experiment)
+    api.post(f"/api/experiments/{run['id']}/cancel/")
+    later = timezone.now() + timedelta(seconds=3 * settings.LEASE_SECONDS)
+    assert kill_hung_cancels(now=later) == [run["id"]]
+    assert Experiment.objects.get(pk=run["id"]).status == S.CANCELLED
