@@ -9,7 +9,8 @@ up to `max_points` (beyond that the oldest training points are dropped, with a w
 are kept) and is sent when the server answers again, retried with a growing pause. At the end
 `close()` waits up to `final_wait` seconds for the server, sends the rest and the results
 (POST /api/experiments/{id}/finish/). A cancel on the dashboard reaches the run through the
-ingest answer (should_cancel).
+ingest answer (should_cancel). A refusal never stops the training either: a batch answered 400/413
+is dropped with an error in the log, a revoked token (401) or a deleted run ends the tracking only.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from typing import Any
 from distillery_client.http import ApiError, Connection, Unreachable
 
 log = logging.getLogger(__name__)
-BATCH = 5000  # points per ingest call (the server takes up to 10,000)
+BATCH = 2000  # points per ingest call (the server takes up to 10,000 and a JSON body of up to 1 MB)
+MAX_KEY = 100  # the server's longest metric key
 LOG_LINES = 200
 PHASE_KEYS = ("name", "label", "done", "total", "unit", "rate", "eta_seconds", "elapsed_seconds", "finished")
 
@@ -120,8 +122,9 @@ class TrackingSink:
     # --- sending -------------------------------------------------------------------
     def _add(self, prefix: str, step: int, metrics: dict[str, Any]) -> None:
         for name, value in metrics.items():
-            if isinstance(value, (int, float)) and math.isfinite(value):
-                self.points[(f"{prefix}/{name}", step)] = float(value)
+            key = f"{prefix}/{name}"
+            if isinstance(value, (int, float)) and math.isfinite(value) and len(key) <= MAX_KEY:
+                self.points[(key, step)] = float(value)
         if len(self.points) > self.max_points:
             self._drop_oldest_training_points(len(self.points) - self.max_points)
 
@@ -144,11 +147,7 @@ class TrackingSink:
             self._send()
         except (Unreachable, ApiError) as exc:
             if isinstance(exc, ApiError) and exc.status < 500:
-                if exc.status == 409:  # the run ended on the server (cancelled while we were away)
-                    self.cancel_requested = self.ended = True
-                    log.warning("The dashboard says: %s Stopping the run.", exc)
-                    return False
-                raise
+                return self._refused(exc)
             if self.down_since is None:
                 self.down_since = now
                 log.warning("Dashboard unreachable (%s); training goes on and the points are kept", exc)
@@ -159,6 +158,22 @@ class TrackingSink:
             log.warning("Dashboard back after %.0f s; sent what was buffered", now - self.down_since)
         self.down_since, self._pause = None, 1.0
         return True
+
+    def _refused(self, exc: ApiError) -> bool:
+        """The server answered but refused: whatever it was, the training goes on."""
+        if exc.status == 409:  # the run ended on the server (cancelled while we were away)
+            self.cancel_requested = self.ended = True
+            log.warning("The dashboard says: %s Stopping the run.", exc)
+        elif exc.status in (400, 413):  # this batch cannot be stored: drop it rather than block the rest
+            batch = list(self.points)[:BATCH]
+            for key in batch:
+                del self.points[key]
+            self.dropped += len(batch)
+            log.error("The dashboard refused %d points (%s); dropped them", len(batch), exc)
+        else:  # token revoked, run deleted: nothing more can be sent; train on without the dashboard
+            self.ended = True
+            log.error("The dashboard refused the run's points (%s); training goes on without tracking", exc)
+        return False
 
     def _send(self) -> None:
         """Post the buffer in batches; each point leaves the buffer only once the server stored it."""

@@ -146,3 +146,24 @@ def test_new_log_lines_are_the_ones_after_the_overlap():
     assert new_log_lines(["a", "b", "c"], ["b", "c", "d", "e"]) == ["d", "e"]
     assert new_log_lines(["a", "b"], ["a", "b"]) == []
     assert new_log_lines(["x"], ["y", "z"]) == ["y", "z"]
+
+
+def test_a_refused_batch_is_dropped_and_a_revoked_token_stops_tracking_but_never_the_training():
+    class Picky(FakeServer):
+        refuse: int | None = None
+
+        def call(self, method, path, body=None, query=None):
+            if path.endswith("/ingest/") and self.refuse:
+                raise ApiError(self.refuse, "refused")
+            return super().call(method, path, body, query)
+
+    server, clock = Picky(), Clock()
+    sink = make(server, clock)
+    server.refuse = 400
+    step(sink, clock, 1)
+    assert not sink.points and sink.dropped == 2 and not sink.ended
+    server.refuse = 401
+    step(sink, clock, 2)
+    assert sink.ended and not sink.should_cancel()
+    step(sink, clock, 3)  # no exception: the run trains on
+    assert sink.close("SUCCEEDED") is None
