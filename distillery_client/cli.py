@@ -32,6 +32,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
         body = json.load(fh)
     if not isinstance(body, dict):
         raise SystemExit(f"error: {args.config} must hold a JSON object of the new-experiment form's inputs.")
+    if isinstance(body.get("teacher"), dict) or isinstance(body.get("data"), dict):
+        raise SystemExit(f"error: {args.config} is a distill_core config (teacher and data by path). `submit` takes "
+                         "the new-experiment form's inputs, teacher and dataset by id: "
+                         '{"teacher": 1, "dataset": 1, "temperature": 4, ...} (see /api/schema.json, '
+                         "ExperimentCreate). To run a distill_core config on this machine and watch it on the "
+                         f"dashboard: python -m distill_core run {args.config} --track")
     created = api.submit(body, team=args.team, name=args.name, gpus=args.gpus, priority=args.priority)
     runs = created.get("experiments", [created])
     for run in runs:

@@ -167,3 +167,12 @@ def test_a_refused_batch_is_dropped_and_a_revoked_token_stops_tracking_but_never
     assert sink.ended and not sink.should_cancel()
     step(sink, clock, 3)  # no exception: the run trains on
     assert sink.close("SUCCEEDED") is None
+
+
+def test_submit_explains_that_a_distill_core_config_is_run_with_track(tmp_path, capsys):
+    from distillery_client import cli
+
+    path = tmp_path / "config.json"
+    path.write_text('{"teacher": {"path": "/t"}, "data": {"train": "x.tsv"}}')
+    with pytest.raises(SystemExit, match="--track"):
+        cli.main(["submit", str(path)])
