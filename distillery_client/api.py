@@ -38,12 +38,20 @@ def _conn(connection: Connection | None) -> Connection:
 
 def submit(body: dict[str, Any], *, team: int | None = None, name: str | None = None, gpus: int | None = None,
            priority: int | None = None, connection: Connection | None = None) -> dict[str, Any]:
-    """Queue an experiment: `body` holds the new-experiment form's inputs (ExperimentCreate in /api/schema.json).
+    """Queue an experiment; returns it (or {"sweep", "experiments"} for a sweep).
 
-    The keyword arguments override the body's. `gpus` is sent only to a server whose form has that input.
+    `body` holds either the new-experiment form's inputs (ExperimentCreate in /api/schema.json: teacher
+    and dataset by id) or a distill_core config (an experiment page's config.json: teacher and data by
+    path, matched to the team's registered ones; POST /api/experiments/from-config/). The keyword
+    arguments override the body's. `gpus` is sent only to a server whose form has that input.
     """
     conn = _conn(connection)
     overrides = {"team": team, "name": name, "priority": priority}
+    if is_distill_config(body):
+        if gpus is not None:
+            raise ApiError(400, "--gpus applies to form inputs, not to a distill_core config.", {"gpus": ["Unused."]})
+        return conn.call("POST", "/api/experiments/from-config/",
+                         {"config": body, **{k: v for k, v in overrides.items() if v is not None}})
     if gpus is not None:
         inputs = conn.call("GET", "/api/schema.json")["components"]["schemas"]["ExperimentCreate"]["properties"]
         if "gpus" not in inputs:
@@ -51,6 +59,11 @@ def submit(body: dict[str, Any], *, team: int | None = None, name: str | None = 
                                 "`gpus` input); leave out --gpus.", {"gpus": ["Not offered by this server."]})
         overrides["gpus"] = gpus
     return conn.call("POST", "/api/experiments/", {**body, **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def is_distill_config(body: dict[str, Any]) -> bool:
+    """Whether `body` is a distill_core config (teacher and data as objects) rather than form inputs."""
+    return isinstance(body.get("teacher"), dict) or isinstance(body.get("data"), dict)
 
 
 def status(experiment_id: int, connection: Connection | None = None) -> dict[str, Any]:

@@ -32,12 +32,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
         body = json.load(fh)
     if not isinstance(body, dict):
         raise SystemExit(f"error: {args.config} must hold a JSON object of the new-experiment form's inputs.")
-    if isinstance(body.get("teacher"), dict) or isinstance(body.get("data"), dict):
-        raise SystemExit(f"error: {args.config} is a distill_core config (teacher and data by path). `submit` takes "
-                         "the new-experiment form's inputs, teacher and dataset by id: "
-                         '{"teacher": 1, "dataset": 1, "temperature": 4, ...} (see /api/schema.json, '
-                         "ExperimentCreate). To run a distill_core config on this machine and watch it on the "
-                         f"dashboard: python -m distill_core run {args.config} --track")
     created = api.submit(body, team=args.team, name=args.name, gpus=args.gpus, priority=args.priority)
     runs = created.get("experiments", [created])
     for run in runs:
@@ -108,8 +102,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("url", help="the dashboard's address, e.g. http://127.0.0.1:8000")
     s.add_argument("--token", help="an API token (default: $DISTILLERY_TOKEN, else asked for)")
     s.set_defaults(fn=cmd_login)
-    s = sub.add_parser("submit", help="queue an experiment from a JSON file of the new-experiment form's inputs")
-    s.add_argument("config", help='JSON object, e.g. {"teacher": 1, "dataset": 1, "temperature": 4}')
+    s = sub.add_parser("submit", help="queue an experiment from a distill_core config.json or the form's inputs")
+    s.add_argument("config", help="an experiment's config.json (teacher and data by path, registered on the "
+                                  'server), or the form\'s inputs: {"teacher": 1, "dataset": 1, "temperature": 4}')
     s.add_argument("--team", type=int, help="team id (default: the file's, else your only team)")
     s.add_argument("--name")
     s.add_argument("--gpus", type=int, help="GPUs for the run (servers whose form offers it)")

@@ -169,10 +169,22 @@ def test_a_refused_batch_is_dropped_and_a_revoked_token_stops_tracking_but_never
     assert sink.close("SUCCEEDED") is None
 
 
-def test_submit_explains_that_a_distill_core_config_is_run_with_track(tmp_path, capsys):
-    from distillery_client import cli
+def test_submit_sends_a_distill_core_config_to_from_config_and_form_inputs_to_experiments():
+    from distillery_client import api
 
-    path = tmp_path / "config.json"
-    path.write_text('{"teacher": {"path": "/t"}, "data": {"train": "x.tsv"}}')
-    with pytest.raises(SystemExit, match="--track"):
-        cli.main(["submit", str(path)])
+    class Recorder:
+        url = "http://dashboard"
+
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, dict]] = []
+
+        def call(self, method, path, body=None, query=None):
+            self.sent.append((path, body))
+            return {"id": 1}
+
+    conn = Recorder()
+    api.submit({"teacher": {"path": "/t"}, "data": {"train": "x.tsv"}}, name="again", connection=conn)
+    api.submit({"teacher": 1, "dataset": 2}, priority=3, connection=conn)
+    assert conn.sent == [("/api/experiments/from-config/", {"config": {"teacher": {"path": "/t"},
+                                                                      "data": {"train": "x.tsv"}}, "name": "again"}),
+                         ("/api/experiments/", {"teacher": 1, "dataset": 2, "priority": 3})]

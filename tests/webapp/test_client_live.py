@@ -153,8 +153,14 @@ def test_submit_follow_metrics_download_ls_through_the_cli(logged_in, checkpoint
     assert json.loads(out)["environment"]["host"]["cpu_count"] == os.cpu_count()
 
 
-def test_cancel_through_the_cli(logged_in, make_experiment):
-    queued = make_experiment()
+def test_submit_a_pages_config_json_then_cancel_through_the_cli(logged_in, make_experiment, tmp_path):
+    original = make_experiment(S.SUCCEEDED)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(original.config))
+    code, out = run_cli("submit", str(config), "--name", "again")
+    assert code == 0
+    queued = Experiment.objects.get(pk=int(out.split("\t")[0]))
+    assert queued.name == "again" and queued.teacher == original.teacher and queued.status == S.QUEUED
     code, out = run_cli("cancel", str(queued.pk))
     assert code == 0 and "cancelled" in out
     assert Experiment.objects.get(pk=queued.pk).status == S.CANCELLED

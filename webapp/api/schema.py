@@ -142,6 +142,11 @@ def _tracking_bodies() -> dict[str, dict[str, Any]]:
                                  name={"type": "string", "minLength": 1, "maxLength": 200},
                                  config={"type": "object", "description": "The run's distill_core config."},
                                  environment={"type": "object", "description": "environment.record() of the run."}),
+        "FromConfig": _object(("config",), config={"type": "object", "description": "A distill_core config."},
+                              team={"type": ["integer", "string"], "description": "Id or slug; default: your only "
+                                                                                  "team."},
+                              name={"type": "string", "minLength": 1, "maxLength": 200},
+                              priority=INT, pool=STR),
         "Ingest": _object((), points={"type": "array", "maxItems": MAX_POINTS, "items": point},
                           phase={"type": ["object", "null"], "description": "The latest `phase` event."},
                           step=_null(step), total_steps=_null(step), log_tail=_null(STR),
@@ -221,6 +226,10 @@ def _paths(p: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
                         _json({"oneOf": [_ref("Experiment"), _ref("Sweep")]}, "Queued: one experiment, or a sweep"),
                         400, 413, 415, status="201", body={JSON: {"schema": _ref("ExperimentCreate")}}),
         },
+        "/api/experiments/from-config/": {"post": _op(
+            "Queue a distill_core config (an experiment's config.json) with the team's registered teacher and "
+            "dataset it names by path", _json(_ref("Experiment"), "Queued"), 400, 413, 415, status="201",
+            body={JSON: {"schema": _ref("FromConfig")}})},
         "/api/experiments/{pk}/": {"get": _op("One experiment with its config", _json(_ref("Experiment"), "It"), 404,
                                               params=pk)},
         "/api/experiments/{pk}/cancel/": {"post": _op(

@@ -2,12 +2,13 @@
 
 from django.urls import path, re_path
 
-from webapp.api import schema, views, views_tracking
+from webapp.api import schema, views, views_from_config, views_tracking
 
 app_name = "api"
 urlpatterns = [
     path("schema.json", schema.schema_view, name="schema"),
     path("experiments/", views.experiments, name="experiments"),
+    path("experiments/from-config/", views_from_config.from_config, name="experiment_from_config"),
     path("experiments/<int:pk>/", views.experiment, name="experiment"),
     path("experiments/<int:pk>/cancel/", views.experiment_cancel, name="experiment_cancel"),
     path("experiments/<int:pk>/metrics/", views.experiment_metrics, name="experiment_metrics"),
