@@ -14,7 +14,7 @@ from django.http import JsonResponse
 
 from webapp.api import serialize
 from webapp.api.http import ApiError, api_view, form_error, json_body, scalar_fields
-from webapp.api.views_tracking import _fields, _object_or_none, _team
+from webapp.api.views_tracking import check_fields, object_or_none, user_team
 from webapp.experiments.clone import clone_initial
 from webapp.experiments.forms import ExperimentForm
 from webapp.experiments.models import Checkpoint, Dataset, Experiment
@@ -40,11 +40,11 @@ def _match(config: dict[str, Any], team) -> tuple[Checkpoint, Dataset]:
 
 def _create(request):
     data = json_body(request)
-    _fields(data, ("config", "team", *OVERRIDES))
-    config = _object_or_none(data, "config")
+    check_fields(data, ("config", "team", *OVERRIDES))
+    config = object_or_none(data, "config")
     if config is None:
         raise ApiError("Send the distill_core config in `config`.", fields={"config": ["Required."]})
-    team = _team(request.user, data.get("team"))
+    team = user_team(request.user, data.get("team"))
     checkpoint, dataset = _match(config, team)
     draft = Experiment(team=team, owner=request.user, name=str(config.get("name") or "run")[:200], teacher=checkpoint,
                        dataset=dataset, config=config, priority=0, pool="default")

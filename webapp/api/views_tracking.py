@@ -36,21 +36,21 @@ MAX_LOG = 50_000
 FINAL = (S.SUCCEEDED, S.FAILED, S.CANCELLED)
 
 
-def _fields(data: dict[str, Any], allowed: tuple[str, ...]) -> None:
+def check_fields(data: dict[str, Any], allowed: tuple[str, ...]) -> None:
     unknown = sorted(set(data) - set(allowed))
     if unknown:
         raise ApiError(f"Unknown field(s): {', '.join(repr(n)[:60] for n in unknown[:10])}.",
                        fields={n[:100]: ["Unknown field."] for n in unknown[:10]})
 
 
-def _object_or_none(data: dict[str, Any], name: str) -> dict[str, Any] | None:
+def object_or_none(data: dict[str, Any], name: str) -> dict[str, Any] | None:
     value = data.get(name)
     if value is not None and not isinstance(value, dict):
         raise ApiError(f"{name} must be an object.", fields={name: ["Must be an object."]})
     return value
 
 
-def _team(user, raw: Any):
+def user_team(user, raw: Any):
     teams = list(teams_of(user))
     if raw is None:
         if len(teams) != 1:
@@ -64,12 +64,12 @@ def _team(user, raw: Any):
 
 def _tracked_create(request):
     data = json_body(request)
-    _fields(data, ("team", "name", "config", "environment"))
+    check_fields(data, ("team", "name", "config", "environment"))
     name = data.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise ApiError("name must be a non-empty string of at most 200 characters.",
                        fields={"name": ["Required, at most 200 characters."]})
-    config = _object_or_none(data, "config")
+    config = object_or_none(data, "config")
     if config is None:
         raise ApiError("Send the run's distill_core config in `config`.", fields={"config": ["Required."]})
     from distill_core.config import ExperimentConfig
@@ -81,11 +81,11 @@ def _tracked_create(request):
         raise ApiError(f"The config is invalid: {exc}", fields={field: [str(exc)]}) from None
     except (TypeError, ValueError, KeyError) as exc:
         raise ApiError(f"The config is invalid: {str(exc)[:300]}", fields={"config": [str(exc)[:300]]}) from None
-    environment = _object_or_none(data, "environment")
+    environment = object_or_none(data, "environment")
     now = timezone.now()
     host = ((environment or {}).get("host") or {}).get("hostname") if isinstance(environment, dict) else None
     experiment = Experiment.objects.create(
-        team=_team(request.user, data.get("team")), owner=request.user, name=name.strip(), student_type=student_type,
+        team=user_team(request.user, data.get("team")), owner=request.user, name=name.strip(), student_type=student_type,
         config=json_safe(config), tracked=True, status=S.RUNNING, pool="tracked", started_at=now, heartbeat_at=now,
         worker_name=f"tracked:{host}"[:200] if isinstance(host, str) else "tracked",
         environment=json_safe(environment) if environment is not None else None)
@@ -137,10 +137,10 @@ def _int_or_none(data: dict[str, Any], name: str) -> int | None:
 def _ingest(request, pk: int):
     experiment = _tracked_run(request, pk)
     data = json_body(request)
-    _fields(data, ("points", "phase", "step", "total_steps", "log_tail", "environment"))
+    check_fields(data, ("points", "phase", "step", "total_steps", "log_tail", "environment"))
     points = _points(data.get("points", []))
-    phase = _object_or_none(data, "phase")
-    environment = _object_or_none(data, "environment")
+    phase = object_or_none(data, "phase")
+    environment = object_or_none(data, "environment")
     step, total = _int_or_none(data, "step"), _int_or_none(data, "total_steps")
     log_tail = data.get("log_tail")
     if log_tail is not None and not isinstance(log_tail, str):
@@ -185,11 +185,11 @@ def ingest(request, pk: int):
 def _finish(request, pk: int):
     experiment = _tracked_run(request, pk)
     data = json_body(request)
-    _fields(data, ("status", "results", "error"))
+    check_fields(data, ("status", "results", "error"))
     status = data.get("status")
     if status not in FINAL:
         raise ApiError(f"status must be one of {', '.join(FINAL)}.", fields={"status": ["Unknown final status."]})
-    results = _object_or_none(data, "results")
+    results = object_or_none(data, "results")
     message = data.get("error", "")
     if not isinstance(message, str):
         raise ApiError("error must be a string.", fields={"error": ["Must be a string."]})
