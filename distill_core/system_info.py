@@ -44,7 +44,7 @@ def project_revision() -> dict[str, Any]:
             return None
         return done.stdout.strip() if done.returncode == 0 else None
 
-    commit = git("rev-parse", "HEAD") if (REPO / ".git").exists() else None
+    commit = (git("rev-parse", "HEAD") or read_head(REPO / ".git")) if (REPO / ".git").exists() else None
     if commit:
         dirty = git("status", "--porcelain", "--untracked-files=no")
         return {"commit": commit, "dirty": bool(dirty) if dirty is not None else None, "release": None}
@@ -55,6 +55,30 @@ def project_revision() -> dict[str, Any]:
         except importlib.metadata.PackageNotFoundError:
             release = None
     return {"commit": None, "dirty": None, "release": release}
+
+
+def read_head(dot_git: Path) -> str | None:
+    """The checked-out commit read from the files, for a host without the git program (the slim Docker image)."""
+    try:
+        gitdir = dot_git
+        if dot_git.is_file():  # a worktree or submodule: "gitdir: <path>"
+            gitdir = (dot_git.parent / dot_git.read_text().split(":", 1)[1].strip()).resolve()
+        common = gitdir / "commondir"
+        common = (gitdir / common.read_text().strip()).resolve() if common.is_file() else gitdir
+        head = (gitdir / "HEAD").read_text().strip()
+        if not head.startswith("ref:"):
+            return head or None
+        ref = head.split(":", 1)[1].strip()
+        for base in (gitdir, common):
+            if (base / ref).is_file():
+                return (base / ref).read_text().strip()
+        packed = common / "packed-refs"
+        for line in packed.read_text().splitlines() if packed.is_file() else []:
+            if line.endswith(" " + ref):
+                return line.split(" ", 1)[0]
+    except (OSError, IndexError):
+        pass
+    return None
 
 
 @functools.cache

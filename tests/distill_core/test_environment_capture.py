@@ -62,3 +62,18 @@ def test_checksums_cover_every_file_and_change_with_the_content(tmp_path):
 def test_new_fields_do_not_make_a_rerun_warn():
     recorded = environment.record(1, torch.device("cpu"))
     assert environment.differences(recorded, environment.record(1, torch.device("cpu"))) == []
+
+
+def test_the_commit_is_read_from_the_files_without_the_git_program(tmp_path):
+    import subprocess
+
+    repo = system_info.REPO
+    assert system_info.read_head(repo / ".git") == subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+    dot_git = tmp_path / ".git"
+    dot_git.mkdir()
+    (dot_git / "HEAD").write_text("ref: refs/heads/main\n")
+    (dot_git / "packed-refs").write_text("# pack-refs with: peeled\n" + "ab" * 20 + " refs/heads/main\n")
+    assert system_info.read_head(dot_git) == "ab" * 20
+    (dot_git / "HEAD").write_text("cd" * 20 + "\n")  # detached
+    assert system_info.read_head(dot_git) == "cd" * 20

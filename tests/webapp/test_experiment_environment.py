@@ -31,7 +31,8 @@ def test_the_page_shows_the_environment_and_reproduce_steps_built_from_it(alice_
     page = alice_client.get(f"/experiments/{experiment.pk}/").content.decode()
     for text in ("AMD EPYC 7763 × 64", "NVIDIA H200 (150 GiB)", "570.86", "gpu-box-1", "0123456789ab",
                  "git checkout 0123456789abcdef0123456789abcdef01234567",
-                 "pip install torch==2.13.0+cpu transformers==5.23.0 numpy==2.4.6", "4 installed packages",
+                 "pip install --extra-index-url https://download.pytorch.org/whl/cpu torch==2.13.0+cpu "
+                 "transformers==5.23.0 numpy==2.4.6", "4 installed packages",
                  "model.safetensors", f"/experiments/{experiment.pk}/environment.json",
                  f"/experiments/{experiment.pk}/requirements.txt"):
         assert text in page, text

@@ -58,7 +58,10 @@ def summary(experiment: Experiment) -> dict[str, Any] | None:
     return {"rows": [(label, value) for label, value in rows if value not in (None, "")],
             "packages": sorted(packages.items(), key=lambda kv: kv[0].lower()), "teachers": teachers,
             "commit": project.get("commit"), "release": project.get("release"),
-            "pins": [f"{name}=={env[name]}" for name in ("torch", "transformers", "numpy") if env.get(name)]}
+            "pins": [f"{name}=={env[name]}" for name in ("torch", "transformers", "numpy") if env.get(name)],
+            # torch's "+cpu"/"+cu128" builds come from PyTorch's own index, not PyPI
+            "torch_index": "https://download.pytorch.org/whl/" + str(env["torch"]).split("+", 1)[1]
+            if "+" in str(env.get("torch") or "") else None}
 
 
 def differences(experiments: list[Experiment]) -> list[dict[str, Any]]:
