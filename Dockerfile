@@ -8,6 +8,10 @@ COPY requirements.txt .
 ARG PIP_EXTRA_INDEX_URL=
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
+# What environment.json records as the project's version where the image has no .git:
+#   docker build --build-arg DISTILLERY_RELEASE=$(git rev-parse HEAD) .
+ARG DISTILLERY_RELEASE=
+ENV DISTILLERY_RELEASE=$DISTILLERY_RELEASE
 # Hashed, compressed static files for WhiteNoise; the key only lets settings load for this step.
 RUN mkdir -p /var/lib/distillery \
     && DJANGO_DEBUG=0 DJANGO_SECRET_KEY=collectstatic-at-build-time-only-never-used-to-sign-anything \

@@ -9,6 +9,8 @@ export DJANGO_DEBUG ?= 1
 # Re-install only when a requirements file changes.
 RUNTIME_STAMP := $(VENV)/.runtime-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+# The `distillery` command: the client package installed editable (its code is the checkout's).
+CLIENT_STAMP := $(VENV)/.client-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: run test lint install install-dev clean
 
@@ -25,8 +27,12 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install -q -r requirements-dev.txt
 	@touch $@ $(RUNTIME_STAMP)
 
-install: $(RUNTIME_STAMP)
-install-dev: $(DEV_STAMP)
+$(CLIENT_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --no-deps -e .
+	@touch $@
+
+install: $(RUNTIME_STAMP) $(CLIENT_STAMP)
+install-dev: $(DEV_STAMP) $(CLIENT_STAMP)
 
 run: install
 	$(BIN)/python manage.py migrate --noinput

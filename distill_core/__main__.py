@@ -91,7 +91,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         config.output_dir = args.output
     use_recorded_environment(args.config)
     sink = ProgressSink() if not args.metrics else MetricsFile(args.metrics, ProgressSink())
-    results = run(config, sink=sink, resume=not args.fresh, cache_dir=args.cache_dir, hub_cache=args.hub_cache)
+    if args.track is not None:
+        from distill_core.tracking import run_tracked
+
+        results = run_tracked(args, config, sink)
+    else:
+        results = run(config, sink=sink, resume=not args.fresh, cache_dir=args.cache_dir, hub_cache=args.hub_cache)
     s, t, size = results["student"], results["teacher"], results["size"]
     print(f"\n{results['test_split']} accuracy: student {s['accuracy']:.4f} (macro-F1 {s['macro_f1']:.4f}), "
           f"teacher {t['accuracy']:.4f} (macro-F1 {t['macro_f1']:.4f})")
@@ -146,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics", help="write every logged step and evaluation to this file, one JSON line each")
     p.add_argument("--hub-cache", help="download teachers given as hub:org/name@rev here (default: "
                                        "$DISTILLERY_HF_CACHE, else the Hugging Face cache)")
+    p.add_argument("--track", nargs="?", const="", metavar="URL",
+                   help="stream the run into a Distillery dashboard as an experiment of your team (URL default: "
+                        "$DISTILLERY_URL, else `distillery login`'s; token: $DISTILLERY_TOKEN, else the login's)")
+    p.add_argument("--track-name", help="the tracked experiment's name (default: the config file's name)")
+    p.add_argument("--team", help="the team (id or slug) of the tracked experiment (default: your only team)")
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("describe", help="list every config option with its default, accepted values and meaning")
     p.add_argument("--markdown", action="store_true", help="as the Markdown table of docs/DISTILL_CORE.md")

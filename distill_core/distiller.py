@@ -3,6 +3,7 @@
     run(config, sink, should_cancel) -> results
 
 Events (`sink.emit(kind, payload)`), in order:
+    environment  environment.record(): versions, packages, commit, host, GPUs, teacher checksums (once, first)
     phase  {"name", "label", "done", "total", "rate", "eta_seconds", ...} as each phase starts, advances
            (throttled, see progress.py) and ends: reading, augmenting, tokenising, teacher, training,
            evaluating, teacher_test, size, export
@@ -180,7 +181,8 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     started = time.monotonic()
     seed_everything(config.seed)
     device = resolve_device(config.train.device)
-    env = environment.record(config.seed, device)
+    env = environment.record(config.seed, device, [path for path, _ in config.teacher.members()])
+    sink.emit("environment", env)
     if config.train.amp == "fp16" and device.type != "cuda":
         raise ConfigError("train.amp='fp16' needs a CUDA device; use 'bf16' or 'off' on the CPU.", field="train.amp")
     labels = list(config.data.labels)

@@ -24,14 +24,21 @@ _COMPARED = ("python", "torch", "transformers", "numpy", "device", "device_name"
              "threads", "interop_threads", "machine", "cpu")
 
 
-def record(seed: int, device: torch.device) -> dict[str, Any]:
-    """What this process would compute with: versions, device, thread counts, seed."""
+def record(seed: int, device: torch.device, teachers: list[str] | None = None) -> dict[str, Any]:
+    """What this process would compute with: versions, device, thread counts, seed, and where it ran.
+
+    Format 2 adds every installed package, the project's commit or release, the host (CPU model and
+    count, GPUs, driver, CUDA runtime) and, given the teachers' directories, their files' sha256
+    (system_info.py). Only the fields in _COMPARED can change a run's numbers.
+    """
     import numpy
     import transformers
 
+    from distill_core import system_info
+
     cuda = device.type == "cuda"
     return {
-        "format": 1,
+        "format": 2,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
@@ -48,6 +55,10 @@ def record(seed: int, device: torch.device) -> dict[str, Any]:
         "cpu": platform.processor() or platform.machine(),
         "platform": platform.platform(),
         "executable": sys.executable,
+        "project": system_info.project_revision(),
+        "host": system_info.host(),
+        "packages": system_info.packages(),
+        "teacher_files": system_info.teacher_files(teachers) if teachers else {},
     }
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from distill_core import checkpointing
+from distill_core import checkpointing, environment
 from distill_core.config import ExperimentConfig
 from distill_core.errors import CheckpointError, ConfigError
 from distill_core.evaluate import report_for
@@ -70,6 +70,7 @@ def run_finetune(config: ExperimentConfig, sink: Any = None, should_cancel: Call
     started = time.monotonic()
     seed_everything(config.seed)
     device = resolve_device(config.train.device)
+    sink.emit("environment", environment.record(config.seed, device, [config.teacher.path]))
     labels = list(config.data.labels)
     phases = Phases(sink, should_cancel)
     reading = phases.phase("reading", total=1 + bool(config.data.dev) + bool(config.data.test) + 1, unit="file")

@@ -96,3 +96,18 @@ def test_compose_gpu_workers_each_own_one_gpu_under_a_unique_name():
     assert len(set(names)) == len(names) and len(set(gpus)) == len(gpus)
     for s in workers.values():
         assert s["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] == [s["environment"]["CUDA_VISIBLE_DEVICES"]]
+
+
+def test_make_install_puts_the_distillery_command_on_the_venv():
+    import importlib
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    module, _, function = project["project"]["scripts"]["distillery"].partition(":")
+    assert callable(getattr(importlib.import_module(module), function))
+    assert project["tool"]["setuptools"]["packages"]["find"]["include"][0] == module.split(".")[0]
+    makefile = (REPO / "Makefile").read_text()
+    assert "pip install -q --no-deps -e ." in makefile
+    for target in ("install:", "install-dev:"):
+        line = next(line for line in makefile.splitlines() if line.startswith(target))
+        assert "$(CLIENT_STAMP)" in line, f"`make {target[:-1]}` must install the client"

@@ -83,7 +83,7 @@ def claim_next(pool: str, worker_name: str, token: str = "") -> int | None:
                 return None
             if row["team__max_running"]:  # lock the team so two workers cannot both take its last slot
                 team = Team.objects.select_for_update().get(pk=row["team_id"])
-                if team.max_running and team.experiments.filter(status__in=HELD).count() >= team.max_running:
+                if team.max_running and team.experiments.filter(status__in=HELD, tracked=False).count() >= team.max_running:
                     full.append(team.pk)
                     continue
             now = timezone.now()
@@ -203,7 +203,9 @@ def recover_lost_runs(now=None) -> dict[str, list[int]]:
     """Interrupt runs whose worker stopped renewing its lease; requeue or fail them."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.LEASE_SECONDS)
-    lost = list(Experiment.objects.filter(status__in=HELD, heartbeat_at__lt=cutoff).values_list("pk", flat=True))
+    # A tracked run has no worker to lose: its own client ends it (webapp/api/views_tracking.py).
+    lost = list(Experiment.objects.filter(status__in=HELD, heartbeat_at__lt=cutoff, tracked=False)
+                .values_list("pk", flat=True))
     outcome: dict[str, list[int]] = {}
     reason = (f"The worker stopped sending heartbeats for over {settings.LEASE_SECONDS} s "
               "(it was killed or lost its connection).")

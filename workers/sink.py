@@ -94,6 +94,14 @@ class DatabaseSink:
             self.results = payload
         elif kind == "phase":
             self._store_phase(payload)
+        elif kind == "environment":  # once, before any other event: the page shows it while the run is young
+            environment = queue.json_safe(payload)
+
+            def write() -> None:
+                if self._held().update(environment=environment) != 1:
+                    raise self._claim_lost()
+
+            with_db_retry(write)
 
     def should_cancel(self) -> bool:
         """Polled by the training loop; flushes on the way so heartbeats keep coming."""

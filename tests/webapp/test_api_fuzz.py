@@ -55,27 +55,31 @@ class World:
     dataset: int
     teacher_path: str
     ids: dict[str, list[int]]
+    config: dict
 
     def ids_for(self, path: str) -> list[int]:
         return next(ids for prefix, ids in self.ids.items() if path.startswith(prefix))
 
 
 @pytest.fixture
-def world(alice, acme, checkpoint, dataset, make_experiment, teacher_dir) -> World:
+def world(alice, acme, checkpoint, dataset, make_experiment, teacher_dir, student_export) -> World:
     from webapp.api.models import ApiToken
 
     S = Experiment.Status
     experiments = [make_experiment(S.QUEUED), make_experiment(S.RUNNING, progress=0.4, current_step=40,
                                                               total_steps=100, latest={"train/loss": 0.5}),
-                   make_experiment(S.SUCCEEDED, progress=1.0, results=sample_results(), best={"dev/accuracy": 0.8}),
-                   make_experiment(S.FAILED, error="the teacher vanished", log_tail="Traceback …")]
+                   make_experiment(S.SUCCEEDED, progress=1.0, results={**sample_results(), "export_dir": str(student_export)},
+                                   best={"dev/accuracy": 0.8}),
+                   make_experiment(S.FAILED, error="the teacher vanished", log_tail="Traceback …"),
+                   make_experiment(S.RUNNING, name="tracked", tracked=True)]
+    Experiment.objects.filter(pk=experiments[-1].pk).update(teacher=None, dataset=None)  # as POST /api/tracked/ makes
     for experiment in experiments[1:3]:
         add_points(experiment, "train/loss", {step: 1.0 / step for step in range(1, 60)})
         add_points(experiment, "dev/accuracy", {10: 0.5, 20: 0.6, 30: 0.55})
     _, secret = ApiToken.issue(alice, "fuzz")
     return World(token=secret, team=acme.pk, teacher=checkpoint.pk, dataset=dataset.pk, teacher_path=str(teacher_dir),
                  ids={"/api/experiments/": [e.pk for e in experiments], "/api/datasets/": [dataset.pk],
-                      "/api/checkpoints/": [checkpoint.pk]})
+                      "/api/checkpoints/": [checkpoint.pk]}, config=experiments[0].config)
 
 
 @pytest.fixture
@@ -101,6 +105,8 @@ def aim(case, world: World) -> None:
     for name in ("team", "teacher", "dataset"):
         if isinstance(case.body.get(name), int) and not isinstance(case.body[name], bool):
             case.body[name] = getattr(world, name)
+    if isinstance(case.body.get("config"), dict):  # a tracked run's config: a real one, so creation can succeed
+        case.body["config"] = world.config
     # Real files and a real checkpoint directory, so uploads and registrations can succeed too.
     if isinstance(case.body.get("path"), str):
         case.body["path"] = world.teacher_path

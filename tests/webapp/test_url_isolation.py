@@ -38,6 +38,8 @@ TEAM_URLS = {
     "experiments:checkpoint": "checkpoint", "experiments:dataset": "dataset",
     "api:experiment": "experiment", "api:experiment_cancel": "experiment", "api:experiment_metrics": "experiment",
     "api:experiment_results": "experiment", "api:dataset": "dataset", "api:checkpoint": "checkpoint",
+    "api:experiment_ingest": "experiment", "api:experiment_finish": "experiment", "api:experiment_student": "experiment",
+    "experiments:environment": "experiment", "experiments:requirements": "experiment",
     "gpuqueue:cancel": "experiment",
     "experiments:checkpoint_status": "checkpoint",
     "api_token_revoke": "token",  # a token is the user's own: another user's is 404 too
@@ -97,6 +99,8 @@ def world(acme, other, alice, charlie, finished_experiment, checkpoint, dataset)
     """One object of every kind, each Acme's (or staff-level), and the users to request them."""
     User = get_user_model()
     token, _ = ApiToken.issue(alice, "alice's script")
+    finished_experiment.environment = {"python": "3.11.7", "packages": {"torch": "2.13.0"}}  # its downloads exist
+    finished_experiment.save(update_fields=["environment"])
     return {
         "experiment": finished_experiment, "checkpoint": checkpoint, "dataset": dataset, "token": token,
         "team": acme, "user": alice, "group": Group.objects.create(name="acme-admins"),

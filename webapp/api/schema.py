@@ -74,6 +74,7 @@ def _int(low: int, high: int, default: int | None = None) -> dict[str, Any]:
 
 
 def _parameters() -> dict[str, list[dict[str, Any]]]:
+    from webapp.api import list_filters
     from webapp.api.views import MAX_OFFSET, MAX_PAGE
     from webapp.experiments import downsample
     from webapp.experiments.views_json import MAX_KEYS, MAX_POINTS, MAX_STEP, MIN_POINTS
@@ -85,6 +86,9 @@ def _parameters() -> dict[str, list[dict[str, Any]]]:
                  _query("offset", "Rows to skip.", _int(0, MAX_OFFSET, 0))],
         "status": [_query("status", "Only this status (any case).",
                           {"type": "string", "enum": statuses + [s.lower() for s in statuses]})],
+        "filters": [_query(name, text, {"type": "string", "maxLength": list_filters.MAX_TEXT})
+                    if name != "tracked" else _query(name, text, {"type": "string", "enum": ["true", "false"]})
+                    for name, text in list_filters.FILTERS.items()],
         "metrics": [
             _query("from", "First step of the view.", _int(0, MAX_STEP, 0)),
             _query("to", "Last step of the view (default: the end).", _int(0, MAX_STEP)),
@@ -122,15 +126,45 @@ def _request_bodies() -> dict[str, dict[str, Any]]:
     experiment["description"] = (
         "The new-experiment form's inputs. Left out (or null), an input takes the form's initial value, "
         "else distill_core's default. Comma-separated sweep_* lists queue one experiment per combination.")
-    return {"ExperimentCreate": experiment, "DatasetUpload": dataset, "CheckpointByPath": by_path,
+    return {**_tracking_bodies(), "ExperimentCreate": experiment, "DatasetUpload": dataset, "CheckpointByPath": by_path,
             "CheckpointByHubId": by_hub_id, "CheckpointArchive": archive}
+
+
+def _tracking_bodies() -> dict[str, dict[str, Any]]:
+    """The bodies of the tracked-run endpoints (webapp/api/views_tracking.py)."""
+    from webapp.api.views_tracking import FINAL, MAX_KEY, MAX_POINTS, MAX_STEP
+
+    step = _int(0, MAX_STEP)
+    point = {"type": "array", "prefixItems": [{"type": "string", "minLength": 1, "maxLength": MAX_KEY}, step, NUMBER],
+             "minItems": 3, "maxItems": 3, "description": "[key, step, value], e.g. [\"train/loss\", 10, 0.52]"}
+    return {
+        "TrackedCreate": _object(("name", "config"), team={"type": ["integer", "string"],
+                                                           "description": "Id or slug; default: your only team."},
+                                 name={"type": "string", "minLength": 1, "maxLength": 200},
+                                 config={"type": "object", "description": "The run's distill_core config."},
+                                 environment={"type": "object", "description": "environment.record() of the run."}),
+        "FromConfig": _object(("config",), config={"type": "object", "description": "A distill_core config."},
+                              team={"type": ["integer", "string"], "description": "Id or slug; default: your only "
+                                                                                  "team."},
+                              name={"type": "string", "minLength": 1, "maxLength": 200},
+                              priority=INT, pool=STR),
+        "Ingest": _object((), points={"type": "array", "maxItems": MAX_POINTS, "items": point},
+                          phase={"type": ["object", "null"], "description": "The latest `phase` event."},
+                          step=_null(step), total_steps=_null(step), log_tail=_null(STR),
+                          environment={"type": ["object", "null"]}),
+        "Finish": _object(("status",), status={"type": "string", "enum": list(FINAL)},
+                          results={"type": ["object", "null"], "description": "distill_core's results dict."},
+                          error=STR),
+    }
 
 
 def _response_bodies() -> dict[str, dict[str, Any]]:
     """What serialize.py and the views return."""
     ref, metric_map = _ref("Ref"), {"type": "object", "additionalProperties": _null(NUMBER)}
     experiment_props = dict(
-        id=INT, name=STR, team=ref, owner=_null(STR), teacher=ref, dataset=ref, student_type=STR, pool=STR,
+        id=INT, name=STR, team=ref, owner=_null(STR), teacher=_null(ref), dataset=_null(ref), student_type=STR,
+        pool=STR, tracked={"type": "boolean", "description": "Run elsewhere and streamed in (teacher and dataset "
+                                                            "null); see POST /api/tracked/."},
         priority=INT, created_at=WHEN, started_at=_null(WHEN), finished_at=_null(WHEN), url=STR,
         queue=_object((), position={"type": "integer", "minimum": 1}, note=STR),
         status={"type": "string", "enum": list(Experiment.Status.values)}, status_label=STR,
@@ -138,7 +172,10 @@ def _response_bodies() -> dict[str, dict[str, Any]]:
         latest=metric_map, best=metric_map, finished=BOOL, cancel_requested=BOOL, eta_seconds=_null(NUMBER),
         phase=_null({"type": "object", "description": "The run's current phase: name, label, done, total (null: "
                      "not countable), unit, rate (units/s), eta_seconds, elapsed_seconds, finished."}),
-        config={"type": "object", "description": "The distill_core config (single experiments only, not lists)."})
+        config={"type": "object", "description": "The distill_core config (single experiments only, not lists)."},
+        environment={"type": ["object", "null"], "description": "What the run computed with "
+                     "(distill_core.environment.record; single experiments only): versions, every package, the "
+                     "project's commit, host, CPU, GPUs, teacher file checksums. Null until the run starts."})
     checkpoint_props = dict(
         id=INT, name=STR, team=ref, path=STR, info=ANY_OBJECT, created_at=WHEN, url=STR,
         hub_id=_null(STR), hub_revision=_null(STR),
@@ -151,7 +188,8 @@ def _response_bodies() -> dict[str, dict[str, Any]]:
         "Error": _object(error=STR, fields={"type": "object", "additionalProperties": {"type": "array",
                                                                                         "items": STR}}),
         "Ref": _object(id=INT, name=STR),
-        "Experiment": _object(tuple(k for k in experiment_props if k != "config"), **experiment_props),
+        "Experiment": _object(tuple(k for k in experiment_props if k not in ("config", "environment")),
+                              **experiment_props),
         "Sweep": _object(sweep=STR, experiments={"type": "array", "minItems": 2, "items": _ref("Experiment")}),
         "Metrics": _object(
             series={"type": "object", "additionalProperties": _object(
@@ -161,6 +199,7 @@ def _response_bodies() -> dict[str, dict[str, Any]]:
                            summary=_null(ANY_OBJECT)),
         "Cancel": _object(outcome={"type": "string", "enum": ["cancelled", "cancel_requested"]},
                           experiment=_ref("Experiment")),
+        "IngestAnswer": _object(id=INT, accepted=INT, status=STR, cancel_requested=BOOL),
         "Dataset": _object(id=INT, name=STR, team=ref, format=STR, has_header=BOOL, text_column=STR,
                            text_pair_column=STR, label_column=STR, labels={"type": "array", "items": STR},
                            stats=ANY_OBJECT, created_at=WHEN, url=STR),
@@ -183,11 +222,15 @@ def _paths(p: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         "/api/schema.json": {"get": _op("This OpenAPI document", _json(ANY_OBJECT, "OpenAPI 3.1"), public=True)},
         "/api/experiments/": {
             "get": _op("List your teams' experiments, newest first", _json(_ref("ExperimentPage"), "A page"), 400,
-                       params=page + p["status"]),
+                       params=page + p["status"] + p["filters"]),
             "post": _op("Queue an experiment, or a sweep of them (validated like the web form)",
                         _json({"oneOf": [_ref("Experiment"), _ref("Sweep")]}, "Queued: one experiment, or a sweep"),
                         400, 413, 415, status="201", body={JSON: {"schema": _ref("ExperimentCreate")}}),
         },
+        "/api/experiments/from-config/": {"post": _op(
+            "Queue a distill_core config (an experiment's config.json) with the team's registered teacher and "
+            "dataset it names by path", _json(_ref("Experiment"), "Queued"), 400, 413, 415, status="201",
+            body={JSON: {"schema": _ref("FromConfig")}})},
         "/api/experiments/{pk}/": {"get": _op("One experiment with its config", _json(_ref("Experiment"), "It"), 404,
                                               params=pk)},
         "/api/experiments/{pk}/cancel/": {"post": _op(
@@ -198,6 +241,22 @@ def _paths(p: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             params=pk + p["metrics"])},
         "/api/experiments/{pk}/results/": {"get": _op("Final results (null until finished)",
                                                       _json(_ref("Results"), "Results"), 404, params=pk)},
+        "/api/experiments/{pk}/student.zip": {"get": _op(
+            "The exported student of a finished run, as a zip", {"description": "The zip",
+                                                                  "content": {"application/zip": {}}}, 404,
+            params=pk)},
+        "/api/experiments/{pk}/ingest/": {"post": _op(
+            "Store a batch of a tracked run's metric points (idempotent on key and step), its phase, progress, log "
+            "tail and environment; answers the cancel flag", _json(_ref("IngestAnswer"), "Stored"), 400, 404, 409,
+            413, 415, params=pk, body={JSON: {"schema": _ref("Ingest")}})},
+        "/api/experiments/{pk}/finish/": {"post": _op(
+            "End a tracked run with its status and results (repeating the same end is harmless)",
+            _json(_ref("Experiment"), "Ended"), 400, 404, 409, 413, 415, params=pk,
+            body={JSON: {"schema": _ref("Finish")}})},
+        "/api/tracked/": {"post": _op(
+            "Create a tracked run: one trained elsewhere that streams into this dashboard (RUNNING, never queued)",
+            _json(_ref("Experiment"), "Created"), 400, 413, 415, status="201",
+            body={JSON: {"schema": _ref("TrackedCreate")}})},
         "/api/datasets/": {
             "get": _op("List your teams' datasets", _json(_ref("DatasetPage"), "A page"), 400, params=page),
             "post": _op("Upload a dataset", _json(_ref("Dataset"), "Registered"), 400, 413, 415, status="201",

@@ -42,10 +42,12 @@ def experiment(e: Experiment, *, detail: bool = False) -> dict[str, Any]:
         "started_at": _when(e.started_at),
         "finished_at": _when(e.finished_at),
         "url": reverse("experiments:detail", args=[e.pk]),
+        "tracked": e.tracked,
         **status_payload(e),
     }
     if detail:
         data["config"] = e.config
+        data["environment"] = finite_deep(e.environment)
     return data
 
 

@@ -13,7 +13,7 @@ from django.urls import Resolver404, resolve, reverse
 from django.views.decorators.csrf import csrf_exempt
 
 from webapp.accounts.models import teams_of
-from webapp.api import serialize
+from webapp.api import list_filters, serialize
 from webapp.api.http import ApiError, api_view, error, form_error, int_param, json_body, scalar_fields
 from webapp.experiments import archives, datasets, upload_limits
 from webapp.experiments.access import get_owned, owned
@@ -78,7 +78,7 @@ def experiment_list(request):
         if status.upper() not in S.values:
             raise ApiError(f"status must be one of {', '.join(S.values)}.", fields={"status": ["Unknown status."]})
         qs = qs.filter(status=status.upper())
-    return _page(request, qs, serialize.experiment)
+    return _page(request, list_filters.apply(request, qs), serialize.experiment)
 
 
 def experiment_create(request):

@@ -164,8 +164,14 @@ class Experiment(models.Model):
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="experiments")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="experiments")
     name = models.CharField(max_length=200)
-    teacher = models.ForeignKey(Checkpoint, on_delete=models.PROTECT, related_name="experiments")
-    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="experiments")
+    # Null only for a tracked run (below): it ran elsewhere, on a teacher and data this server does not hold.
+    teacher = models.ForeignKey(Checkpoint, null=True, blank=True, on_delete=models.PROTECT, related_name="experiments")
+    dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="experiments")
+    # A run on someone's own machine that streams into the dashboard (`python -m distill_core run --track`,
+    # webapp/api/views_tracking.py): never queued nor claimed; its client writes the points and the outcome.
+    tracked = models.BooleanField(default=False)
+    # distill_core.environment.record() of the run: versions, packages, commit, host, CPU/GPU, teacher checksums.
+    environment = models.JSONField(null=True, blank=True)
     student_type = models.CharField(max_length=50)
     # The full distill_core ExperimentConfig as JSON: what the worker runs and the CLI re-runs.
     config = models.JSONField()

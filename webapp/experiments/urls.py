@@ -1,5 +1,6 @@
 from django.urls import path
 
+from webapp.experiments import environment_view
 from webapp.experiments import views_artifacts as artifacts
 from webapp.experiments import views_compare as compare
 from webapp.experiments import views_experiments as experiments
@@ -15,6 +16,8 @@ urlpatterns = [
     path("experiments/<int:pk>/", experiments.experiment_detail, name="detail"),
     path("experiments/<int:pk>/cancel/", experiments.experiment_cancel, name="cancel"),
     path("experiments/<int:pk>/config.json", experiments.experiment_config, name="config"),
+    path("experiments/<int:pk>/environment.json", environment_view.environment_json, name="environment"),
+    path("experiments/<int:pk>/requirements.txt", environment_view.requirements, name="requirements"),
     path("experiments/<int:pk>/status.json", live.status, name="status"),
     path("experiments/<int:pk>/metrics.json", live.metrics, name="metrics"),
     path("experiments/<int:pk>/annotate.json", listing.experiment_annotate, name="annotate"),

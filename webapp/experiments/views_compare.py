@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from webapp.experiments import compare as cmp
+from webapp.experiments import environment_view
 from webapp.experiments.access import owned
 from webapp.experiments.models import Experiment
 
@@ -51,6 +52,7 @@ def compare(request):
         "experiments": experiments,
         "table": table,
         "diff": cmp.config_diff([e.config for e in experiments]),
+        "environment_diff": environment_view.differences(experiments),
         "charts": {
             "series": series,
             "size": cmp.scatter(experiments, rows, "bytes"),

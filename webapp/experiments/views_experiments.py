@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from webapp.accounts.models import teams_of
-from webapp.experiments import dependencies
+from webapp.experiments import dependencies, environment_view
 from webapp.experiments.access import get_owned, owned
 from webapp.experiments.artifacts import Unavailable, export_dir
 from webapp.experiments.clone import clone_initial
@@ -109,6 +109,7 @@ def experiment_detail(request, pk: int):
         "charts": live_charts(experiment),
         "results": summarise(experiment.results),
         "student_ready": student_ready,
+        "environment": environment_view.summary(experiment),
         "waiting_on": dependencies.waiting_on(experiment),
         "dependents": experiment.dependents.only("pk", "name", "status", "cancel_requested").order_by("pk"),
         "nav": "experiments",
