@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from typing import Any
 
@@ -83,15 +84,26 @@ def use_recorded_environment(config_path: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from distill_core import parallel
     from distill_core.config import ExperimentConfig
     from distill_core.distiller import run
 
+    if args.nproc > 1:  # start torchrun, which runs this command (without --nproc) on every rank
+        return parallel.launch(args.nproc, ["distill_core", *run_argv(args)])
     config = ExperimentConfig.load(args.config)
     if args.output:
         config.output_dir = args.output
     use_recorded_environment(args.config)
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
     sink = ProgressSink() if not args.metrics else MetricsFile(args.metrics, ProgressSink())
-    results = run(config, sink=sink, resume=not args.fresh, cache_dir=args.cache_dir, hub_cache=args.hub_cache)
+    try:
+        results = run(config, sink=sink if main_rank else None, resume=not args.fresh, cache_dir=args.cache_dir,
+                      hub_cache=args.hub_cache)
+    except BaseException as exc:
+        parallel.record_failure(exc)
+        raise
+    if not main_rank:
+        return 0
     s, t, size = results["student"], results["teacher"], results["size"]
     print(f"\n{results['test_split']} accuracy: student {s['accuracy']:.4f} (macro-F1 {s['macro_f1']:.4f}), "
           f"teacher {t['accuracy']:.4f} (macro-F1 {t['macro_f1']:.4f})")
@@ -103,6 +115,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         with open(args.results, "w", encoding="utf-8") as fh:
             json.dump(results, fh, indent=2, ensure_ascii=False)
     return 0
+
+
+def run_argv(args: argparse.Namespace) -> list[str]:
+    """The `run` command line that each torchrun rank gets: these arguments without --nproc."""
+    argv = ["run", args.config]
+    for flag in ("output", "results", "cache_dir", "metrics", "hub_cache"):
+        if getattr(args, flag):
+            argv += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
+    return argv + (["--fresh"] if args.fresh else [])
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -138,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics", help="write every logged step and evaluation to this file, one JSON line each")
     p.add_argument("--hub-cache", help="download teachers given as hub:org/name@rev here (default: "
                                        "$DISTILLERY_HF_CACHE, else the Hugging Face cache)")
+    p.add_argument("--nproc", type=int, default=1, help="train on this many processes with DistributedDataParallel "
+                                                        "(starts torchrun; one GPU each on CUDA, gloo on the CPU)")
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("predict", help="classify texts (arguments, or one per line on stdin) with an export")
     p.add_argument("export_dir")
