@@ -112,3 +112,29 @@ def test_a_failing_rank_fails_the_run_with_its_rank_and_error(make_experiment, t
     exp = claim_and_execute(make_experiment("odd", gpus=2, config=config), two_fake_gpus, "f")
     assert exp.status == S.FAILED
     assert "of 2 failed: ConfigError: train.batch_size=7 is the global batch" in exp.error, exp.error
+
+
+def test_sigterm_to_the_job_stops_every_rank_at_one_step_and_the_run_resumes(make_experiment, tiny_run_config,
+                                                                             two_fake_gpus, tmp_path):
+    """The job's SIGTERM (a worker's warm shutdown) reaches rank 0 through the bridge and the ranks through it."""
+    out = tmp_path / "t"
+    exp = make_experiment("stopped", gpus=2, config=ddp_config(tiny_run_config, out))
+    sent: list[bool] = []
+
+    def stop_after_a_checkpoint():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not checkpoint_path(out).is_file():
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)  # caught by the job's ShutdownSignal (execute runs in this thread)
+        sent.append(True)
+
+    stopper = threading.Thread(target=stop_after_a_checkpoint, daemon=True)
+    stopper.start()
+    exp = claim_and_execute(exp, two_fake_gpus, "s1")
+    stopper.join()
+    assert sent and exp.status == S.QUEUED, exp.error
+    assert "The worker was stopped while running it." in exp.error
+    stopped_at = torch.load(checkpoint_path(out), weights_only=False)["step"]
+    assert 0 < stopped_at < 24
+    exp = claim_and_execute(exp, two_fake_gpus, "s2")
+    assert exp.status == S.SUCCEEDED and exp.results["resumed_from"] == stopped_at, exp.error
