@@ -104,6 +104,11 @@ def claim_next(pool: str, worker_name: str, token: str = "", gpus: list[int] | N
     return None
 
 
+def gpus_of(experiment_id: int) -> list[int]:
+    """The GPUs the run's last claim booked ([] on a worker without GPUs)."""
+    return Experiment.objects.filter(pk=experiment_id).values_list("gpu_ids", flat=True).first() or []
+
+
 class ClaimLost(Exception):
     """This process's claim on a run was given up on and another attempt owns the run: it must stop writing."""
 

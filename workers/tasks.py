@@ -34,9 +34,11 @@ def run_next(self, pool: str = "default") -> int | None:
     try:
         execute(experiment_id, token)
     finally:
-        # More work may be waiting; the next child process (max-tasks-per-child=1) takes it.
+        # More work may be waiting; the next child process (max-tasks-per-child=1) takes it. A run that
+        # held several GPUs frees a job slot per GPU: wake that many (a 2-GPU run may make room for two).
         if pool in queue.pools_with_work():
-            run_next.apply_async(args=[pool], queue=pool_queue(pool))
+            for _ in range(max(1, len(queue.gpus_of(experiment_id)))):
+                run_next.apply_async(args=[pool], queue=pool_queue(pool))
     return experiment_id
 
 

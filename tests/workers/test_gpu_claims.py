@@ -81,3 +81,25 @@ def test_a_worker_without_gpus_books_none(make_experiment, monkeypatch):
     exp = make_experiment("cpu", gpus=2)
     assert queue.claim_next("default", "cpu-host", "t", gpus=inventory.visible_cuda_indices()) == exp.pk
     assert Experiment.objects.get(pk=exp.pk).gpu_ids == []
+
+
+@pytest.mark.worker
+def test_a_real_worker_with_two_fake_gpus_runs_them_without_overlap(start_worker, fake_job, monkeypatch):
+    """One celery worker owning GPUs 0,1 (two job slots): a 2-GPU run and two 1-GPU runs never share a GPU."""
+    from tests.workers.conftest import wake
+    from tests.workers.test_faults import wait_status
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # read by inventory when the worker's argv is built
+    runs = [fake_job("small0", steps=8, sleep=0.25, gpus=1), fake_job("big", steps=8, sleep=0.25, gpus=2),
+            fake_job("small1", steps=8, sleep=0.25, gpus=1), fake_job("small2", steps=8, sleep=0.25, gpus=1)]
+    worker = start_worker("gpus01")
+    wake(times=4)
+    done = [wait_status(exp, {S.SUCCEEDED}, timeout=180, workers=[worker]) for exp in runs]
+    assert all(len(e.gpu_ids) == e.gpus and set(e.gpu_ids) <= {0, 1} for e in done), [e.gpu_ids for e in done]
+    overlapping = 0
+    for i, a in enumerate(done):
+        for b in done[i + 1:]:
+            if a.started_at < b.finished_at and b.started_at < a.finished_at:
+                overlapping += 1
+                assert not set(a.gpu_ids) & set(b.gpu_ids), (a.name, a.gpu_ids, b.name, b.gpu_ids)
+    assert overlapping, "two 1-GPU runs never ran side by side: the second job slot was not used"
