@@ -12,6 +12,7 @@ import hashlib
 
 from django.db import connection
 
+
 def lock_worker(worker_name: str) -> None:
     """Serialise the claims of one worker's processes until the transaction ends."""
     if connection.vendor == "postgresql":
