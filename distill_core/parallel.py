@@ -245,7 +245,8 @@ def teacher_cache_turn(group: Group | None, cache_dir: str | Path | None,
         base = Path(output_dir) if output_dir else Path(tempfile.gettempdir())
         cache_dir = base / f".ddp-teacher-cache-{os.environ.get('TORCHELASTIC_RUN_ID', 'run')}"
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    with open(Path(cache_dir) / ".ddp.lock", "a+") as lock:
+    lock_path = Path(cache_dir) / f".ddp-{os.environ.get('TORCHELASTIC_RUN_ID', 'run')}.lock"  # this run's ranks only
+    with open(lock_path, "a+") as lock:
         if group.is_main:
             fcntl.flock(lock, fcntl.LOCK_EX)
             dist.barrier()  # the others start waiting only once rank 0 holds the lock
@@ -256,9 +257,10 @@ def teacher_cache_turn(group: Group | None, cache_dir: str | Path | None,
             yield cache_dir
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-    if private:
-        dist.barrier()  # every rank has read it
-        if group.is_main:
+    dist.barrier()  # every rank has read the entries
+    if group.is_main:
+        lock_path.unlink(missing_ok=True)
+        if private:
             shutil.rmtree(cache_dir, ignore_errors=True)
 
 def record_failure(exc: BaseException) -> None:

@@ -50,6 +50,7 @@ def test_the_api_takes_gpus_and_defaults_to_one(api, checkpoint, dataset, wake):
     two = post_json(api, "/api/experiments/", {**base, "gpus": 2})
     assert two.status_code == 201, two.json()
     assert Experiment.objects.get(pk=two.json()["id"]).gpus == 2
+    assert two.json()["gpus"] == 2 and two.json()["gpu_ids"] == []  # booked by the claim, not yet
     one = post_json(api, "/api/experiments/", base)
     assert Experiment.objects.get(pk=one.json()["id"]).gpus == 1
     refused = post_json(api, "/api/experiments/", {**base, "gpus": 12})
