@@ -49,10 +49,15 @@ def runner(experiment: Any):
     return run
 
 
-def _die_with_parent() -> None:
+def _death_signal() -> Any:
+    """A preexec_fn that makes torchrun die with the job (PR_SET_PDEATHSIG), resolved before the fork.
+
+    The child of a threaded process must not import or allocate much before exec: it only calls prctl.
+    """
     import ctypes
 
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    return lambda: prctl(1, signal.SIGKILL)
 
 
 def run_parallel(config: Any, nproc: int, gpu_ids: list[int], sink: Any, should_cancel: Any,
@@ -71,7 +76,7 @@ def run_parallel(config: Any, nproc: int, gpu_ids: list[int], sink: Any, should_
         argv += ["--hub-cache", str(hub_cache)] if hub_cache else []
         output = open(folder / "torchrun.log", "w+b")  # noqa: SIM115  (closed below)
         proc = subprocess.Popen(parallel.torchrun_argv(nproc, argv), env=env, stdout=output,
-                                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
+                                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_death_signal())
         try:
             bridge = Bridge(sink, should_cancel)
             conn = _accept(listener, proc)

@@ -138,3 +138,31 @@ def test_sigterm_to_the_job_stops_every_rank_at_one_step_and_the_run_resumes(mak
     assert 0 < stopped_at < 24
     exp = claim_and_execute(exp, two_fake_gpus, "s2")
     assert exp.status == S.SUCCEEDED and exp.results["resumed_from"] == stopped_at, exp.error
+
+
+def test_torchrun_dies_with_a_killed_job(tmp_path):
+    """The job starts torchrun with a parent-death signal: kill -9 of the job ends it (and so its ranks)."""
+    import subprocess
+    import sys
+
+    from tests.workers.conftest import is_running
+
+    pid_file = tmp_path / "child.pid"
+    script = ("import subprocess, sys, time\n"
+              "from workers.ddp_run import _death_signal\n"
+              "p = subprocess.Popen(['sleep', '300'], start_new_session=True, preexec_fn=_death_signal())\n"
+              f"open({str(pid_file)!r}, 'w').write(str(p.pid))\n"
+              "time.sleep(300)\n")
+    job = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[2])
+    deadline = time.monotonic() + 60
+    while not (pid_file.is_file() and pid_file.read_text()):
+        assert time.monotonic() < deadline and job.poll() is None
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    assert is_running(child)
+    job.kill()
+    job.wait()
+    deadline = time.monotonic() + 10
+    while is_running(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not is_running(child)
