@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from typing import Any
 
@@ -83,20 +84,35 @@ def use_recorded_environment(config_path: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from distill_core import parallel
     from distill_core.config import ExperimentConfig
     from distill_core.distiller import run
 
+    if args.track is not None and (args.nproc > 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1):
+        print("error: --track streams a one-process run; leave out --nproc (or queue the run on the dashboard "
+              "with gpus > 1)", file=sys.stderr)
+        return 2
+    if args.nproc > 1:  # start torchrun, which runs this command (without --nproc) on every rank
+        return parallel.launch(args.nproc, ["distill_core", *run_argv(args)])
     config = ExperimentConfig.load(args.config)
     if args.output:
         config.output_dir = args.output
     use_recorded_environment(args.config)
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
     sink = ProgressSink() if not args.metrics else MetricsFile(args.metrics, ProgressSink())
-    if args.track is not None:
-        from distill_core.tracking import run_tracked
+    try:
+        if args.track is not None:
+            from distill_core.tracking import run_tracked
 
-        results = run_tracked(args, config, sink)
-    else:
-        results = run(config, sink=sink, resume=not args.fresh, cache_dir=args.cache_dir, hub_cache=args.hub_cache)
+            results = run_tracked(args, config, sink)
+        else:
+            results = run(config, sink=sink if main_rank else None, resume=not args.fresh, cache_dir=args.cache_dir,
+                          hub_cache=args.hub_cache)
+    except BaseException as exc:
+        parallel.record_failure(exc)
+        raise
+    if not main_rank:
+        return 0
     s, t, size = results["student"], results["teacher"], results["size"]
     print(f"\n{results['test_split']} accuracy: student {s['accuracy']:.4f} (macro-F1 {s['macro_f1']:.4f}), "
           f"teacher {t['accuracy']:.4f} (macro-F1 {t['macro_f1']:.4f})")
@@ -108,6 +124,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         with open(args.results, "w", encoding="utf-8") as fh:
             json.dump(results, fh, indent=2, ensure_ascii=False)
     return 0
+
+
+def run_argv(args: argparse.Namespace) -> list[str]:
+    """The `run` command line that each torchrun rank gets: these arguments without --nproc."""
+    argv = ["run", args.config]
+    for flag in ("output", "results", "cache_dir", "metrics", "hub_cache"):
+        if getattr(args, flag):
+            argv += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
+    return argv + (["--fresh"] if args.fresh else [])
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -156,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
                         "$DISTILLERY_URL, else `distillery login`'s; token: $DISTILLERY_TOKEN, else the login's)")
     p.add_argument("--track-name", help="the tracked experiment's name (default: the config file's name)")
     p.add_argument("--team", help="the team (id or slug) of the tracked experiment (default: your only team)")
+    p.add_argument("--nproc", type=int, default=1, help="train on this many processes with DistributedDataParallel "
+                                                        "(starts torchrun; one GPU each on CUDA, gloo on the CPU)")
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("describe", help="list every config option with its default, accepted values and meaning")
     p.add_argument("--markdown", action="store_true", help="as the Markdown table of docs/DISTILL_CORE.md")

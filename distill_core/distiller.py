@@ -41,7 +41,7 @@ from typing import Any, Protocol
 
 import torch
 
-from distill_core import checkpointing, environment, storage
+from distill_core import checkpointing, environment, parallel, storage
 from distill_core.config import ExperimentConfig, StageConfig
 from distill_core.data import Split, read_split
 from distill_core.errors import CheckpointError, ConfigError, RunCancelled, TrainingError
@@ -94,9 +94,9 @@ class Encoded:
         return Encoded(torch.cat([pad(self.ids), pad(other.ids)]), torch.cat([self.lengths, other.lengths]),
                        torch.cat([self.labels, other.labels]), torch.cat([self.teacher, other.teacher]))
 
-    def batch(self, index: torch.Tensor, device: torch.device) -> tuple[torch.Tensor | None, ...]:
+    def batch(self, index: torch.Tensor, device: torch.device, width: int | None = None) -> tuple[torch.Tensor | None, ...]:
         lengths = self.lengths[index]
-        ids = self.ids[index, : int(lengths.max())]  # (b, L_b): trim to the batch's longest example
+        ids = self.ids[index, : width or int(lengths.max())]  # (b, L_b): trim to the batch's longest example
         teacher = None if self.teacher is None else self.teacher[index].to(device)
         return ids.to(device), lengths.to(device), self.labels[index].to(device), teacher
 
@@ -181,6 +181,10 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     started = time.monotonic()
     seed_everything(config.seed)
     device = resolve_device(config.train.device)
+    group = parallel.setup(config, device)  # None unless started by torchrun with WORLD_SIZE > 1
+    device = parallel.rank_device(group, device)
+    if group is not None and not group.is_main:
+        sink = NullSink()  # rank 0 reports for every rank
     env = environment.record(config.seed, device, [path for path, _ in config.teacher.members()])
     sink.emit("environment", env)
     if config.train.amp == "fp16" and device.type != "cuda":
@@ -204,8 +208,9 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     unlabelled = {"train"} if live_train_logits(config, len(teachers)) else set()
     if "test" in splits:
         unlabelled.add("dev")  # judged on gold labels only; the teacher's report is on test
-    encoded = encode_splits(config, splits, encoder, teachers, device, cache_dir,
-                            lambda: phases.check_cancel("teacher"), without_logits=unlabelled, phases=phases)
+    with parallel.teacher_cache_turn(group, cache_dir, config.output_dir) as shared_cache:
+        encoded = encode_splits(config, splits, encoder, teachers, device, shared_cache,
+                                lambda: phases.check_cancel("teacher"), without_logits=unlabelled, phases=phases)
     if "augmented" in encoded:
         augmented = encoded.pop("augmented")
         augmented.labels = teacher_predictions(augmented.teacher, config.data.multi_label)  # the teacher labels copies
@@ -216,11 +221,14 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     seed_everything(config.seed)  # the student's initialisation must not depend on the teacher's work
     student = build_student(config.student.type, encoder.vocab_size, len(labels), config.student.embedding_dim,
                             config.student.options).to(device)
+    parallel.reseed(group, config.seed, 0)
     trainer = Trainer(config, student, encoded, labels, device, sink, should_cancel, teacher, teacher_info)
     with phases.phase("training", total=trainer.total_steps, unit="step") as trainer.progress:
         trainer.train(resume)
     trainer.progress = None
     train_seconds = time.monotonic() - started - teacher_seconds
+    if group is not None and not group.is_main:  # rank 0 tests, measures and exports the best student
+        return {"rank": group.rank, "steps": trainer.step, "best_dev": trainer.best}
 
     student.load_state_dict(trainer.best_state)
     max_length = config.data.max_length
@@ -451,6 +459,8 @@ class Trainer:
         self.ckpt_path = checkpointing.checkpoint_path(config.output_dir) if config.output_dir else None
         self.progress: Phase | None = None  # the run's "training" phase, advanced every step (throttled)
         self.fingerprint = checkpointing.fingerprint(config.to_dict())
+        self.group = parallel.current()  # data-parallel ranks (parallel.py), None in one process
+        self.forwards: dict[int, torch.nn.Module] = {}  # stage index -> its (DDP-wrapped) parallel.Forward
 
     def _reset_best(self) -> None:
         """Each stage picks its own best student; the last stage's is the run's."""
@@ -506,7 +516,7 @@ class Trainer:
                     self._evaluate(epoch)
                 if self.step % t.checkpoint_every == 0:
                     self._save(epoch, b, permutation)
-                if self.should_cancel is not None and self.should_cancel():
+                if parallel.any_rank(self.should_cancel is not None and self.should_cancel(), self.group, self.device):
                     self._save(epoch, b, permutation)
                     raise RunCancelled(f"Cancelled at step {self.step}.")
             if b >= len(batches) and not t.eval_every:
@@ -532,17 +542,20 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         sums: dict[str, float] = {}
         amp = torch.autocast(self.device.type, dtype=AMP_DTYPES.get(t.amp, torch.bfloat16), enabled=t.amp != "off")
-        for index in group:
-            ids, lengths, y, z_t = self.train_set.batch(index, self.device)
-            with amp:
-                if stage.match_loss is None:
-                    z_s, match_terms = self.student(ids, lengths), {}
-                else:
-                    out = self.student.features(ids, lengths)
-                    match_terms, live_logits = self._match_terms(stage.match_loss, out, ids, lengths)
-                    z_s = out.logits
-                    if z_t is None:  # this split's KD targets come from the live teacher (live_train_logits)
-                        z_t = live_logits if self.teacher_order is None else live_logits[:, self.teacher_order]
+        forward = self._forward(stage)
+        for n, index in enumerate(group):
+            share: dict[str, float] = {}
+            if self.group is not None:  # this rank's slice of the global batch, and its share of each mean
+                local, stand_in = parallel.shard(index, self.group)
+                share = parallel.shares(self.train_set.lengths, index, local, stand_in,
+                                        parallel.term_kinds(stage.match_loss))
+                width = int(self.train_set.lengths[index].max())
+                index = local
+            ids, lengths, y, z_t = self.train_set.batch(index, self.device, width if share else None)
+            with amp, parallel.no_sync(forward, n + 1 == len(group)):
+                z_s, match_terms, live_logits = forward(ids, lengths)
+                if z_t is None and live_logits is not None:  # KD targets from the live teacher (live_train_logits)
+                    z_t = live_logits if self.teacher_order is None else live_logits[:, self.teacher_order]
             if z_t is None:
                 raise TrainingError(f"Stage {sc.name!r} has no intermediate matches, so it needs the train split's "
                                     f"precomputed teacher logits, and there are none.")
@@ -556,10 +569,13 @@ class Trainer:
                 terms["intermediate_loss"] = sum(terms[k] for k in match_terms)
                 terms["loss"] = terms["loss"] + terms["intermediate_loss"]
             check_finite(terms, self.step)
-            self.scaler.scale(terms["loss"] / len(group)).backward()
+            terms["temperature"] = torch.as_tensor(T).float().mean()
+            loss = terms["loss"]
+            if share:  # world * share: DDP's gradient average is then the gradient of the whole batch's mean
+                loss, terms = parallel.weighted(terms, match_terms, share, hard_w, kd_w, self.group.world)
+            self.scaler.scale(loss / len(group)).backward()
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach()) / len(group)
-            sums["temperature"] = sums.get("temperature", 0.0) + float(torch.as_tensor(T).float().mean()) / len(group)
         if t.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.student.parameters(), t.grad_clip)
@@ -570,8 +586,19 @@ class Trainer:
         if self.progress is not None:
             self.progress.update_to(self.step)
         if self.step % t.log_every == 0 or self.step == self.total_steps:
+            if self.group is not None:
+                sums = parallel.reduced_terms(sums, list(stage.match_loss.keys()) if stage.match_loss else [],
+                                              hard_w, kd_w, self.group, self.device)
             metrics = {**sums, "lr": lr, "kd_weight": kd_w, "hard_weight": hard_w}
             self.sink.emit("step", {"step": self.step, "epoch": epoch, "stage": self.stage_index, "metrics": metrics})
+
+    def _forward(self, stage: Stage) -> torch.nn.Module:
+        """The student (and the stage's projections) as one module; DDP-wrapped across ranks (parallel.py)."""
+        if self.stage_index not in self.forwards:
+            self.forwards = {self.stage_index: parallel.wrap(parallel.Forward(self.student, stage.match_loss,
+                                                                               self._match_terms),
+                                                              self.group, self.device)}
+        return self.forwards[self.stage_index].train()
 
     def _match_terms(self, match_loss: MatchLoss, out: Any, ids: torch.Tensor,
                      lengths: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -586,7 +613,11 @@ class Trainer:
         """Dev accuracy/macro-F1 event; keep the best student; count evaluations for early stopping."""
         t = self.config.train
         dev = self.encoded["dev"]
-        predictions = predict_labels(self.student, dev, self.device, t.batch_size)
+        if self.group is None:
+            predictions = predict_labels(self.student, dev, self.device, t.batch_size)
+        else:  # the whole split, each batch predicted by one rank
+            predictions = parallel.predict_labels(predict_labels, self.student, dev, self.device, t.batch_size,
+                                                  self.group)
         metrics = accuracy_and_macro_f1(dev.labels.numpy(), predictions.numpy(), self.labels)
         self.sink.emit("eval", {"step": self.step, "epoch": epoch, "stage": self.stage_index, "split": "dev",
                                 "metrics": metrics})
@@ -606,7 +637,7 @@ class Trainer:
 
     # --- checkpoints --------------------------------------------------------------------
     def _save(self, epoch: int, next_batch: int, permutation: torch.Tensor | None) -> None:
-        if self.ckpt_path is None:
+        if self.ckpt_path is None or (self.group is not None and not self.group.is_main):
             return
         step, path = self.step, str(self.ckpt_path)
         checkpointing.save(self.ckpt_path, {
@@ -632,6 +663,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.generator.set_state(state["generator"])
         checkpointing.set_rng_state(state["rng"])
+        parallel.reseed(self.group, self.config.seed, self.step)
         self.best, self.best_state = state["best"], state["best_state"]
         self.bad_evals, self.stopped_early = state["bad_evals"], state["stopped_early"]
         self.last_eval_step = state["last_eval_step"]

@@ -33,6 +33,17 @@ def visible_cuda_index() -> int | None:
     return int(first) if first.isdigit() else None
 
 
+def visible_cuda_indices() -> list[int]:
+    """Every physical GPU index this worker owns (CUDA_VISIBLE_DEVICES), [] for a CPU worker.
+
+    The one place the queue learns a worker's GPUs (claims book them, workers/queue.py): tests fake GPUs here.
+    """
+    value = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if value is None:
+        return []
+    return [int(part) for part in (p.strip() for p in value.split(",")) if part.isdigit()]
+
+
 def nvml_stats(index: int) -> dict[str, Any] | None:
     """Name, memory and utilisation of GPU `index` from NVML; None when NVML is unavailable."""
     try:
@@ -57,8 +68,9 @@ def probe_device() -> dict[str, Any]:
     """What the parent can learn about its device without touching CUDA."""
     index = visible_cuda_index()
     if index is None:
-        return {"device": "cpu", "cuda_index": None, "device_name": "cpu"}
-    return {"device": "cuda", "cuda_index": index, **(nvml_stats(index) or {})}
+        return {"device": "cpu", "cuda_index": None, "device_name": "cpu", "cuda_indices": []}
+    return {"device": "cuda", "cuda_index": index, "cuda_indices": visible_cuda_indices(),
+            **(nvml_stats(index) or {})}
 
 
 def register(name: str, pools: list[str]) -> None:

@@ -8,17 +8,19 @@ from django.conf import settings
 
 
 def worker_argv(pools: list[str], name: str = "cpu0") -> list[str]:
-    """One worker process per GPU: concurrency 1, prefetch 1, a fresh child per job.
+    """One worker process per GPU (or one per host owning several: one job slot per GPU), prefetch 1, a fresh child per job.
 
     The parent never touches CUDA (tasks import torch inside the child), and
     max-tasks-per-child=1 (settings.CELERY_WORKER_MAX_TASKS_PER_CHILD, from DISTILLERY_JOBS_PER_CHILD)
     hands GPU memory back after every run.
     """
+    from workers.inventory import visible_cuda_indices
+
     queues = [settings.CELERY_TASK_DEFAULT_QUEUE] + [f"{settings.CELERY_TASK_DEFAULT_QUEUE}.{p}" for p in pools]
     return [
         sys.executable, "-m", "celery", "-A", "workers", "worker",
         "--queues", ",".join(queues),
-        "--concurrency", "1", "--prefetch-multiplier", "1",
+        "--concurrency", str(max(1, len(visible_cuda_indices()))), "--prefetch-multiplier", "1",
         "--pool", "prefork", "--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-gossip",
         "--without-mingle",
     ]

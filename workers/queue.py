@@ -22,6 +22,7 @@ from webapp.accounts.models import Team
 from webapp.experiments import dependencies
 from webapp.experiments.models import Experiment
 from webapp.gpuqueue.models import Pool, QueueSwitch, Worker
+from workers import gpu_slots
 
 log = logging.getLogger(__name__)
 S = Experiment.Status
@@ -59,7 +60,7 @@ def accepts_work(pool: str, worker_name: str) -> bool:
     return not Worker.objects.filter(name=worker_name).exclude(mode=Worker.Mode.ACTIVE).exists()
 
 
-def claim_next(pool: str, worker_name: str, token: str = "") -> int | None:
+def claim_next(pool: str, worker_name: str, token: str = "", gpus: list[int] | None = None) -> int | None:
     """Move the best QUEUED experiment of `pool` to CLAIMED for this worker; return its id.
 
     Order: priority (high first), position, age. `skip_locked` lets racing workers pass over
@@ -67,6 +68,8 @@ def claim_next(pool: str, worker_name: str, token: str = "") -> int | None:
     which has no row locks. A team at its running limit is skipped; its row lock makes the
     limit hold when two workers claim for the same team at once. A run whose dependency has
     not succeeded is not a candidate (nor claimable by the UPDATE, should an admin requeue it).
+    `gpus`, the physical GPUs this worker owns (inventory.visible_cuda_indices), makes the claim book
+    the run's `gpus` of them that no held run of this worker holds (gpu_slots); [] or None: no booking.
     """
     if not accepts_work(pool, worker_name):
         return None
@@ -76,9 +79,12 @@ def claim_next(pool: str, worker_name: str, token: str = "") -> int | None:
             candidates = (Experiment.objects.filter(dependencies.claimable(), status=S.QUEUED, pool=pool,
                                                     cancel_requested=False)
                           .exclude(team__in=full))
+            free = gpu_slots.free_gpus(worker_name, gpus) if gpus else None
+            if free is not None:
+                candidates = candidates.filter(gpus__lte=len(free))
             if connection.features.has_select_for_update_skip_locked:
                 candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-            row = candidates.order_by(*QUEUE_ORDER).values("pk", "team_id", "team__max_running").first()
+            row = candidates.order_by(*QUEUE_ORDER).values("pk", "team_id", "team__max_running", "gpus").first()
             if row is None:
                 return None
             if row["team__max_running"]:  # lock the team so two workers cannot both take its last slot
@@ -90,12 +96,17 @@ def claim_next(pool: str, worker_name: str, token: str = "") -> int | None:
             claimed = Experiment.objects.filter(dependencies.claimable(), pk=row["pk"], status=S.QUEUED,
                                                 cancel_requested=False).update(
                 status=S.CLAIMED, claimed_at=now, heartbeat_at=now, worker_name=worker_name, task_id=token,
-                attempts=F("attempts") + 1)
+                attempts=F("attempts") + 1, gpu_ids=free[:row["gpus"]] if free is not None else [])
         if claimed != 1:
             log.info("Experiment %s was claimed by another worker first", row["pk"])
             return None
         return row["pk"]
     return None
+
+
+def gpus_of(experiment_id: int) -> list[int]:
+    """The GPUs the run's last claim booked ([] on a worker without GPUs)."""
+    return Experiment.objects.filter(pk=experiment_id).values_list("gpu_ids", flat=True).first() or []
 
 
 class ClaimLost(Exception):
@@ -174,7 +185,7 @@ def interrupt(experiment_id: int, reason: str, token: str | None = None, now=Non
             status, error = S.QUEUED, f"Re-queued after attempt {exp.attempts} of {exp.max_attempts}. {reason}"
         fields: dict[str, Any] = {"status": status, "error": error, "task_id": ""}
         if status == S.QUEUED:
-            fields.update(worker_name="", claimed_at=None, heartbeat_at=None)
+            fields.update(worker_name="", claimed_at=None, heartbeat_at=None, gpu_ids=[])
         else:
             fields["finished_at"] = now
         Experiment.objects.filter(pk=experiment_id, status=S.INTERRUPTED).update(**fields)

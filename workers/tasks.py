@@ -22,20 +22,23 @@ def worker_name() -> str:
 @shared_task(bind=True, name="workers.tasks.run_next")
 def run_next(self, pool: str = "default") -> int | None:
     """Claim the best queued experiment of `pool` and run it; a no-op when there is none."""
+    from workers.inventory import visible_cuda_indices
     from workers.lease import bound_idle_transactions
 
     name = self.request.hostname or worker_name()
     token = self.request.id or ""
     bound_idle_transactions()  # this job process may be frozen mid-transaction: let Postgres end it
-    experiment_id = queue.claim_next(pool, name, token)
+    experiment_id = queue.claim_next(pool, name, token, gpus=visible_cuda_indices())
     if experiment_id is None:
         return None
     try:
         execute(experiment_id, token)
     finally:
-        # More work may be waiting; the next child process (max-tasks-per-child=1) takes it.
+        # More work may be waiting; the next child process (max-tasks-per-child=1) takes it. A run that
+        # held several GPUs frees a job slot per GPU: wake that many (a 2-GPU run may make room for two).
         if pool in queue.pools_with_work():
-            run_next.apply_async(args=[pool], queue=pool_queue(pool))
+            for _ in range(max(1, len(queue.gpus_of(experiment_id)))):
+                run_next.apply_async(args=[pool], queue=pool_queue(pool))
     return experiment_id
 
 
@@ -66,7 +69,7 @@ def execute(experiment_id: int, token: str | None = None) -> None:
     inventory.note_job_device(experiment.worker_name)
     try:
         with ShutdownSignal(flags):
-            run = distiller()
+            run = distiller(experiment)
             results = run(prepared_config(experiment), sink=sink, should_cancel=flags.should_cancel,
                           cache_dir=teacher_cache_dir())
         sink.flush()
@@ -100,10 +103,15 @@ def execute(experiment_id: int, token: str | None = None) -> None:
         run_log.__exit__(None, None, None)
 
 
-def distiller():
-    """distill_core's run, or the cheap stand-in the queue tests and benchmarks use."""
+def distiller(experiment=None):
+    """distill_core's run (on experiment.gpus torchrun processes when more than one: workers/ddp_run.py),
+    or the cheap stand-in the queue tests and benchmarks use."""
     if os.environ.get("DISTILLERY_FAKE_DISTILLER") == "1":
         from workers.fake_distiller import run
+    elif experiment is not None and experiment.gpus > 1:
+        from workers.ddp_run import runner
+
+        return runner(experiment)
     else:
         from distill_core.distiller import run
     return run

@@ -26,13 +26,20 @@ def fake_nvml(monkeypatch):
 
 def test_a_worker_without_a_gpu_reports_cpu(monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    assert inventory.probe_device() == {"device": "cpu", "cuda_index": None, "device_name": "cpu"}
+    assert inventory.probe_device() == {"device": "cpu", "cuda_index": None, "device_name": "cpu", "cuda_indices": []}
 
 
 def test_a_gpu_worker_reports_its_device_through_nvml(monkeypatch, fake_nvml):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
     assert inventory.probe_device() == {"device": "cuda", "cuda_index": 3, "device_name": "NVIDIA H100",
-                                        "memory_total_mb": 81920, "memory_used_mb": 12288, "utilization": 37.0}
+                                        "memory_total_mb": 81920, "memory_used_mb": 12288, "utilization": 37.0,
+                                        "cuda_indices": [3]}
+
+
+def test_a_worker_owning_several_gpus_lists_them_all(monkeypatch, fake_nvml):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2, 3")
+    assert inventory.visible_cuda_indices() == [2, 3]
+    assert inventory.probe_device()["cuda_index"] == 2 and inventory.probe_device()["cuda_indices"] == [2, 3]
 
 
 def test_the_parent_never_initialises_cuda(monkeypatch, fake_nvml, db):

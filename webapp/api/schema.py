@@ -165,7 +165,8 @@ def _response_bodies() -> dict[str, dict[str, Any]]:
         id=INT, name=STR, team=ref, owner=_null(STR), teacher=_null(ref), dataset=_null(ref), student_type=STR,
         pool=STR, tracked={"type": "boolean", "description": "Run elsewhere and streamed in (teacher and dataset "
                                                             "null); see POST /api/tracked/."},
-        priority=INT, created_at=WHEN, started_at=_null(WHEN), finished_at=_null(WHEN), url=STR,
+        priority=INT, gpus=INT, gpu_ids={"type": "array", "items": INT}, created_at=WHEN, started_at=_null(WHEN),
+        finished_at=_null(WHEN), url=STR,
         queue=_object((), position={"type": "integer", "minimum": 1}, note=STR),
         status={"type": "string", "enum": list(Experiment.Status.values)}, status_label=STR,
         progress=_null(NUMBER), current_step=INT, total_steps=_null(INT), error=STR, log_tail=STR,

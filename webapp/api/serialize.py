@@ -38,6 +38,8 @@ def experiment(e: Experiment, *, detail: bool = False) -> dict[str, Any]:
         "student_type": e.student_type,
         "pool": e.pool,
         "priority": e.priority,
+        "gpus": e.gpus,
+        "gpu_ids": e.gpu_ids or [],
         "created_at": _when(e.created_at),
         "started_at": _when(e.started_at),
         "finished_at": _when(e.finished_at),

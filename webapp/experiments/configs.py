@@ -125,6 +125,7 @@ def create_experiment(*, team, owner, checkpoint: Checkpoint, dataset: Dataset, 
             team=team, owner=owner, name=config.get("name") or fields["name"], teacher=checkpoint, dataset=dataset,
             student_type=config["student"]["type"], config=config, status=Experiment.Status.QUEUED, pool=pool,
             priority=priority, max_runtime_seconds=max_runtime_seconds, depends_on=depends_on,
+            gpus=fields.get("gpus") or 1,
         )
         # The output directory is named after the primary key, which exists only now.
         experiment.config = {**config, "output_dir": output_dir(experiment)}

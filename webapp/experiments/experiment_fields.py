@@ -92,6 +92,9 @@ class HandMadeFields(forms.Form):
     pool = forms.CharField(required=False, max_length=POOL_NAME_MAX, initial="default", label="GPU pool",
                            validators=[validate_pool_name],
                            help_text="Which workers may run it, e.g. default or a100.")
+    gpus = integer(1, 1, 8, "GPUs it trains on at once (DistributedDataParallel under torchrun); the batch size "
+                   "is the global batch and must divide by it. A worker takes it once that many of its GPUs are "
+                   "free.", label="GPUs")
     max_runtime_hours = forms.FloatField(
         required=False, min_value=0.01, max_value=720, label="Maximum runtime (hours)",
         help_text="Optional. The run stops, keeps its metrics and fails once it has run this long.")
@@ -160,7 +163,7 @@ LAYOUT: dict[str, tuple[str, ...]] = {
     "optimisation": ("epochs", "batch_size", "learning_rate", "optimizer", "weight_decay", "grad_clip",
                      "grad_accumulation", "amp", "max_steps", "early_stopping_patience", "best_metric", "log_every",
                      "eval_every", "checkpoint_every", "device"),
-    "resources": ("priority", "pool", "max_runtime_hours"),
+    "resources": ("priority", "pool", "gpus", "max_runtime_hours"),
     "sweep": ("sweep_temperature", "sweep_alpha", "sweep_learning_rate", "sweep_student_type"),
     "advanced": ("kind", "seed", "teacher_weight", "ensemble", "stages"),
 }

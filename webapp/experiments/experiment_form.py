@@ -139,6 +139,10 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
             cleaned["matches_mode"] = "rows" if cleaned.get("match_rows") else "none"
         if team:
             self._check_queue_limits(cleaned, team)
+        gpus, batch = cleaned.get("gpus") or 1, cleaned.get("batch_size")
+        if batch and batch % gpus:
+            self.add_error("gpus", f"The batch size {batch} is the global batch: it must divide by the GPUs "
+                                   f"({gpus}); use a multiple of {gpus}.")
         self._resolve_ensemble(cleaned, team, dataset)
         overrides = self._sweep_combinations(cleaned)
         self._check_matches_choice(cleaned)

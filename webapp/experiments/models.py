@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from webapp.accounts.models import Team
@@ -189,6 +190,10 @@ class Experiment(models.Model):
     max_attempts = models.PositiveIntegerField(default=3)
     # The run saves and FAILS once it has run this long (null = no limit).
     max_runtime_seconds = models.PositiveIntegerField(null=True, blank=True)
+    # GPUs the run trains on (one torchrun process each, distill_core/parallel.py), and which of its
+    # worker's GPUs (physical CUDA indices) the claim gave it; empty on a worker without GPUs.
+    gpus = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(8)])
+    gpu_ids = models.JSONField(default=list, blank=True)
     task_id = models.CharField(max_length=64, blank=True)  # Celery task running it, for a last-resort revoke
     cancel_requested = models.BooleanField(default=False)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)

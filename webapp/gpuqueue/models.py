@@ -34,6 +34,7 @@ class Worker(models.Model):
 
     device = models.CharField(max_length=10, default="cpu")  # "cuda" or "cpu"
     cuda_index = models.PositiveIntegerField(null=True, blank=True)
+    cuda_indices = models.JSONField(default=list, blank=True)  # every GPU it owns (CUDA_VISIBLE_DEVICES)
     device_name = models.CharField(max_length=200, blank=True)
     memory_total_mb = models.PositiveIntegerField(null=True, blank=True)
     memory_used_mb = models.PositiveIntegerField(null=True, blank=True)

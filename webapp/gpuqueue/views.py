@@ -69,8 +69,9 @@ def board(request):
 @login_required
 def workers(request):
     mine = set(teams_of(request.user).values_list("pk", flat=True))
-    rows = [(w, state, exp if exp and (request.user.is_staff or exp.team_id in mine) else None, exp is not None)
-            for w, state, exp in worker_rows()]
+    rows = [(w, state, [e for e in runs if request.user.is_staff or e.team_id in mine],
+             sum(1 for e in runs if not (request.user.is_staff or e.team_id in mine)))
+            for w, state, runs in worker_rows()]
     return render(request, "gpuqueue/workers.html", {"nav": "workers", "rows": rows, "staff": request.user.is_staff})
 
 
