@@ -26,6 +26,8 @@ WEIGHT_SCHEDULES = ("constant", "linear_growth", "linear_decay")
 AMP_MODES = ("off", "bf16", "fp16")
 BEST_METRICS = ("accuracy", "macro_f1")
 RUN_KINDS = ("distill", "finetune_teacher")
+TUNE_MAX_TRIALS = 36
+TUNE_STEPS_RANGE = (10, 20_000)
 
 
 @dataclass
@@ -112,6 +114,19 @@ class KDConfig:
 
 
 @dataclass
+class TuneConfig:
+    """Tune KD (tune.py): short trials over temperature x alpha x loss on the dev split pick the settings
+    the full run then uses. `steps` is each trial's optimisation budget; `metric` None means train.best_metric."""
+
+    enabled: bool = False
+    temperatures: list[float] = field(default_factory=lambda: [2.0, 4.0])
+    alphas: list[float] = field(default_factory=lambda: [0.2, 0.5, 0.8])
+    losses: list[str] = field(default_factory=lambda: ["kl"])
+    steps: int = 300
+    metric: str | None = None
+
+
+@dataclass
 class TrainConfig:
     """Optimisation and evaluation cadence."""
 
@@ -166,6 +181,7 @@ class ExperimentConfig:
     kd: KDConfig = field(default_factory=KDConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     # Intermediate-layer matches (a list of {layer_T, layer_S, feature, loss, weight, proj}, or a preset
     # name); see matches.py. Needs student.vocab "teacher" and a student with those features.
     matches: list[dict[str, Any]] | str = field(default_factory=list)
@@ -293,6 +309,32 @@ class ExperimentConfig:
         _choice(t.best_metric, BEST_METRICS, "train.best_metric")
         _choice(t.amp, AMP_MODES, "train.amp")
         self._validate_matches_and_stages()
+        self._validate_tune()
+
+    def _validate_tune(self) -> None:
+        u = self.tune
+        if not u.enabled:
+            return
+        _check(self.kind == "distill", "tune.enabled", "Tune KD applies to distillation runs only.")
+        _check(not self.stages, "tune.enabled", "Tune KD tunes one stage; remove the stages or turn tuning off.")
+        for name, values in (("temperatures", u.temperatures), ("alphas", u.alphas), ("losses", u.losses)):
+            _check(1 <= len(values) <= 10, f"tune.{name}", f"tune.{name} needs 1 to 10 values.")
+            _check(len(set(map(str, values))) == len(values), f"tune.{name}", f"tune.{name} repeats a value.")
+        for t in u.temperatures:
+            _check(isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and 0 < t <= 100,
+                   "tune.temperatures", f"Each temperature must be greater than 0 and at most 100 (got {t!r}).")
+        for a in u.alphas:
+            _check(isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a) and 0 <= a <= 1,
+                   "tune.alphas", f"Each alpha (hard-label weight) must be between 0 and 1 (got {a!r}).")
+        for loss in u.losses:
+            _check(loss in KD_LOSSES, "tune.losses", f"tune.losses: {loss!r} is not one of: {', '.join(KD_LOSSES)}.")
+        trials = len(u.temperatures) * len(u.alphas) * len(u.losses)
+        _check(trials <= TUNE_MAX_TRIALS, "tune.temperatures",
+               f"The grid has {trials} trials; at most {TUNE_MAX_TRIALS} (fewer temperatures, alphas or losses).")
+        low, high = TUNE_STEPS_RANGE
+        _check(low <= u.steps <= high, "tune.steps", f"tune.steps must be between {low} and {high} (got {u.steps}).")
+        _check(u.metric is None or u.metric in BEST_METRICS, "tune.metric",
+               f"tune.metric must be one of: {', '.join(BEST_METRICS)} (or empty for train.best_metric).")
 
     def _validate_matches_and_stages(self) -> None:
         _check(len(self.stages) <= 20, "stages", "At most 20 stages.")

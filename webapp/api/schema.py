@@ -137,7 +137,10 @@ def _response_bodies() -> dict[str, dict[str, Any]]:
         latest=metric_map, best=metric_map, finished=BOOL, cancel_requested=BOOL, eta_seconds=_null(NUMBER),
         phase=_null({"type": "object", "description": "The run's current phase: name, label, done, total (null: "
                      "not countable), unit, rate (units/s), eta_seconds, elapsed_seconds, finished."}),
-        config={"type": "object", "description": "The distill_core config (single experiments only, not lists)."})
+        config={"type": "object", "description": "The distill_core config (single experiments only, not lists)."},
+        trials={"type": "array", "description": "Single experiments only: the tune-KD trials (child runs) in grid "
+                "order, each {index, temperature, alpha, loss, status, steps, metric, score, metrics, curve, error, "
+                "chosen, explanation}; empty without tune.enabled.", "items": ANY_OBJECT})
     checkpoint_props = dict(
         id=INT, name=STR, team=ref, path=STR, info=ANY_OBJECT, created_at=WHEN, url=STR,
         hub_id=_null(STR), hub_revision=_null(STR),
@@ -150,7 +153,7 @@ def _response_bodies() -> dict[str, dict[str, Any]]:
         "Error": _object(error=STR, fields={"type": "object", "additionalProperties": {"type": "array",
                                                                                         "items": STR}}),
         "Ref": _object(id=INT, name=STR),
-        "Experiment": _object(tuple(k for k in experiment_props if k != "config"), **experiment_props),
+        "Experiment": _object(tuple(k for k in experiment_props if k not in ("config", "trials")), **experiment_props),
         "Sweep": _object(sweep=STR, experiments={"type": "array", "minItems": 2, "items": _ref("Experiment")}),
         "Metrics": _object(
             series={"type": "object", "additionalProperties": _object(

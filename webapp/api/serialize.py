@@ -46,6 +46,7 @@ def experiment(e: Experiment, *, detail: bool = False) -> dict[str, Any]:
     }
     if detail:
         data["config"] = e.config
+        data["trials"] = [finite_deep(t.as_dict()) for t in e.trials.all()]  # tune-KD child runs, grid order
     return data
 
 

@@ -130,6 +130,17 @@ class ExperimentFields(forms.Form):
         coerce=lambda v: v == "true", label="T² scaling",
         help_text="Multiply the soft loss by T² so its gradients keep their size as T grows (Hinton et al.).")
     kd_weight = number(None, 0.0, 1000.0, "Weight of the soft-label term. Blank: 1 − α.", label="Soft-label weight")
+    tune_kd = forms.BooleanField(required=False, label="Tune KD first",
+                                 help_text="Short trial runs on the dev split over the values below pick T, α and "
+                                           "the soft loss; the run then continues with the winner. Every trial and "
+                                           "the reason for the choice are shown on the run's page.")
+    tune_temperatures = forms.CharField(required=False, max_length=200, initial="2, 4", label="Temperatures to try",
+                                        help_text="e.g. 1, 2, 4.")
+    tune_alphas = forms.CharField(required=False, max_length=200, initial="0.2, 0.5, 0.8", label="α values to try",
+                                  help_text="Hard-label weights, 0 to 1.")
+    tune_losses = forms.CharField(required=False, max_length=100, initial="kl", label="Soft losses to try",
+                                  help_text="Any of kl, ce, mse, bce. At most 36 trials in all.")
+    tune_steps = integer(300, 10, 20_000, "Optimisation steps per trial.", label="Steps per trial")
 
     # -- schedules --
     temperature_schedule = choice(_choices(TEMPERATURE_SCHEDULES, {"flsw": "FLSW (per example)",
@@ -253,7 +264,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "student": ("student_type", "student_vocab", "embedding_dim", "cnn_filter_sizes", "cnn_num_filters",
                 "cnn_dropout", "rnn_hidden_size", "rnn_fc_size", "rnn_dropout", "rnn_siamese", "tf_preset",
                 "tf_layers", "tf_hidden", "tf_heads", "tf_ffn", "tf_dropout", "tf_init_from_teacher"),
-    "kd": ("temperature", "alpha", "kd_loss", "t2_scaling", "kd_weight"),
+    "kd": ("temperature", "alpha", "kd_loss", "t2_scaling", "kd_weight", "tune_kd", "tune_temperatures", "tune_alphas",
+           "tune_losses", "tune_steps"),
     "matches": ("matches_mode", "matches_preset", "generate_strategy", "generate_feature", "generate_loss",
                 "generate_weight", "match_rows"),
     "schedules": ("temperature_schedule", "temperature_final", "schedule_beta", "schedule_gamma",

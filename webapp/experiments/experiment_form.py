@@ -15,6 +15,7 @@ from typing import Any
 
 from django import forms
 
+from distill_core.config import KD_LOSSES
 from distill_core.errors import ConfigError
 from distill_core.untrusted import UntrustedInput, loads
 from webapp.experiments import dependencies, ownership, sweeps
@@ -129,6 +130,30 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
         if low > high:
             raise forms.ValidationError(f"The minimum ({low}) is above the maximum ({high}).")
         return [low, high]
+
+    def clean_tune_temperatures(self) -> list[float] | None:
+        return self._tune_numbers("tune_temperatures", "temperature", "A temperature")
+
+    def clean_tune_alphas(self) -> list[float] | None:
+        return self._tune_numbers("tune_alphas", "alpha", "α")
+
+    def clean_tune_losses(self) -> list[str] | None:
+        try:
+            values = [v.lower() for v in sweeps.split_values(self.cleaned_data["tune_losses"])]
+        except sweeps.SweepError as exc:
+            raise forms.ValidationError(exc.message) from None
+        unknown = [v for v in values if v not in KD_LOSSES]
+        if unknown:
+            raise forms.ValidationError(f"{unknown[0][:40]!r} is not a soft loss; choose from {', '.join(KD_LOSSES)}.")
+        return values or None
+
+    def _tune_numbers(self, name: str, single: str, what: str) -> list[float] | None:
+        low, high, low_open = RANGES[single]
+        try:
+            values = sweeps.parse_numbers(self.cleaned_data[name], low, high, low_open=low_open, what=what)
+        except sweeps.SweepError as exc:
+            raise forms.ValidationError(exc.message) from None
+        return values or None
 
     def clean_label_separator(self) -> str:
         value = self.cleaned_data["label_separator"]
