@@ -35,7 +35,7 @@ def test_tuning_runs_every_trial_on_dev_and_the_full_run_uses_the_best(make_conf
     assert {p["trial"] for p in sink.of("trial_step")} == {0, 1, 2, 3}
     assert all(max(p["step"] for p in sink.of("trial_eval") if p["trial"] == i) == 12 for i in range(4))
     assert [e["split"] for e in sink.of("eval")].count("test") == 1
-    exported = json.loads((results["export_dir"] and open(f"{results['export_dir']}/config.json").read()))
+    exported = json.loads(results["export_dir"] and open(f"{results['export_dir']}/config.json").read())
     assert {k: exported["kd"][k] for k in ("temperature", "alpha", "loss")} == ends[winner]["settings"]
     assert exported["tune"]["enabled"] is False
 

@@ -24,7 +24,7 @@ def test_the_tune_option_submits_and_reaches_the_config(alice_client, form_data,
 
 def test_the_form_offers_the_option_with_its_defaults(alice_client, form_data):
     html = alice_client.get(URL).content.decode()
-    assert 'name="tune_kd"' in html and 'name="tune_temperatures" value="2, 4"' in html
+    assert 'name="tune_kd"' in html and 'name="tune_temperatures" value="2.0, 4.0"' in html
     assert 'name="tune_alphas" value="0.2, 0.5, 0.8"' in html and 'name="tune_steps" value="300"' in html
 
 

@@ -134,7 +134,7 @@ class ExperimentFields(forms.Form):
                                  help_text="Short trial runs on the dev split over the values below pick T, α and "
                                            "the soft loss; the run then continues with the winner. Every trial and "
                                            "the reason for the choice are shown on the run's page.")
-    tune_temperatures = forms.CharField(required=False, max_length=200, initial="2, 4", label="Temperatures to try",
+    tune_temperatures = forms.CharField(required=False, max_length=200, initial="2.0, 4.0", label="Temperatures to try",
                                         help_text="e.g. 1, 2, 4.")
     tune_alphas = forms.CharField(required=False, max_length=200, initial="0.2, 0.5, 0.8", label="α values to try",
                                   help_text="Hard-label weights, 0 to 1.")

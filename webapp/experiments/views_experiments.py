@@ -20,8 +20,8 @@ from webapp.experiments.clone import clone_initial
 from webapp.experiments.forms import ExperimentForm
 from webapp.experiments.models import Checkpoint, Dataset, Experiment
 from webapp.experiments.results import summarise
-from webapp.experiments.trial_views import tuning_context
 from webapp.experiments.sweeps import queue_from_form
+from webapp.experiments.trial_views import tuning_context
 from webapp.experiments.views_json import status_payload
 from webapp.gpuqueue import actions
 
