@@ -133,3 +133,16 @@ def test_tuning_is_for_one_stage_distillation_only(make_config):
     with pytest.raises(ConfigError, match="one stage"):
         ExperimentConfig.from_dict(make_config(tune=GRID, stages=[{"epochs": 1}]))
     ExperimentConfig.from_dict(make_config(tune={**GRID, "enabled": False, "steps": 1}))  # off: not checked
+
+
+def test_the_cli_tunes_with_the_configs_grid_and_says_what_it_chose(make_config, tmp_path):
+    from tests.distill_core.test_cli import cli
+
+    config = tmp_path / "config.json"
+    raw = make_config(tune={"temperatures": [1.0, 4.0], "alphas": [0.5], "steps": 10}, train={"epochs": 1})
+    config.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+    out = cli("run", str(config), "--tune", "--results", str(tmp_path / "r.json"))
+    assert out.returncode == 0, out.stderr
+    tuning = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["tuning"]
+    assert len(tuning["trials"]) == 2 and f"tune KD chose {tuning['explanation']}" in out.stderr + out.stdout
+    assert "tune trial 1 {'temperature': 1.0, 'alpha': 0.5, 'loss': 'kl'}: succeeded" in out.stderr + out.stdout
