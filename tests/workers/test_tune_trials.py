@@ -70,3 +70,35 @@ def test_cancel_during_tuning_stops_the_run_and_keeps_the_finished_trials(tuned_
     assert statuses[0] == TuneTrial.Status.SUCCEEDED and statuses[2:] == [TuneTrial.Status.PENDING] * 2
     assert not TuneTrial.objects.filter(experiment=exp, chosen=True).exists()
     assert not MetricPoint.objects.filter(experiment=exp).exists()  # the full run never started
+
+
+def test_a_crashed_tuning_run_resumes_without_redoing_finished_trials(tuned_experiment, monkeypatch):
+    from distill_core import distiller
+
+    exp = tuned_experiment("crashed")
+    real_run, trials_run = distiller.run, []
+
+    def run(config, *args, **kwargs):
+        if not config.tune.enabled and config.data.test is None:  # a trial
+            trials_run.append((config.kd.temperature, config.kd.alpha))
+            if len(trials_run) == 3 and crash:
+                raise RuntimeError("the machine fell over")
+        return real_run(config, *args, **kwargs)
+
+    crash = True
+    monkeypatch.setattr(distiller, "run", run)
+    execute(exp.pk, "token-crashed")
+    exp.refresh_from_db()
+    assert exp.status == S.QUEUED and "the machine fell over" in exp.error  # re-queued for another attempt
+    kept = {t.index: t.curve for t in TuneTrial.objects.filter(experiment=exp, status=TuneTrial.Status.SUCCEEDED)}
+    assert sorted(kept) == [0, 1]
+
+    crash, trials_run[:] = False, []
+    assert queue.claim_next("default", "w2", "token-again") == exp.pk
+    execute(exp.pk, "token-again")
+    exp.refresh_from_db()
+    assert exp.status == S.SUCCEEDED, exp.error
+    assert trials_run == [(4.0, 0.2), (4.0, 0.8)]  # only the two trials not finished before the crash
+    trials = list(TuneTrial.objects.filter(experiment=exp))
+    assert all(t.status == TuneTrial.Status.SUCCEEDED for t in trials) and sum(t.chosen for t in trials) == 1
+    assert {t.index: t.curve for t in trials if t.index < 2} == kept  # their curves survive the resume
