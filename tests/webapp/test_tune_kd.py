@@ -81,3 +81,18 @@ def test_the_api_returns_the_trials_and_other_teams_see_none(api, tuned):
 
 def test_another_team_cannot_see_the_trials(charlie_client, tuned):
     assert charlie_client.get(f"/experiments/{tuned.pk}/").status_code == 404
+
+
+def test_a_clone_of_a_tuned_run_keeps_its_grid(alice_client, form_data, wake):
+    from tests.webapp.test_clone import form_values
+
+    alice_client.post(URL, {**form_data, "tune_kd": "on", "tune_temperatures": "1, 4", "tune_alphas": "0.2",
+                            "tune_losses": "kl, mse", "tune_steps": "50"})
+    original = Experiment.objects.get()
+    html = alice_client.get(f"{URL}?clone={original.pk}").content.decode()
+    response = alice_client.post(f"{URL}?clone={original.pk}", form_values(html))
+    assert response.status_code == 302, response.context["form"].errors
+    copy = Experiment.objects.exclude(pk=original.pk).get()
+    assert copy.config["tune"] == original.config["tune"] == {
+        "enabled": True, "temperatures": [1.0, 4.0], "alphas": [0.2], "losses": ["kl", "mse"], "steps": 50,
+        "metric": None}
