@@ -155,7 +155,8 @@ def tune_and_run(config: ExperimentConfig, sink: Any = None, should_cancel: Call
     settings = grid(config)
     metric, steps = metric_of(config), config.tune.steps
     state_path = Path(config.output_dir) / STATE_FILE if config.output_dir else None
-    fingerprint = checkpointing.fingerprint({**config.to_dict(), "output_dir": None})
+    raw = config.to_dict()
+    fingerprint = checkpointing.fingerprint({**raw, "tune_grid": raw["tune"]})  # `tune` itself is neutral there
     stored = _load_state(state_path, fingerprint) if resume else {}
     started = time.monotonic()
     sink.emit("tune", {"trials": settings, "steps": steps, "metric": metric})

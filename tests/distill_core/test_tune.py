@@ -146,3 +146,23 @@ def test_the_cli_tunes_with_the_configs_grid_and_says_what_it_chose(make_config,
     tuning = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["tuning"]
     assert len(tuning["trials"]) == 2 and f"tune KD chose {tuning['explanation']}" in out.stderr + out.stdout
     assert "tune trial 1 {'temperature': 1.0, 'alpha': 0.5, 'loss': 'kl'}: succeeded" in out.stderr + out.stdout
+
+
+def test_checkpoints_ignore_the_tune_section_and_tune_json_does_not(make_config):
+    from distill_core import checkpointing
+
+    plain = ExperimentConfig.from_dict(make_config())
+    tuned_off = ExperimentConfig.from_dict(make_config(tune={**GRID, "enabled": False}))
+    # a run's checkpoint (and one written before `tune` existed) is the same with tuning off or absent
+    assert checkpointing.fingerprint(plain.to_dict()) == checkpointing.fingerprint(tuned_off.to_dict())
+    before = {k: v for k, v in plain.to_dict().items() if k != "tune"}
+    assert checkpointing.fingerprint(before) == checkpointing.fingerprint(plain.to_dict())
+
+
+def test_a_changed_grid_budget_runs_every_trial_again(make_config):
+    small = {"temperatures": [2.0], "alphas": [0.2, 0.8]}
+    run(tuned(make_config, steps=10, **small), sink=ListSink())
+    again = ListSink()
+    run(tuned(make_config, steps=11, **small), sink=again)  # same output_dir, other budget: tune.json is not reused
+    assert {p["trial"] for p in again.of("trial_step")} == {0, 1}
+    assert all(t["steps"] == 11 for t in again.of("trial") if t["status"] == "succeeded")
