@@ -44,6 +44,12 @@ class ProgressSink:
             m = payload["metrics"]
             line = f"{payload['split']} step {payload['step']}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}"
             (self.bar.write if self.bar is not None else print)(line)
+        elif kind == "trial" and payload["status"] != "running":
+            score = f"{payload['score']:.4f}" if payload["score"] is not None else payload["error"]
+            line = f"tune trial {payload['index'] + 1} {payload['settings']}: {payload['status']}, dev {score}"
+            (self.bar.write if self.bar is not None else print)(line)
+        elif kind == "tune_choice":
+            (self.bar.write if self.bar is not None else print)(f"tune KD chose {payload['explanation']}")
         elif kind == "result":
             self._close()
 
@@ -97,6 +103,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = ExperimentConfig.load(args.config)
     if args.output:
         config.output_dir = args.output
+    if args.tune:
+        config.tune.enabled = True
+        config.validate()
     use_recorded_environment(args.config)
     main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports
     sink = ProgressSink() if not args.metrics else MetricsFile(args.metrics, ProgressSink())
@@ -173,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", help="also write the results JSON to this file")
     p.add_argument("--cache-dir", help="keep teacher outputs here for later runs (e.g. var/teacher-cache)")
     p.add_argument("--fresh", action="store_true", help="ignore a checkpoint in the output directory")
+    p.add_argument("--tune", action="store_true", help="tune KD first: short trials over the config's tune grid "
+                   "(tune.temperatures x tune.alphas x tune.losses) pick the settings of the full run")
     p.add_argument("--metrics", help="write every logged step and evaluation to this file, one JSON line each")
     p.add_argument("--hub-cache", help="download teachers given as hub:org/name@rev here (default: "
                                        "$DISTILLERY_HF_CACHE, else the Hugging Face cache)")

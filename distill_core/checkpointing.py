@@ -30,7 +30,8 @@ from distill_core.storage import writing
 log = logging.getLogger(__name__)
 
 # Keys that name or place a run without changing what it computes.
-_NEUTRAL_KEYS = ("name", "output_dir")
+# `tune` picks kd settings before the run (tune.py); the run itself gets them in `kd`, with tuning off.
+_NEUTRAL_KEYS = ("name", "output_dir", "tune")
 
 
 def checkpoint_path(output_dir: str | Path) -> Path:

@@ -32,6 +32,7 @@ TEMPERATURE_SCHEDULES = registry_names("distill_core.schedules", "temperature_sc
 WEIGHT_SCHEDULES = registry_names("distill_core.schedules", "weight_schedules")
 SCHEDULE_FACTOR = "A factor over training: constant, linear_growth (0 to 1) or linear_decay (1 to 0)."
 BIG = 10**9
+TUNE_MAX_TRIALS = 36
 
 
 # Each option is declared once with opt() (options.py): default, help text, bounds, choices. validate()
@@ -137,6 +138,24 @@ class KDConfig:
 
 
 @dataclass
+class TuneConfig:
+    """Tune KD (tune.py): short trials over temperature x alpha x loss on the dev split pick the settings
+    the full run then uses."""
+
+    enabled: bool = opt(False, "Short trial runs on the dev split over the temperatures, alphas and soft losses "
+                               "below pick the KD settings; the run then continues with the winner. Every trial "
+                               "and the reason for the choice are shown on the run's page.")
+    temperatures: list[float] = opt([2.0, 4.0], "Temperatures to try (1 to 10 values).", low=0.0, low_open=True,
+                                    high=100.0, length=(1, 10), what="tune.temperatures")
+    alphas: list[float] = opt([0.2, 0.5, 0.8], "Hard-label weights α to try (1 to 10 values).", low=0.0, high=1.0,
+                              length=(1, 10), what="tune.alphas")
+    losses: list[str] = field(default_factory=lambda: ["kl"])  # kd_losses names, checked in _validate_tune
+    steps: int = opt(300, "Optimisation steps of each trial.", low=10, high=20_000)
+    metric: str | None = opt(None, "The dev metric that scores a trial.", choices=BEST_METRICS,
+                             null="train.best_metric")
+
+
+@dataclass
 class TrainConfig:
     """Optimisation and evaluation cadence."""
 
@@ -194,6 +213,7 @@ class ExperimentConfig:
     kd: KDConfig = field(default_factory=KDConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     # Intermediate-layer matches (a list of {layer_T, layer_S, feature, loss, weight, proj}, or a preset
     # name); see matches.py. Needs student.vocab "teacher" and a student with those features.
     matches: list[dict[str, Any]] | str = field(default_factory=list)
@@ -253,7 +273,7 @@ class ExperimentConfig:
         """
         d, k, t, a = self.data, self.kd, self.train, self.augment
         for section, prefix in ((self, ""), (d, "data."), (self.teacher, "teacher."), (self.student, "student."),
-                                (k, "kd."), (t, "train."), (a, "augment.")):
+                                (k, "kd."), (t, "train."), (a, "augment."), (self.tune, "tune.")):
             options.check(section, prefix)
         _check(bool(self.name and self.name.strip()), "name", "Give the experiment a name.")
         _check(bool(d.train), "data.train", "Choose a training file.")
@@ -278,6 +298,22 @@ class ExperimentConfig:
             _check(k.temperature_final is not None, "kd.temperature_final", f"A {k.temperature_schedule} temperature "
                    f"schedule needs temperature_final greater than 0 (got {k.temperature_final}).")
         self._validate_matches_and_stages()
+        self._validate_tune()
+
+    def _validate_tune(self) -> None:
+        u = self.tune  # bounds and lengths are declared; here what one option cannot say alone
+        if not u.enabled:
+            return
+        _check(self.kind == "distill", "tune.enabled", "Tune KD applies to distillation runs only.")
+        _check(not self.stages, "tune.enabled", "Tune KD tunes one stage; remove the stages or turn tuning off.")
+        _check(isinstance(u.losses, list) and 1 <= len(u.losses) <= 10, "tune.losses", "tune.losses needs 1 to 10 values.")
+        for name, values in (("temperatures", u.temperatures), ("alphas", u.alphas), ("losses", u.losses)):
+            _check(len(set(map(str, values))) == len(values), f"tune.{name}", f"tune.{name} repeats a value.")
+        for loss in u.losses:
+            _check(loss in KD_LOSSES(), "tune.losses", f"tune.losses: {loss!r} is not one of: {', '.join(KD_LOSSES())}.")
+        trials = len(u.temperatures) * len(u.alphas) * len(u.losses)
+        _check(trials <= TUNE_MAX_TRIALS, "tune.temperatures",
+               f"The grid has {trials} trials; at most {TUNE_MAX_TRIALS} (fewer temperatures, alphas or losses).")
 
     def _validate_matches_and_stages(self) -> None:
         _check(len(self.stages) <= 20, "stages", "At most 20 stages.")

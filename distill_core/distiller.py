@@ -172,6 +172,11 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     if cache_dir is not None:
         storage.check_writable(cache_dir, "teacher cache")
     config, _ = hub.localise(config, hub_cache)
+    if config.tune.enabled:  # trials first, then this function again with the winner (tune.py)
+        from distill_core.tune import tune_and_run
+
+        return tune_and_run(config, sink, should_cancel, engine=sys.modules[__name__], resume=resume,
+                            cache_dir=cache_dir, hub_cache=hub_cache)
     if config.kind == "finetune_teacher":
         from distill_core.finetune import run_finetune
 

@@ -12,7 +12,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from webapp.experiments.models import Experiment
-from workers import queue
+from workers import queue, trials
 from workers.bulk import insert_points
 from workers.queue import ClaimLost
 
@@ -71,6 +71,7 @@ class DatabaseSink:
         self._last_flush = clock()
         self._last_phase_write = -math.inf
         self._carried_over = False  # best/latest of earlier attempts merged in (before our first row write)
+        self.trials = trials.TrialRecorder(experiment_id, self._fence, with_db_retry)  # tune-KD child runs
 
     # --- the sink protocol ---------------------------------------------------------
     def emit(self, kind: str, payload: dict[str, Any]) -> None:
@@ -102,6 +103,8 @@ class DatabaseSink:
                     raise self._claim_lost()
 
             with_db_retry(write)
+        elif kind in trials.EVENTS:
+            self.trials.handle(kind, payload)
 
     def should_cancel(self) -> bool:
         """Polled by the training loop; flushes on the way so heartbeats keep coming."""
@@ -143,6 +146,11 @@ class DatabaseSink:
     def _keep_best(self, key: str, value: Any) -> None:
         if isinstance(value, (int, float)) and math.isfinite(value) and (key not in self.best or value > self.best[key]):
             self.best[key] = float(value)
+
+    def _fence(self) -> None:
+        """Inside a transaction: lock the row if this claim still holds it, else raise ClaimLost."""
+        if self._held().update(heartbeat_at=timezone.now()) != 1:
+            raise self._claim_lost()
 
     def _held(self):
         return queue.held_by(self.experiment_id, self.token)

@@ -176,7 +176,10 @@ def _response_bodies() -> dict[str, dict[str, Any]]:
         config={"type": "object", "description": "The distill_core config (single experiments only, not lists)."},
         environment={"type": ["object", "null"], "description": "What the run computed with "
                      "(distill_core.environment.record; single experiments only): versions, every package, the "
-                     "project's commit, host, CPU, GPUs, teacher file checksums. Null until the run starts."})
+                     "project's commit, host, CPU, GPUs, teacher file checksums. Null until the run starts."},
+        trials={"type": "array", "description": "Single experiments only: the tune-KD trials (child runs) in grid "
+                "order, each {index, temperature, alpha, loss, status, steps, metric, score, metrics, curve, error, "
+                "chosen, explanation}; empty without tune.enabled.", "items": ANY_OBJECT})
     checkpoint_props = dict(
         id=INT, name=STR, team=ref, path=STR, info=ANY_OBJECT, created_at=WHEN, url=STR,
         hub_id=_null(STR), hub_revision=_null(STR),
@@ -189,7 +192,7 @@ def _response_bodies() -> dict[str, dict[str, Any]]:
         "Error": _object(error=STR, fields={"type": "object", "additionalProperties": {"type": "array",
                                                                                         "items": STR}}),
         "Ref": _object(id=INT, name=STR),
-        "Experiment": _object(tuple(k for k in experiment_props if k not in ("config", "environment")),
+        "Experiment": _object(tuple(k for k in experiment_props if k not in ("config", "environment", "trials")),
                               **experiment_props),
         "Sweep": _object(sweep=STR, experiments={"type": "array", "minItems": 2, "items": _ref("Experiment")}),
         "Metrics": _object(

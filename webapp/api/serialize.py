@@ -50,6 +50,7 @@ def experiment(e: Experiment, *, detail: bool = False) -> dict[str, Any]:
     if detail:
         data["config"] = e.config
         data["environment"] = finite_deep(e.environment)
+        data["trials"] = [finite_deep(t.as_dict()) for t in e.trials.all()]  # tune-KD child runs, grid order
     return data
 
 

@@ -24,11 +24,13 @@ def _lookup(config: dict[str, Any], dotted: str) -> Any:
 
 
 def _scalar_text(value: Any) -> Any:
-    """A scalar as is; a list of numbers as "2, 3, 4" (how the form reads lists); else None."""
+    """A scalar as is; a list of numbers or plain words as "2, 3, 4" (how the form reads lists); else None."""
     if isinstance(value, (dict, list)):
         if isinstance(value, list) and value and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                      for v in value):
             return ", ".join(str(v) for v in value)
+        if isinstance(value, list) and value and all(isinstance(v, str) and "," not in v for v in value):
+            return ", ".join(value)  # e.g. tune.losses
         return None
     return value
 

@@ -77,6 +77,14 @@ class HandMadeFields(forms.Form):
         required=False, label="Initialise from the teacher",
         help_text="Copy the teacher's embeddings and a uniform pick of its layers (widths must match).")
 
+    # -- KD: tune KD's grids (lists of decimals and of loss names: the generated list input takes whole numbers) --
+    tune_temperatures = forms.CharField(required=False, max_length=200, initial="2.0, 4.0", label="Temperatures to try",
+                                        help_text="e.g. 1, 2, 4.")
+    tune_alphas = forms.CharField(required=False, max_length=200, initial="0.2, 0.5, 0.8", label="α values to try",
+                                  help_text="Hard-label weights, 0 to 1.")
+    tune_losses = forms.CharField(required=False, max_length=100, initial="kl", label="Soft losses to try",
+                                  help_text="Any registered soft loss (kl, ce, mse, bce). At most 36 trials in all.")
+
     # -- optimisation: 0 here is null (no clipping) in the config --
     grad_clip = forms.FloatField(required=False, initial=INPUTS["grad_clip"].default, min_value=0.0,
                                  max_value=INPUTS["grad_clip"].option.high, label="Gradient clip",
@@ -153,7 +161,8 @@ LAYOUT: dict[str, tuple[str, ...]] = {
     "student": ("student_type", "student_vocab", "embedding_dim", "cnn_filter_sizes", "cnn_num_filters",
                 "cnn_dropout", "rnn_hidden_size", "rnn_fc_size", "rnn_dropout", "rnn_siamese", "tf_preset",
                 "tf_layers", "tf_hidden", "tf_heads", "tf_ffn", "tf_dropout", "tf_init_from_teacher"),
-    "kd": ("temperature", "alpha", "kd_loss", "t2_scaling", "kd_weight"),
+    "kd": ("temperature", "alpha", "kd_loss", "t2_scaling", "kd_weight", "tune_kd", "tune_temperatures", "tune_alphas",
+           "tune_losses", "tune_steps"),
     "matches": ("matches_mode", "matches_preset", "generate_strategy", "generate_feature", "generate_loss",
                 "generate_weight", "match_rows"),
     "schedules": ("temperature_schedule", "temperature_final", "schedule_beta", "schedule_gamma",

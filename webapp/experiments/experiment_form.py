@@ -15,7 +15,9 @@ from typing import Any
 
 from django import forms
 
+from distill_core.config import KD_LOSSES, TuneConfig
 from distill_core.errors import ConfigError
+from distill_core.options import option_of
 from distill_core.untrusted import UntrustedInput, loads
 from webapp.experiments import dependencies, ownership, sweeps
 from webapp.experiments.access import owned
@@ -79,6 +81,31 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
         if value and value[0] > value[1]:
             raise forms.ValidationError(f"The minimum ({value[0]}) is above the maximum ({value[1]}).")
         return value
+
+    def clean_tune_temperatures(self) -> list[float] | None:
+        return self._tune_numbers("tune_temperatures", "temperatures", "A temperature")
+
+    def clean_tune_alphas(self) -> list[float] | None:
+        return self._tune_numbers("tune_alphas", "alphas", "α")
+
+    def clean_tune_losses(self) -> list[str] | None:
+        try:
+            values = [v.lower() for v in sweeps.split_values(self.cleaned_data["tune_losses"])]
+        except sweeps.SweepError as exc:
+            raise forms.ValidationError(exc.message) from None
+        unknown = [v for v in values if v not in KD_LOSSES()]
+        if unknown:
+            raise forms.ValidationError(f"{unknown[0][:40]!r} is not a soft loss; choose from {', '.join(KD_LOSSES())}.")
+        return values or None
+
+    def _tune_numbers(self, name: str, single: str, what: str) -> list[float] | None:
+        option = option_of(TuneConfig, single)  # the bounds distill_core declares for each item
+        try:
+            values = sweeps.parse_numbers(self.cleaned_data[name], option.low, option.high, low_open=option.low_open,
+                                          what=what)
+        except sweeps.SweepError as exc:
+            raise forms.ValidationError(exc.message) from None
+        return values or None
 
     def clean_label_separator(self) -> str:
         value = self.cleaned_data["label_separator"]

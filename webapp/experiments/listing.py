@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import F, FloatField, Q, QuerySet
+from django.db.models import Count, F, FloatField, Q, QuerySet
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from django.http import QueryDict
@@ -166,4 +166,10 @@ def rows(ids: list[int]) -> list[Experiment]:
              .select_related("owner", "teacher", "dataset")
              .only(*LIST_FIELDS)
              .prefetch_related("tags")}
+    from webapp.experiments.trials import TuneTrial
+
+    trials = dict(TuneTrial.objects.filter(experiment_id__in=ids).values_list("experiment_id")
+                  .annotate(n=Count("id")).values_list("experiment_id", "n"))
+    for pk, experiment in found.items():
+        experiment.trial_count = trials.get(pk, 0)  # tune-KD child runs, shown beside the student
     return [found[pk] for pk in ids if pk in found]

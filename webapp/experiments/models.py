@@ -279,3 +279,6 @@ class MetricRollup(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["experiment", "key", "block"], name="unique_metric_rollup"),
         ]
+
+
+from webapp.experiments.trials import TuneTrial  # noqa: E402,F401  (tune-KD child runs, their own module)

@@ -21,10 +21,11 @@ from distill_core.student_options import student_types
 # Config section -> (input-name prefix, page group). Student options: per student, below.
 SECTION_GROUPS = {"": ("", "advanced"), "data": ("", "basics"), "teacher": ("teacher_", "advanced"),
                   "student": ("student_", "student"), "kd": ("", "kd"), "train": ("", "optimisation"),
-                  "augment": ("augment_", "augment")}
+                  "augment": ("augment_", "augment"), "tune": ("tune_", "kd")}
 STUDENT_PREFIXES = {"textcnn": "cnn", "bilstm": "rnn", "bigru": "rnn", "transformer": "tf"}
 # Inputs whose name is not the rule's (the API and saved links use these names).
-NAMES = {"student.embedding_dim": "embedding_dim", "kd.loss": "kd_loss", "augment.enabled": "augment"}
+NAMES = {"student.embedding_dim": "embedding_dim", "kd.loss": "kd_loss", "augment.enabled": "augment",
+         "tune.enabled": "tune_kd"}
 GROUPS = {name: "schedules" for name in ("temperature_schedule", "temperature_final", "schedule_beta",
                                          "schedule_gamma", "kd_weight_schedule", "hard_weight_schedule",
                                          "lr_schedule", "warmup_ratio")}
@@ -51,7 +52,8 @@ LABELS = {
     "grad_accumulation": "Gradient accumulation", "amp": "Mixed precision", "max_steps": "Max steps",
     "early_stopping_patience": "Early-stopping patience", "best_metric": "Best metric", "log_every": "Log every",
     "eval_every": "Evaluate every", "checkpoint_every": "Checkpoint every", "kind": "Run kind", "seed": "Seed",
-    "teacher_weight": "Teacher weight",
+    "teacher_weight": "Teacher weight", "tune_kd": "Tune KD first", "tune_steps": "Steps per trial",
+    "tune_metric": "Trial metric",
 }
 CHOICE_LABELS = {
     "textcnn": "TextCNN", "bilstm": "BiLSTM", "bigru": "BiGRU", "transformer": "Transformer",

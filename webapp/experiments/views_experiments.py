@@ -21,6 +21,7 @@ from webapp.experiments.forms import ExperimentForm
 from webapp.experiments.models import Checkpoint, Dataset, Experiment
 from webapp.experiments.results import summarise
 from webapp.experiments.sweeps import queue_from_form
+from webapp.experiments.trial_views import tuning_context
 from webapp.experiments.views_json import status_payload
 from webapp.gpuqueue import actions
 
@@ -108,6 +109,7 @@ def experiment_detail(request, pk: int):
         "config_json": config_json,
         "charts": live_charts(experiment),
         "results": summarise(experiment.results),
+        "tuning": tuning_context(experiment),
         "student_ready": student_ready,
         "environment": environment_view.summary(experiment),
         "waiting_on": dependencies.waiting_on(experiment),
