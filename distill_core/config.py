@@ -15,7 +15,7 @@ from typing import Any
 
 from distill_core.errors import ConfigError
 
-DATA_FORMATS = ("tsv", "csv", "jsonl")
+DATA_FORMATS = ("tsv", "csv", "jsonl", "parquet", "hf")  # hf: a datasets save_to_disk directory
 STUDENT_TYPES = ("textcnn", "bilstm", "bigru", "transformer")
 STUDENT_VOCABS = ("char", "word", "teacher")
 KD_LOSSES = ("kl", "ce", "mse", "bce")
