@@ -9,7 +9,8 @@ whether the text holds one of 500 "positive" words), fixed 2,000-row dev and tes
 vocabulary TextCNN student, batch 64, one epoch capped at `--steps` optimisation steps (the steps
 are drawn from a permutation of all N rows, so they touch the whole split), a checkpoint every 100
 steps into the output directory, and the cheapest teacher that still runs a real forward pass:
-a random 1-layer, 16-wide BERT written with save_pretrained (distill_core.testing.make_tiny_teacher).
+a random 1-layer, 16-wide BERT written with save_pretrained whose word-piece vocabulary holds the
+5,000 words (see teacher()).
 The teacher pass over all N rows and tokenisation are part of the run (and of its peak RSS);
 samples/s counts only the training loop, from the "start" event to the last step. The data,
 teacher and token/teacher caches live under var/bench/data_scale/ (caches are removed after each
@@ -77,11 +78,19 @@ def dataset(root: Path, rows: int) -> dict[str, Path]:
 
 
 def teacher(root: Path) -> Path:
-    from distill_core.testing import make_tiny_teacher
+    """A random 1-layer, 16-wide BERT whose vocabulary holds every synthetic word (one piece a word: a
+    char-piece vocabulary makes WordPiece, not the model, the cost of the teacher pass)."""
+    import torch
+    from transformers import BertForSequenceClassification
 
-    path = root / "teacher-1x16"
+    from distill_core.teacher_training import bert_config, char_pieces, save_char_tokenizer
+
+    path = root / "teacher-1x16-words"
     if not (path / "config.json").is_file():
-        make_tiny_teacher(path, ["0", "1"], " ".join(words()) + " ", layers=1, hidden=16, heads=2)
+        tokenizer = save_char_tokenizer([*char_pieces([" ".join(words())]), *words()], path)
+        torch.manual_seed(0)
+        BertForSequenceClassification(bert_config(len(tokenizer), ["0", "1"], 16, 1, 2, 32,
+                                                  max_position_embeddings=128)).save_pretrained(path)
     return path
 
 
