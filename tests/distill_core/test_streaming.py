@@ -69,3 +69,29 @@ def test_stored_batches_give_back_their_pages(make_config):
     after = stored.batch(index, torch.device("cpu"))
     assert all(torch.equal(x, y) for x, y in zip(before, after, strict=True))
     assert stored.lengths().dtype == np.int32 and stored.lengths().min() >= 1
+
+
+def test_a_run_resumed_mid_epoch_from_cached_token_stores_equals_an_uninterrupted_one(make_config, tmp_path):
+    from safetensors.torch import load_file
+
+    from distill_core.distiller import run
+    from distill_core.errors import RunCancelled
+    from tests.distill_core.conftest import CancelAt, ListSink
+
+    raw = make_config(data={"dev": None}, train={"epochs": 2, "checkpoint_every": 2})  # dev held out of train
+    straight = ListSink()
+    run(ExperimentConfig.from_dict({**raw, "output_dir": str(tmp_path / "a")}), sink=straight)
+    cache = tmp_path / "cache"
+    config_b = ExperimentConfig.from_dict({**raw, "output_dir": str(tmp_path / "b")})
+    with pytest.raises(RunCancelled):
+        cancel = CancelAt(4)  # mid-epoch (6 steps an epoch)
+        run(config_b, sink=cancel, should_cancel=cancel.should_cancel, cache_dir=cache)
+    stores = sorted(p.name for p in (cache / "tokens").iterdir())
+    resumed = ListSink()
+    results = run(config_b, sink=resumed, cache_dir=cache)  # token stores and teacher logits read back
+    assert sorted(p.name for p in (cache / "tokens").iterdir()) == stores and len(stores) == 3
+    assert results["resumed_from"] == 4
+    assert [(p["step"], p["metrics"]) for p in resumed.of("step")] == [
+        (p["step"], p["metrics"]) for p in straight.of("step") if p["step"] > 4]
+    a, b = load_file(str(tmp_path / "a" / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
