@@ -21,6 +21,7 @@ samples/s within 10 %.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -137,7 +138,7 @@ def child(rows: int, root: Path, steps: int, batch_size: int) -> dict:
     results = run(config, sink=timing, cache_dir=cache)
     step, last = timing.last_step
     marks = sorted(timing.phases.items(), key=lambda kv: kv[1])
-    phase_seconds = {name: round(end - begin, 1) for (name, begin), (_, end) in zip(marks, marks[1:])}
+    phase_seconds = {name: round(end - begin, 1) for (name, begin), (_, end) in itertools.pairwise(marks)}
     shutil.rmtree(cache, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
     return {"rows": rows, "peak_rss_mb": common.peak_rss_mb(), "steps": step,

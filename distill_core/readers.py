@@ -142,8 +142,6 @@ def _batches(path: Path, name: str, columns: list[str] | None = None) -> Iterato
             parquet = pq.ParquetFile(str(path))
             yield from parquet.iter_batches(batch_size=CHUNK_ROWS, columns=columns)
     except (pa.ArrowException, OSError) as exc:
-        if isinstance(exc, DatasetError):
-            raise
         kind = "Hugging Face save_to_disk directory" if path.is_dir() else "Parquet file"
         raise DatasetError(f"{path.name} cannot be read as a {kind} ({exc}).", field=f"data.{name}") from None
 

@@ -44,7 +44,7 @@ def test_parquet_and_save_to_disk_read_as_the_tsv_does(thucnews_slice, tmp_path)
         config = DataConfig(format=format, text_column="title", label_column="label")
         split = read_split(path, config, labels)
         assert split.texts == tsv.texts and split.labels == tsv.labels, format
-        streamed = [row for chunk in iter_chunks(path, config, labels, "train", rows=64) for row in zip(*chunk[::2])]
+        streamed = [row for chunk in iter_chunks(path, config, labels, "train", rows=64) for row in zip(*chunk[::2], strict=True)]
         assert streamed == list(zip(tsv.texts, tsv.labels, strict=True))
         head = read_head(path, config, labels, rows=5)
         assert head.texts == tsv.texts[:5]
