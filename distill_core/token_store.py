@@ -8,7 +8,7 @@ An entry is a directory `<root>/<key>/`:
 Entries are built in a private temp directory and renamed into place, like the teacher cache
 (teacher_cache.py), so two workers building the same key are safe. Files are written with plain
 writes and read through `mmap`; `Mapped.release()` drops the pages a process has touched from its
-mapping (they stay in the page cache), which StoredSplit does every few dozen batches, so random
+mapping (they stay in the page cache), which StoredSplit does every RELEASE_ROWS rows read, so random
 access over a split larger than memory leaves neither the heap nor the RSS holding it.
 
 Per-row bookkeeping that remains in memory: the epoch's permutation (8 bytes a row, as before) and,
@@ -32,7 +32,7 @@ import torch
 from distill_core.storage import writing
 
 VERSION = 1
-RELEASE_EVERY = 64  # batches between dropping touched pages
+RELEASE_ROWS = 512  # rows gathered between dropping touched pages (each row touches up to ~4 pages)
 
 
 class Mapped:
@@ -176,7 +176,7 @@ class StoredSplit:
 
     def __init__(self, store: TokenStore, teachers: list[tuple[Mapped, list[int] | None, float]] | None):
         self.store, self.teachers = store, teachers
-        self.batches_read = 0
+        self.rows_read = 0
 
     def __len__(self) -> int:
         return self.store.rows
@@ -206,8 +206,9 @@ class StoredSplit:
         rows = index.numpy().astype(np.int64)
         ids, lengths = self.store.gather(rows)
         teacher = self.teacher_rows(rows)
-        self.batches_read += 1
-        if self.batches_read % RELEASE_EVERY == 0:
+        self.rows_read += len(rows)
+        if self.rows_read >= RELEASE_ROWS:  # random rows touch a page each: give them back
+            self.rows_read = 0
             self.release()
         return (ids.to(device), lengths.to(device), self.store.label_rows(rows).to(device),
                 None if teacher is None else teacher.to(device))
