@@ -18,7 +18,7 @@ from distill_core.errors import ConfigError
 from distill_core.options import build as _build
 from distill_core.options import opt, registry_names
 
-DATA_FORMATS = ("tsv", "csv", "jsonl")
+DATA_FORMATS = ("tsv", "csv", "jsonl", "parquet", "hf")  # hf: a datasets save_to_disk directory
 STUDENT_VOCABS = ("char", "word", "teacher")
 OPTIMIZERS = ("adamw", "adam", "sgd", "adadelta")
 LR_SCHEDULES = ("constant", "linear", "cosine")

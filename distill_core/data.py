@@ -1,4 +1,7 @@
-"""Read text-classification splits (TSV, CSV, JSONL) as a DataConfig describes them.
+"""Read text-classification splits (TSV, CSV, JSONL, Parquet, HF save_to_disk) as a DataConfig describes them.
+
+Parquet and save_to_disk directories are read through readers.py (pyarrow); a run streams every
+format through readers.iter_chunks instead of holding a Split (streaming.py).
 
 Every problem a user can cause raises DatasetError naming the file and, where there is one,
 the line: a missing file, bytes that are not UTF-8, a NUL character, an empty file, a missing
@@ -11,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +47,23 @@ class Split:
 
 def read_split(path: str | Path, data: DataConfig, labels: list[str], name: str = "train") -> Split:
     """Read one file into a Split; `labels` are the class names in index order."""
+    if data.format in ("parquet", "hf"):
+        return _arrow_split(path, data, labels, name)
     return _parse_split(path, _read_text(Path(path), name), data, labels, name)
+
+
+def _arrow_split(path: str | Path, data: DataConfig, labels: list[str], name: str, rows: int | None = None) -> Split:
+    from distill_core.readers import iter_rows
+
+    texts, pairs, ys = [], [], []
+    for text, pair, y in iter_rows(path, data, labels, name):
+        if rows is not None and len(texts) == rows:
+            break
+        texts.append(text)
+        pairs.append(pair)
+        ys.append(y)
+    log.info("Read %d %s examples from %s", len(texts), name, path)
+    return Split(name, str(path), texts, pairs if data.text_pair_column is not None else None, ys)
 
 
 def read_head(path: str | Path, data: DataConfig, labels: list[str], name: str = "train", rows: int = 20,
@@ -54,8 +74,10 @@ def read_head(path: str | Path, data: DataConfig, labels: list[str], name: str =
     multi-gigabyte file costs what it shows. A CSV field quoted across lines may need more lines
     than it has rows; the budget leaves room for that.
     """
+    if data.format in ("parquet", "hf"):  # record batches: reads about one batch
+        return _arrow_split(path, data, labels, name, rows)
     path = Path(path)
-    _exists(path, name)
+    exists(path, name)
     wanted = rows * 4 + 1 + int(data.has_header)
     chunks, size = [], 0
     with path.open("rb") as fh:
@@ -83,12 +105,7 @@ def _parse_split(path: str | Path, text: str, data: DataConfig, labels: list[str
     for line_no, row in rows:
         texts.append(row[0])
         pairs.append(row[1])
-        if data.multi_label:
-            values = row[2] if isinstance(row[2], list) else [v for v in str(row[2]).split(data.label_separator)
-                                                               if v.strip()]
-            ys.append(sorted({_label_id(v, label_index, labels, where, line_no) for v in values}))
-        else:
-            ys.append(_label_id(row[2], label_index, labels, where, line_no))
+        ys.append(label_ids(row[2], data, label_index, labels, where, line_no))
     if not texts:
         raise DatasetError(f"The {name} file {where} has no examples (only a header or blank lines).",
                            field=f"data.{name}")
@@ -97,13 +114,22 @@ def _parse_split(path: str | Path, text: str, data: DataConfig, labels: list[str
     return Split(name, str(path), texts, pairs if has_pairs else None, ys)
 
 
+def label_ids(value: Any, data: DataConfig, label_index: dict[str, int], labels: list[str], where: str,
+              line_no: int) -> int | list[int]:
+    """A row's raw label as a class index, or the sorted indices of its labels (multi-label)."""
+    if not data.multi_label:
+        return _label_id(value, label_index, labels, where, line_no)
+    values = value if isinstance(value, list) else [v for v in str(value).split(data.label_separator) if v.strip()]
+    return sorted({_label_id(v, label_index, labels, where, line_no) for v in values})
+
+
 def _read_text(path: Path, name: str) -> str:
     """The file's text; refuses a missing, empty, non-UTF-8 or binary (NUL) file with a message."""
-    _exists(path, name)
+    exists(path, name)
     return _checked(_decode(path.read_bytes(), path, name), path, name)
 
 
-def _exists(path: Path, name: str) -> None:
+def exists(path: Path, name: str) -> None:
     if not path.is_file():
         raise DatasetError(f"The {name} file {path} does not exist (relative paths start at the working "
                            f"directory {Path.cwd()}).", field=f"data.{name}")
@@ -143,40 +169,46 @@ Row = tuple[str, str | None, Any]  # (text, pair, raw label)
 
 def _delimited_rows(text: str, where: str, data: DataConfig) -> list[tuple[int, Row]]:
     """Rows of a TSV/CSV file as (1-based line number, (text, pair, label))."""
+    return list(delimited_iter(io.StringIO(text), where, data))
+
+
+def delimited_iter(lines: Iterable[str], where: str, data: DataConfig) -> Iterator[tuple[int, Row]]:
+    """delimited_rows over lines as they are read (a file object streams)."""
     if data.format == "tsv":  # titles may hold quote characters; a TSV field never spans lines
-        reader = csv.reader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE)
+        reader = csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)
     else:
-        reader = csv.reader(io.StringIO(text))
-    records = []
+        reader = csv.reader(lines)
+    columns, width, header_seen = None, 0, False
     try:
         for fields in reader:
-            if any(f.strip() for f in fields):
-                records.append((reader.line_num, fields))
+            if not any(f.strip() for f in fields):
+                continue
+            line_no = reader.line_num
+            if data.has_header and not header_seen:
+                header_seen = True
+                names = [h.strip() for h in fields]
+                columns = [_header_column(c, names, where, key) for key, c in _columns(data)]
+                width = len(fields)
+                continue
+            if columns is None:
+                columns = [_index_column(c, key) for key, c in _columns(data)]
+                width = len(fields)
+                for (key, _), c in zip(_columns(data), columns, strict=True):
+                    if c >= width:
+                        raise DatasetError(f"{where} line {line_no}: data.{key}={c} but the row has only {width} "
+                                           f"column(s) (columns count from 0).", field=f"data.{key}")
+            if len(fields) != width:
+                raise DatasetError(f"{where} line {line_no}: expected {width} columns but found {len(fields)} "
+                                   f"(a stray {'tab' if data.format == 'tsv' else 'comma'} or a missing field?).")
+            values = [fields[c] for c in columns]
+            yield line_no, (values[0], values[2] if len(values) == 3 else None, values[1].strip())
     except csv.Error as exc:
         raise DatasetError(f"{where} line {reader.line_num}: {csv_problem(exc, data.format)}") from None
-    if not records:
-        return []
-    if data.has_header:
-        header_line, header = records[0]
-        records = records[1:]
-        names = [h.strip() for h in header]
-        columns = [_header_column(c, names, where, key) for key, c in _columns(data)]
-        width = len(header)
-    else:
-        columns = [_index_column(c, key) for key, c in _columns(data)]
-        width = len(records[0][1])
-        for (key, _), c in zip(_columns(data), columns, strict=True):
-            if c >= width:
-                raise DatasetError(f"{where} line {records[0][0]}: data.{key}={c} but the row has only {width} "
-                                   f"column(s) (columns count from 0).", field=f"data.{key}")
-    rows = []
-    for line_no, fields in records:
-        if len(fields) != width:
-            raise DatasetError(f"{where} line {line_no}: expected {width} columns but found {len(fields)} "
-                               f"(a stray {'tab' if data.format == 'tsv' else 'comma'} or a missing field?).")
-        values = [fields[c] for c in columns]
-        rows.append((line_no, (values[0], values[2] if len(values) == 3 else None, values[1].strip())))
-    return rows
+
+
+def data_columns(data: DataConfig) -> list[tuple[str, int | str]]:
+    """The columns to read, in the order (text, label[, pair])."""
+    return _columns(data)
 
 
 def _columns(data: DataConfig) -> list[tuple[str, int | str]]:
@@ -225,8 +257,13 @@ def _index_column(column: int | str, key: str) -> int:
 
 
 def _jsonl_rows(text: str, where: str, data: DataConfig) -> list[tuple[int, Row]]:
-    rows = []
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    return list(jsonl_iter(text.splitlines(), where, data))
+
+
+def jsonl_iter(lines: Iterable[str], where: str, data: DataConfig) -> Iterator[tuple[int, Row]]:
+    """(line number, (text, pair, raw label)) of JSONL lines as they are read."""
+    for line_no, line in enumerate(lines, start=1):
+        line = line.rstrip("\r\n")
         if not line.strip():
             continue
         try:
@@ -242,9 +279,7 @@ def _jsonl_rows(text: str, where: str, data: DataConfig) -> list[tuple[int, Row]
                                    f"{', '.join(obj)}.", field=f"data.{key}")
             values.append(obj[str(column)])
         text_value, label, *pair = values
-        rows.append((line_no, (str(text_value), str(pair[0]) if pair else None,
-                               label if isinstance(label, list) else label)))
-    return rows
+        yield line_no, (str(text_value), str(pair[0]) if pair else None, label)
 
 
 def _label_id(value: Any, label_index: dict[str, int], labels: list[str], where: str, line_no: int) -> int:

@@ -41,7 +41,7 @@ from typing import Any, Protocol
 
 import torch
 
-from distill_core import checkpointing, environment, parallel, storage
+from distill_core import checkpointing, environment, parallel, storage, streaming
 from distill_core.config import ExperimentConfig, StageConfig
 from distill_core.data import Split, read_split
 from distill_core.errors import CheckpointError, ConfigError, RunCancelled, TrainingError
@@ -197,25 +197,33 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     labels = list(config.data.labels)
     phases = Phases(sink, should_cancel)
     files = 1 + bool(config.data.dev) + bool(config.data.test)
+    augmenting = config.augment.enabled  # augmentation holds the train texts and their copies in memory
+    vocab_kind = None if config.student.vocab == "teacher" else config.student.vocab
     with phases.phase("reading", total=files + len(config.teacher.members()), unit="file") as progress:
-        splits = load_splits(config, progress)
+        if augmenting:
+            splits = load_splits(config, progress)
+        else:  # every split streamed from disk into token stores (streaming.py)
+            splits, vocab = streaming.plan_splits(config, vocab_kind, progress)
         teachers = load_teachers(config, device, labels, progress)
     teacher, tokenizer, teacher_info = teachers[0].model, teachers[0].tokenizer, teachers[0].info
-    if config.augment.enabled:
+    if augmenting:
         from distill_core.augment import augment_texts
 
         with phases.phase("augmenting", total=len(splits["train"]), poll_cancel=True) as progress:
             texts = augment_texts(splits["train"].texts, config.augment, config.seed, progress=progress.advance)
         splits["augmented"] = Split("augmented", splits["train"].path, texts, None, [-1] * len(texts))
         log.info("Augmentation made %d extra training texts", len(texts))
-    encoder = build_encoder(config, splits["train"], tokenizer)  # after augmentation, as before: same vocabulary
+        encoder = build_encoder(config, splits["train"], tokenizer)  # after augmentation, as before
+    else:
+        encoder = vocab if vocab is not None else TeacherPieces(tokenizer)
 
     unlabelled = {"train"} if live_train_logits(config, len(teachers)) else set()
     if "test" in splits:
         unlabelled.add("dev")  # judged on gold labels only; the teacher's report is on test
+    encode = encode_splits if augmenting else streaming.encode_sources
     with parallel.teacher_cache_turn(group, cache_dir, config.output_dir) as shared_cache:
-        encoded = encode_splits(config, splits, encoder, teachers, device, shared_cache,
-                                lambda: phases.check_cancel("teacher"), without_logits=unlabelled, phases=phases)
+        encoded = encode(config, splits, encoder, teachers, device, shared_cache, lambda: phases.check_cancel("teacher"),
+                         without_logits=unlabelled, phases=phases)
     if "augmented" in encoded:
         augmented = encoded.pop("augmented")
         augmented.labels = teacher_predictions(augmented.teacher, config.data.multi_label)  # the teacher labels copies
@@ -511,10 +519,11 @@ class Trainer:
                 continue
             if permutation is None:
                 permutation = torch.randperm(len(self.train_set), generator=self.generator)
-            batches = [permutation[i: i + t.batch_size] for i in range(0, len(self.train_set), t.batch_size)]
+            n_batches = self.batches_per_epoch  # sliced from the permutation as needed: no list of N/b tensors
             b = next_batch
-            while b < len(batches) and self.step < self.total_steps and not self.stopped_early:
-                group = batches[b: b + t.grad_accumulation]
+            while b < n_batches and self.step < self.total_steps and not self.stopped_early:
+                group = [permutation[i * t.batch_size: (i + 1) * t.batch_size]
+                         for i in range(b, min(b + t.grad_accumulation, n_batches))]
                 b += len(group)
                 self._optimisation_step(group, epoch, stage)
                 if t.eval_every and self.step % t.eval_every == 0:
@@ -524,7 +533,7 @@ class Trainer:
                 if parallel.any_rank(self.should_cancel is not None and self.should_cancel(), self.group, self.device):
                     self._save(epoch, b, permutation)
                     raise RunCancelled(f"Cancelled at step {self.step}.")
-            if b >= len(batches) and not t.eval_every:
+            if b >= n_batches and not t.eval_every:
                 self._evaluate(epoch)
             if self.stopped_early:  # skip the rest of this stage's epochs
                 self.step = max(self.step, self.stage_start_step + stage.steps) if self.stage_index + 1 < len(
@@ -720,9 +729,9 @@ def predict_labels(model: torch.nn.Module, split: Encoded, device: torch.device,
     out = []
     for start in range(0, len(split), max(1, batch_size * 2)):
         index = torch.arange(start, min(start + batch_size * 2, len(split)))
-        ids, lengths, _, _ = split.batch(index, device)
+        ids, lengths, y, _ = split.batch(index, device)
         logits = model(ids, lengths)  # (b, C)
-        out.append((logits > 0).float().cpu() if split.labels.dim() == 2 else logits.argmax(dim=-1).cpu())
+        out.append((logits > 0).float().cpu() if y.dim() == 2 else logits.argmax(dim=-1).cpu())
         if progress is not None:
             progress(len(index))
     model.train(was_training)

@@ -18,7 +18,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,15 +55,36 @@ def checkpoint_digest(checkpoint_dir: str | Path) -> str:
     return h.hexdigest()
 
 
+class ExamplesDigest:
+    """A running hash of a split's texts and pairs, fed a chunk of rows at a time."""
+
+    def __init__(self) -> None:
+        self.h = hashlib.blake2b(digest_size=16)
+
+    def update(self, texts: list[str], pairs: list[str] | None) -> None:
+        for i, text in enumerate(texts):
+            self.h.update(text.encode())
+            self.h.update(b"\x1f" + (pairs[i].encode() if pairs is not None else b"") + b"\x1e")
+
+    def hexdigest(self) -> str:
+        return self.h.hexdigest()
+
+
 def cache_key(checkpoint_dir: str | Path, split: Any, max_length: int, features: Iterable[str] = ("logits",),
               extra: dict[str, Any] | None = None) -> str:
     """The entry name for the teacher's outputs on `split` (texts, optional pairs)."""
+    examples = ExamplesDigest()
+    examples.update(split.texts, split.pairs)
+    return key_for_examples(checkpoint_dir, examples.hexdigest(), max_length, features, extra)
+
+
+def key_for_examples(checkpoint_dir: str | Path, examples: str, max_length: int,
+                     features: Iterable[str] = ("logits",), extra: dict[str, Any] | None = None) -> str:
+    """cache_key given the split's ExamplesDigest (a streamed split is never held to hash it again)."""
     h = hashlib.blake2b(digest_size=16)
     h.update(json.dumps({"v": VERSION, "checkpoint": checkpoint_digest(checkpoint_dir), "max_length": max_length,
                          "features": sorted(features), "extra": extra or {}}, sort_keys=True).encode())
-    for i, text in enumerate(split.texts):
-        h.update(text.encode())
-        h.update(b"\x1f" + (split.pairs[i].encode() if split.pairs is not None else b"") + b"\x1e")
+    h.update(examples.encode())
     return h.hexdigest()
 
 
@@ -93,6 +114,41 @@ def get_or_compute(cache_dir: str | Path | None, key: str, compute: Callable[[],
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return _read(entry)
+
+
+def get_or_write(cache_dir: str | Path, key: str, rows: int, compute: Callable[[], Iterator[torch.Tensor]]) -> Path:
+    """The entry directory for `key`; on a miss `compute()` yields (b, C) logits in row order, written
+    to `logits.npy` as they come (never all in memory). Read it with token_store.Mapped.npy."""
+    entry = Path(cache_dir) / key
+    if (entry / "meta.json").is_file():
+        log.info("Teacher cache hit %s", entry)
+        return entry
+    log.info("Teacher cache miss %s: running the teacher", entry)
+    with writing(cache_dir, "teacher cache"):
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".tmp-{key[:8]}-"))
+    try:
+        written, width = 0, None
+        with writing(cache_dir, "teacher cache"), open(tmp / "logits.npy", "wb") as fh:
+            for part in compute():
+                values = part.detach().cpu().float().numpy()  # (b, C)
+                if width is None:
+                    width = values.shape[1]
+                    np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(values.dtype),
+                                                              "fortran_order": False, "shape": (rows, width)})
+                fh.write(np.ascontiguousarray(values).tobytes())
+                written += len(values)
+        if written != rows:
+            raise RuntimeError(f"the teacher pass gave {written} rows for {rows} examples")
+        with writing(cache_dir, "teacher cache"):
+            (tmp / "meta.json").write_text(json.dumps({"version": VERSION, "shape": [rows, width]}))
+            try:
+                os.rename(tmp, entry)
+            except OSError:  # another process renamed its copy into place first: use theirs
+                log.info("Teacher cache entry %s was built concurrently; using the first", entry)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return entry
 
 
 def _read(entry: Path) -> torch.Tensor:

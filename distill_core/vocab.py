@@ -44,7 +44,12 @@ class Vocab:
     @classmethod
     def build(cls, texts: list[str], kind: str, max_size: int = 50_000, min_count: int = 1) -> Vocab:
         """Count tokens of `texts`; keep the `max_size` most frequent (ties by first appearance)."""
-        counts = Counter(tok for text in texts for tok in split_tokens(text, kind))
+        return cls.from_counts(Counter(tok for text in texts for tok in split_tokens(text, kind)), kind, max_size,
+                               min_count)
+
+    @classmethod
+    def from_counts(cls, counts: Counter, kind: str, max_size: int = 50_000, min_count: int = 1) -> Vocab:
+        """Vocab.build from token counts already made (in first-seen order: ties keep it)."""
         kept = [tok for tok, n in counts.most_common(max_size - len(SPECIALS)) if n >= min_count]
         return cls(kind, [*SPECIALS, *kept])
 

@@ -92,6 +92,7 @@ def test_with_matches_in_every_stage_the_train_logits_come_from_the_live_teacher
         return real_logits(model, tokenizer, texts, *args, **kwargs)
 
     monkeypatch.setattr(distiller, "teacher_logits", counting)
+    monkeypatch.setattr("distill_core.streaming.teacher_logits", counting)  # the run streams its splits
     raw = make_config(student=STUDENT, matches=MATCHES[:2], train={"epochs": 1}, output_dir=None)
     live_sink = ListSink()
     live = run(ExperimentConfig.from_dict(raw), sink=live_sink)

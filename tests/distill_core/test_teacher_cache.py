@@ -20,13 +20,15 @@ def split(texts, pairs=None):
 def test_a_second_run_reads_the_cache_and_runs_no_teacher_forward(make_config, tmp_path, monkeypatch):
     config = ExperimentConfig.from_dict(make_config(train={"epochs": 1}, output_dir=None))
     first = run(config, cache_dir=tmp_path / "cache")
-    entries = [p for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".")]
+    entries = [p for p in (tmp_path / "cache").iterdir() if not p.name.startswith(".") and p.name != "tokens"]
     assert len(entries) == 2  # train and test (dev is judged on gold labels: no teacher pass)
+    assert len(list((tmp_path / "cache" / "tokens").iterdir())) == 3  # the token stores of train, dev, test
 
     def no_teacher(*args, **kwargs):
         raise AssertionError("the teacher ran although its outputs were cached")
 
     monkeypatch.setattr("distill_core.distiller.teacher_logits", no_teacher)
+    monkeypatch.setattr("distill_core.streaming.teacher_logits", no_teacher)
     second = run(config, cache_dir=tmp_path / "cache")
     assert second["teacher"] == first["teacher"] and second["student"] == first["student"]
 

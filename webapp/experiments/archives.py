@@ -90,10 +90,11 @@ def safe_member_path(name: str) -> PurePosixPath:
 class _Budget:
     """Counts members and unpacked bytes against the limits; reports progress after every chunk."""
 
-    def __init__(self, progress: Callable[[], None] | None = None):
+    def __init__(self, progress: Callable[[], None] | None = None, limit: tuple[int, str] | None = None):
         self.members = 0
         self.bytes = 0
         self.progress = progress or (lambda: None)
+        self.max_bytes, self.setting = limit or (max_unpacked_bytes(), "DISTILLERY_MAX_CHECKPOINT_UNPACKED_MB")
 
     def member(self) -> None:
         self.members += 1
@@ -102,9 +103,8 @@ class _Budget:
 
     def add(self, n: int) -> None:
         self.bytes += n
-        if self.bytes > max_unpacked_bytes():
-            raise ArchiveRefused(f"The archive unpacks to more than {settings.MAX_CHECKPOINT_UNPACKED_MB:,} MB "
-                                 "(DISTILLERY_MAX_CHECKPOINT_UNPACKED_MB).")
+        if self.bytes > self.max_bytes:
+            raise ArchiveRefused(f"The archive unpacks to more than {self.max_bytes // 2**20:,} MB ({self.setting}).")
         self.progress()
 
 
@@ -205,14 +205,16 @@ def _unpack_tar(file: IO[bytes], target: Path, budget: _Budget) -> None:
                                      "regular files and directories are allowed.")
 
 
-def unpack(file: IO[bytes], target: Path, progress: Callable[[], None] | None = None) -> None:
+def unpack(file: IO[bytes], target: Path, progress: Callable[[], None] | None = None,
+           limit: tuple[int, str] | None = None) -> None:
     """Unpack a zip or gzipped tar from `file` into the existing empty directory `target`.
 
-    `progress` is called after every chunk written (it may read `file.tell()`).
+    `progress` is called after every chunk written (it may read `file.tell()`). `limit` is (most
+    unpacked bytes, the setting that sets it); by default the checkpoint one.
     """
     head = file.read(4)
     file.seek(0)
-    budget = _Budget(progress)
+    budget = _Budget(progress, limit)
     try:
         if head.startswith(ZIP_MAGIC):
             _unpack_zip(file, target, budget)

@@ -101,10 +101,15 @@ def raw_label_values(path: str, config: DataConfig, name: str) -> set[str]:
     distill_core.data has no public reader that works before the label list is known, so
     this reuses its row readers (same checks, same messages) rather than parsing twice.
     """
-    from distill_core import data
+    from distill_core import data, readers
 
-    text = data._read_text(Path(path), name)
     where = Path(path).name
+    if config.format in readers.ARROW_FORMATS:  # record batch by record batch, never the whole table
+        values = {str(label).strip() for _, (_, _, label) in readers.arrow_rows(Path(path), config, name)}
+        if not values:
+            raise DatasetError(f"The {name} file {where} has no examples.", field=f"data.{name}")
+        return values
+    text = data._read_text(Path(path), name)
     rows = data._jsonl_rows(text, where, config) if config.format == "jsonl" else data._delimited_rows(text, where, config)
     if not rows:
         raise DatasetError(f"The {name} file {where} has no examples (only a header or blank lines).",
@@ -137,8 +142,13 @@ def register_upload(*, team, user, name: str, files: dict[str, UploadedFile | No
         raise UploadRefused(exc.message, "team") from None
     directory.mkdir(parents=True)
     try:
-        paths = {split: store(upload, directory / f"{split}.{format}")
+        paths = {split: store_hf(upload, directory / split, split) if format == "hf"
+                 else store(upload, directory / f"{split}.{format}")
                  for split, upload in files.items() if upload is not None}
+        if any(split_ratios) and format in ("parquet", "hf"):
+            raise UploadRefused(f"Holding out a fraction of train works on TSV, CSV and JSONL files; upload the "
+                                f"dev/test splits of a {format.upper()} dataset as their own files.",
+                                "dev_ratio" if split_ratios[0] else "test_ratio")
         if any(split_ratios):
             paths.update(split_by_ratio(Path(paths["train"]), format, has_header, *split_ratios, split_seed))
         dataset = Dataset(
@@ -225,6 +235,32 @@ def store(upload: UploadedFile, path: Path) -> str:
         for chunk in upload.chunks():
             out.write(chunk)
     return str(path)
+
+
+def store_hf(upload: UploadedFile, target: Path, split: str) -> str:
+    """Unpack a .zip/.tar.gz of a `save_to_disk` directory into `target` (archives.unpack's checks, and at
+    most the dataset upload limit unpacked); the directory holding its state.json."""
+    from django.conf import settings
+
+    from webapp.experiments import archives
+
+    target.mkdir()
+    field = f"{split}_file"
+    upload.seek(0)
+    try:
+        archives.unpack(upload.file, target, limit=(settings.MAX_DATASET_UPLOAD_MB * 2**20,
+                                                    "DISTILLERY_MAX_DATASET_UPLOAD_MB"))
+    except archives.ArchiveRefused as exc:
+        raise UploadRefused(exc.message, field) from None
+    entries = [p for p in target.iterdir() if p.name != "__MACOSX"]
+    root = entries[0] if len(entries) == 1 and entries[0].is_dir() else target
+    if (root / "dataset_dict.json").is_file():
+        raise UploadRefused("This archive holds a DatasetDict (several splits); archive one split's directory "
+                            "(e.g. the train folder written by save_to_disk) per file.", field)
+    if not (root / "state.json").is_file():
+        raise UploadRefused("The archive has no state.json at its top level (or in its single top-level "
+                            "directory); archive the directory written by Dataset.save_to_disk().", field)
+    return str(root)
 
 
 _COLUMN_FIELDS = {

@@ -144,6 +144,9 @@ def duplicate_checkpoint_message(form: CheckpointForm) -> str:
     return f"{form.cleaned_data['team']} already has a checkpoint called {form.cleaned_data['name']!r}."
 
 
+FORMAT_LABELS = {"parquet": "Parquet", "hf": "HF save_to_disk"}
+
+
 class DatasetForm(TeamFormMixin, forms.Form):
     team = forms.ModelChoiceField(queryset=None, empty_label=None)
     name = forms.CharField(max_length=100)
@@ -152,7 +155,8 @@ class DatasetForm(TeamFormMixin, forms.Form):
                                help_text="Used to pick the best epoch.")
     test_file = forms.FileField(label="Test split", required=False,
                                 help_text="Used for the final report; the dev split stands in when absent.")
-    format = forms.ChoiceField(choices=[(f, f.upper()) for f in DATA_FORMATS], initial="tsv")
+    format = forms.ChoiceField(choices=[(f, FORMAT_LABELS.get(f, f.upper())) for f in DATA_FORMATS], initial="tsv",
+                               help_text="HF save_to_disk: upload each split's directory as a .zip or .tar.gz.")
     has_header = forms.BooleanField(required=False, label="First line is a header",
                                     help_text="TSV/CSV only. JSONL files name their fields in every line.")
     text_column = forms.CharField(max_length=100, initial="0",

@@ -1,0 +1,30 @@
+"""The data-scale benchmark at test size: a 200k-row train split trains with the RSS of a 10k-row one.
+
+Each size runs in its own subprocess (bench/data_scale.py); the whole run counts, reading,
+tokenising and the teacher pass included. The bound is generous (not a timing test): the in-memory
+path this replaced held the 200k texts and a padded (N, 32) int64 id matrix (51 MB on its own).
+Batches of 256 keep the teacher pass (batched as the training batch, at least 64) short.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.bench.test_smoke import REPO
+
+
+def test_a_200k_row_split_trains_with_bounded_rss(tmp_path):
+    env = {**os.environ, "DISTILLERY_VAR_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "data_scale.py"), "--rows", "10000", "200000",
+                           "--steps", "20", "--batch-size", "256", "--root", str(tmp_path / "scale")],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    small, large = out["runs"]
+    assert (small["rows"], large["rows"]) == (10000, 200000) and large["train_examples"] == 200000
+    assert large["steps"] == small["steps"] == 20 and large["samples_per_s"] > 0
+    growth = large["peak_rss_mb"] - small["peak_rss_mb"]
+    assert growth < 40, out  # MiB, for 190,000 more rows
