@@ -445,6 +445,7 @@ class Trainer:
         self.teacher_order = label_order(teacher_info["labels"], labels) if teacher_info else None
         t = config.train
         self.train_set = encoded["train"]
+        self._train_lengths: torch.Tensor | None = None
         self.batches_per_epoch = math.ceil(len(self.train_set) / t.batch_size)
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / t.grad_accumulation)
         self.stages = [Stage(sc, build_match_loss(config, sc, student, teacher_info, i).to(device)
@@ -475,6 +476,15 @@ class Trainer:
         self.group = parallel.current()  # data-parallel ranks (parallel.py), None in one process
         self.forwards: dict[int, torch.nn.Module] = {}  # stage index -> its (DDP-wrapped) parallel.Forward
 
+
+    @property
+    def train_lengths(self) -> torch.Tensor:
+        """(N,) every train example's length (data parallel weights its terms by them): an in-memory split
+        keeps them; a token store reads them once from its offsets (4 bytes a row)."""
+        if self._train_lengths is None:
+            lengths = self.train_set.lengths
+            self._train_lengths = torch.as_tensor(lengths() if callable(lengths) else lengths)
+        return self._train_lengths
     def _reset_best(self) -> None:
         """Each stage picks its own best student; the last stage's is the run's."""
         self.best: dict[str, Any] = {self.config.train.best_metric: -1.0}
@@ -561,9 +571,9 @@ class Trainer:
             share: dict[str, float] = {}
             if self.group is not None:  # this rank's slice of the global batch, and its share of each mean
                 local, stand_in = parallel.shard(index, self.group)
-                share = parallel.shares(self.train_set.lengths, index, local, stand_in,
+                share = parallel.shares(self.train_lengths, index, local, stand_in,
                                         parallel.term_kinds(stage.match_loss))
-                width = int(self.train_set.lengths[index].max())
+                width = int(self.train_lengths[index].max())
                 index = local
             ids, lengths, y, z_t = self.train_set.batch(index, self.device, width if share else None)
             with amp, parallel.no_sync(forward, n + 1 == len(group)):

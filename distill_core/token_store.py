@@ -150,12 +150,13 @@ class TokenStore:
         self.offsets.release()
         return out
 
-    def gather(self, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """(ids (b, L_b) long right-padded with pad_id, lengths (b,) long >= 1) of the examples in `index`."""
+    def gather(self, index: np.ndarray, width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids (b, L_b) long right-padded with pad_id, lengths (b,) long >= 1) of the examples in `index`;
+        L_b is their longest, or `width` (a data-parallel rank pads its slice to the global batch's width)."""
         starts = self.offsets.array[index]
         counts = self.offsets.array[index + 1] - starts  # (b,)
         lengths = np.maximum(1, counts)
-        width = int(lengths.max()) if len(index) else 1
+        width = width or (int(lengths.max()) if len(index) else 1)
         columns = np.arange(width)
         inside = columns[None, :] < counts[:, None]  # (b, L_b)
         ids = np.full((len(index), width), self.pad_id, dtype=np.int64)
@@ -202,9 +203,10 @@ class StoredSplit:
         for logits, _, _ in self.teachers or ():
             logits.release()
 
-    def batch(self, index: torch.Tensor, device: torch.device) -> tuple[torch.Tensor | None, ...]:
+    def batch(self, index: torch.Tensor, device: torch.device,
+              width: int | None = None) -> tuple[torch.Tensor | None, ...]:
         rows = index.numpy().astype(np.int64)
-        ids, lengths = self.store.gather(rows)
+        ids, lengths = self.store.gather(rows, width)
         teacher = self.teacher_rows(rows)
         self.rows_read += len(rows)
         if self.rows_read >= RELEASE_ROWS:  # random rows touch a page each: give them back
