@@ -40,6 +40,7 @@ from typing import Any, Protocol
 import torch
 
 from distill_core import checkpointing, environment, storage
+from distill_core.bucketing import BucketBatchSampler, example_lengths
 from distill_core.config import ExperimentConfig, StageConfig
 from distill_core.data import Split, read_split
 from distill_core.errors import CheckpointError, ConfigError, RunCancelled, TrainingError
@@ -432,6 +433,10 @@ class Trainer:
             self.total_steps = min(self.total_steps, t.max_steps)
         self.scaler = torch.amp.GradScaler("cuda", enabled=t.amp == "fp16")
         self.generator = torch.Generator().manual_seed(config.seed)
+        # Similar lengths per batch (bucketing.py); its batches depend only on (seed, epoch), so resuming needs
+        # just the epoch and position the checkpoint already holds.
+        self.sampler = (BucketBatchSampler(example_lengths(self.train_set), t.batch_size, config.seed)
+                        if t.bucket_by_length else None)
         multi = config.data.multi_label
         self.kd_loss_fn = kd_losses.get("bce" if multi and config.kd.loss in ("kl", "ce") else config.kd.loss)
         self.hard_loss_fn = hard_bce if multi else hard_ce
@@ -490,9 +495,12 @@ class Trainer:
                 self._reset_best()
                 self.stopped_early = False
                 continue
-            if permutation is None:
-                permutation = torch.randperm(len(self.train_set), generator=self.generator)
-            batches = [permutation[i: i + t.batch_size] for i in range(0, len(self.train_set), t.batch_size)]
+            if self.sampler is not None:
+                batches = [torch.from_numpy(b) for b in self.sampler.epoch_batches(epoch)]
+            else:
+                if permutation is None:
+                    permutation = torch.randperm(len(self.train_set), generator=self.generator)
+                batches = [permutation[i: i + t.batch_size] for i in range(0, len(self.train_set), t.batch_size)]
             b = next_batch
             while b < len(batches) and self.step < self.total_steps and not self.stopped_early:
                 group = batches[b: b + t.grad_accumulation]

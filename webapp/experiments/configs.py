@@ -52,6 +52,7 @@ FORM_FIELDS = {
     "train.warmup_ratio": "warmup_ratio",
     "train.grad_clip": "grad_clip",
     "train.grad_accumulation": "grad_accumulation",
+    "train.bucket_by_length": "bucket_by_length",
     "train.log_every": "log_every",
     "train.eval_every": "eval_every",
     "train.checkpoint_every": "checkpoint_every",

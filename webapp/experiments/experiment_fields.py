@@ -176,6 +176,10 @@ class ExperimentFields(forms.Form):
     weight_decay = number(0.0, 0.0, 10.0, "L2 penalty (decoupled for AdamW).", label="Weight decay")
     grad_clip = number(1.0, 0.0, 1e6, "Max global gradient norm; 0 turns clipping off.", label="Gradient clip")
     grad_accumulation = integer(1, 1, 1024, "Batches per optimisation step.", label="Gradient accumulation")
+    bucket_by_length = forms.TypedChoiceField(
+        required=False, choices=[("true", "On"), ("false", "Off")], initial="true", empty_value=None,
+        coerce=lambda v: v == "true", label="Bucket by length",
+        help_text="Batch examples of similar length together, so less of each batch is padding.")
     amp = choice(_choices(AMP_MODES, {"off": "Off (fp32)", "bf16": "bf16", "fp16": "fp16"}), "off",
                  "Mixed precision on CUDA (bf16 also on CPU).", label="Mixed precision")
     max_steps = integer(None, 1, 10**9, "Stop after this many steps. Blank: run every epoch.", label="Max steps")
@@ -261,7 +265,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "augment": ("augment", "augment_n_iter", "augment_p_mask", "augment_p_replace", "augment_p_ng",
                 "augment_ngram_range", "augment_replace_window", "augment_max_examples"),
     "optimisation": ("epochs", "batch_size", "learning_rate", "optimizer", "weight_decay", "grad_clip",
-                     "grad_accumulation", "amp", "max_steps", "early_stopping_patience", "best_metric", "log_every",
+                     "grad_accumulation", "bucket_by_length", "amp", "max_steps", "early_stopping_patience", "best_metric", "log_every",
                      "eval_every", "checkpoint_every", "device"),
     "resources": ("priority", "pool", "max_runtime_hours"),
     "sweep": ("sweep_temperature", "sweep_alpha", "sweep_learning_rate", "sweep_student_type"),
