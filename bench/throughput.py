@@ -32,6 +32,7 @@ dev is drawn from train, test is its 500 questions). Prints one JSON line.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
 import random
@@ -81,6 +82,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, help="default by --size")
     parser.add_argument("--max-length", type=int, default=32)
     parser.add_argument("--data", choices=["demo", "trec"], default="demo")
+    parser.add_argument("--trec-dir", type=Path, default=TREC, help="TREC's train.tsv and test.tsv (--data trec)")
     parser.add_argument("--threads", type=int, help="torch threads of every contender (default: torch's own); 1 on "
                         "a shared machine, where two threads spin-wait on each other when the scheduler parks one")
     parser.add_argument("--eval-examples", type=int, help="dev and test examples each (default: a tenth of train, "
@@ -105,8 +107,9 @@ def main() -> None:
         if getattr(args, key) is not None:
             size[key] = getattr(args, key)
     labels = TREC_LABELS if args.data == "trec" else common.LABELS
-    teachers = {False: prepare_teacher("tiny" if args.size == "tiny" else "demo", args.data, labels),
-                True: prepare_teacher("tiny" if args.size == "tiny" else args.transformer_teacher, args.data, labels)}
+    trec = args.trec_dir if args.data == "trec" else None
+    teachers = {False: prepare_teacher("tiny" if args.size == "tiny" else "demo", trec, labels),
+                True: prepare_teacher("tiny" if args.size == "tiny" else args.transformer_teacher, trec, labels)}
     out = {"bench": "throughput", "size": args.size, "data": args.data, "device": args.device, "amp": args.amp,
            "examples": size["examples"],
            "transformer_examples": size["transformer_examples"], "epochs": size["epochs"], "batch_size": size["batch_size"], "max_length": args.max_length,
@@ -117,7 +120,7 @@ def main() -> None:
             contenders = [c for c in contenders if not c.startswith("textbrewer")]  # bench/requirements.txt
             out["textbrewer"] = "not installed: pip install -r bench/requirements.txt"
         examples = size["examples"] if setup == "textcnn" else size["transformer_examples"]
-        data = prepare_data(args.data, examples, args.eval_examples or eval_examples(examples))
+        data = prepare_data(trec, examples, args.eval_examples or eval_examples(examples))
         runs: dict[str, list[dict]] = {c: [] for c in contenders}
         teacher = teachers[SETUPS[setup]["transformer"]]
         for r in range(args.repeat):
@@ -174,14 +177,17 @@ def ratios(results: dict[str, dict]) -> dict[str, float]:
     return out
 
 
-def prepare_data(name: str, examples: int, eval_examples: int) -> dict[str, str]:
-    """The first `examples` training rows, and small dev/test files (evaluation is not what we time)."""
-    out = common.VAR / f"throughput-data-{'' if name == 'demo' else name + '-'}{examples}-{eval_examples}"
-    if name == "trec":
-        train = read_trec(TREC / "train.tsv")
+def prepare_data(trec: Path | None, examples: int, eval_examples: int) -> dict[str, str]:
+    """The first `examples` training rows, and small dev/test files (evaluation is not what we time).
+
+    `trec`: TREC's folder (its questions, dev drawn from train with seed 42); None: the demo titles.
+    """
+    out = common.VAR / f"throughput-data-{trec_tag(trec)}{examples}-{eval_examples}"
+    if trec is not None:
+        train = read_trec(trec / "train.tsv")
         random.Random(42).shuffle(train)
         rows = {"train": train[eval_examples:][:examples], "dev": train[:eval_examples],
-                "test": read_trec(TREC / "test.tsv")}
+                "test": read_trec(trec / "test.tsv")}
     else:
         rows = {"train": common.read_tsv(common.DEMO / "train.tsv")[:examples],
                 "dev": common.read_tsv(common.DEMO / "dev.tsv")[:eval_examples],
@@ -194,20 +200,25 @@ def prepare_data(name: str, examples: int, eval_examples: int) -> dict[str, str]
     return paths
 
 
+def trec_tag(trec: Path | None) -> str:
+    """'' for the demo titles, else 'trec-<hash of the folder>-': another --trec-dir, other cached files."""
+    return "" if trec is None else f"trec-{hashlib.sha1(str(trec.resolve()).encode()).hexdigest()[:8]}-"
+
+
 def read_trec(path: Path) -> list[tuple[str, int]]:
     """TREC's `question<TAB>coarse<TAB>fine` rows as (question, coarse label index)."""
     rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [(question, TREC_LABELS.index(coarse)) for question, coarse, *_ in rows]
 
 
-def prepare_teacher(shape: str, data: str = "demo", labels: list[str] = common.LABELS) -> dict:
+def prepare_teacher(shape: str, trec: Path | None = None, labels: list[str] = common.LABELS) -> dict:
     """A char-level BERT teacher of TEACHERS[shape] with seeded random weights (what it learnt does not matter)."""
     from distill_core.testing import make_tiny_teacher
 
     layers, hidden, heads = TEACHERS[shape]
-    path = common.VAR / f"teacher-random-{'' if data == 'demo' else data + '-'}{layers}x{hidden}"
+    path = common.VAR / f"teacher-random-{trec_tag(trec)}{layers}x{hidden}"
     if not (path / "config.json").is_file():
-        rows = read_trec(TREC / "train.tsv") if data == "trec" else common.read_tsv(common.DEMO / "train.tsv")
+        rows = common.read_tsv(common.DEMO / "train.tsv") if trec is None else read_trec(trec / "train.tsv")
         make_tiny_teacher(path, labels, "".join(t for t, _ in rows), layers=layers, hidden=hidden, heads=heads,
                           intermediate=hidden * 4)
     return {"path": str(path), "kind": f"char BERT {layers}x{hidden}, seeded random weights"}
