@@ -15,8 +15,8 @@ teacher T4-tiny is meant to compress (a 4 x 256 teacher is smaller than that stu
 - student_only: the student alone on hard labels in a bare PyTorch loop (the limit);
 - distillery: distill_core.distiller.run (teacher logits computed once, before epoch 1; its
   per-epoch dev evaluation is moved after the last, untimed step, as the others evaluate nothing);
-  batches of similar length (train.bucket_by_length, the default); distillery_unbucketed: the same
-  with plain random batches;
+  train.bucket_by_length left at its default, auto (batches of similar length when random batches
+  would be 40 %+ padding); distillery_unbucketed: the same with plain random batches (off);
 - textbrewer: TextBrewer's BasicDistiller (GeneralDistiller with intermediate matches), which
   runs the teacher on every batch; textbrewer_cached: BasicDistiller with is_caching_logits=True.
 
@@ -279,7 +279,8 @@ def experiment_config(spec: dict, alpha: float = ALPHA) -> dict:
         "train": {"epochs": spec["epochs"], "batch_size": spec["batch_size"], "learning_rate": setup["lr"],
                   "lr_schedule": "constant", "device": spec.get("device", "cpu"), "amp": spec.get("amp", "off"),
                   "log_every": 1, "checkpoint_every": 10 ** 9,
-                  "bucket_by_length": spec["contender"] != "distillery_unbucketed",
+                  # distillery: the default (auto); distillery_unbucketed: plain random batches
+                  "bucket_by_length": "off" if spec["contender"] == "distillery_unbucketed" else "auto",
                   # one dev evaluation, after the last step (untimed): the others evaluate nothing either
                   "eval_every": 10 ** 9},
     }

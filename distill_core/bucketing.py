@@ -12,12 +12,19 @@ the epoch and the position inside it (`state_dict`) rebuild the same batches.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
+log = logging.getLogger(__name__)
+
 POOL_BATCHES = 50  # batches per sorted pool: larger pools pad less and shuffle less
+# "auto" buckets only when random batches would be at least this much padding. Below it the saving is small
+# (THUCNews titles, 29 % padding: 1.03x per CPU-second) and, where length predicts the class, batches of one
+# length are batches of mostly one class, which cost accuracy (74.0 against 83.5 %; docs/BENCHMARKS.md).
+AUTO_MIN_PADDING = 0.4
 
 
 def example_lengths(split: Any) -> np.ndarray:
@@ -84,3 +91,20 @@ def padding_fraction(lengths: np.ndarray, batches: list[np.ndarray]) -> float:
     """Share of the padded (batch x its longest example) cells that are padding."""
     cells = sum(len(b) * int(lengths[b].max()) for b in batches)
     return 1.0 - float(sum(int(lengths[b].sum()) for b in batches)) / max(1, cells)
+
+
+def sampler_for(mode: str, lengths: np.ndarray, batch_size: int, seed: int) -> BucketBatchSampler | None:
+    """The train loop's sampler for `train.bucket_by_length` (auto | on | off); None: plain random batches."""
+    if mode == "off":
+        return None
+    sampler = BucketBatchSampler(lengths, batch_size, seed)
+    if mode == "auto":
+        order = np.random.default_rng(seed).permutation(len(sampler.lengths))
+        random_padding = padding_fraction(sampler.lengths, [order[i: i + batch_size]
+                                                            for i in range(0, len(order), batch_size)])
+        if random_padding < AUTO_MIN_PADDING:
+            log.info("Random batches: %.0f %% padding, under %.0f %%: not bucketing by length", 100 * random_padding,
+                     100 * AUTO_MIN_PADDING)
+            return None
+        log.info("Random batches: %.0f %% padding: bucketing by length", 100 * random_padding)
+    return sampler

@@ -24,6 +24,7 @@ LR_SCHEDULES = ("constant", "linear", "cosine")
 TEMPERATURE_SCHEDULES = ("constant", "linear", "cosine", "flsw", "cwsm")
 WEIGHT_SCHEDULES = ("constant", "linear_growth", "linear_decay")
 AMP_MODES = ("off", "bf16", "fp16")
+BUCKETING_MODES = ("auto", "on", "off")
 BEST_METRICS = ("accuracy", "macro_f1")
 RUN_KINDS = ("distill", "finetune_teacher")
 
@@ -124,8 +125,9 @@ class TrainConfig:
     warmup_ratio: float = 0.0  # fraction of the steps spent warming the learning rate up from 0
     grad_clip: float | None = 1.0  # max global gradient norm; None turns clipping off
     grad_accumulation: int = 1  # batches per optimisation step
-    # Batch examples of similar length together (bucketing.py) so little of each batch is padding.
-    bucket_by_length: bool = True
+    # Batch examples of similar length together (bucketing.py) so little of each batch is padding: on, off, or
+    # auto = on when random batches of the train split would be at least bucketing.AUTO_MIN_PADDING padding.
+    bucket_by_length: str = "auto"
     checkpoint_every: int = 100  # optimisation steps between resumable checkpoints (and every epoch end)
     early_stopping_patience: int = 0  # evaluations without a better dev score before stopping; 0 = never
     best_metric: str = "accuracy"  # dev metric that picks the best student: accuracy | macro_f1
@@ -288,8 +290,7 @@ class ExperimentConfig:
         _check(t.log_every >= 1, "train.log_every", "log_every must be at least 1.")
         _check(t.eval_every >= 0, "train.eval_every", "eval_every must be 0 (per epoch) or more.")
         _check(t.max_steps is None or t.max_steps >= 1, "train.max_steps", "max_steps must be at least 1.")
-        _check(isinstance(t.bucket_by_length, bool), "train.bucket_by_length",
-               f"bucket_by_length must be true or false (got {t.bucket_by_length!r}).")
+        _choice(t.bucket_by_length, BUCKETING_MODES, "train.bucket_by_length")
         _check(1 <= t.grad_accumulation <= 1024, "train.grad_accumulation", "grad_accumulation must be 1 to 1024.")
         _check(t.checkpoint_every >= 1, "train.checkpoint_every", "checkpoint_every must be at least 1 step.")
         _check(t.early_stopping_patience >= 0, "train.early_stopping_patience",

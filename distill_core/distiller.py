@@ -40,7 +40,7 @@ from typing import Any, Protocol
 import torch
 
 from distill_core import checkpointing, environment, storage
-from distill_core.bucketing import BucketBatchSampler, example_lengths
+from distill_core.bucketing import example_lengths, sampler_for
 from distill_core.config import ExperimentConfig, StageConfig
 from distill_core.data import Split, read_split
 from distill_core.errors import CheckpointError, ConfigError, RunCancelled, TrainingError
@@ -435,8 +435,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         # Similar lengths per batch (bucketing.py); its batches depend only on (seed, epoch), so resuming needs
         # just the epoch and position the checkpoint already holds.
-        self.sampler = (BucketBatchSampler(example_lengths(self.train_set), t.batch_size, config.seed)
-                        if t.bucket_by_length else None)
+        self.sampler = sampler_for(t.bucket_by_length, example_lengths(self.train_set), t.batch_size, config.seed)
         multi = config.data.multi_label
         self.kd_loss_fn = kd_losses.get("bce" if multi and config.kd.loss in ("kl", "ce") else config.kd.loss)
         self.hard_loss_fn = hard_bce if multi else hard_ce

@@ -30,7 +30,8 @@ def run_script(script: str, args: list[str], tmp_path: Path) -> dict:
 
 
 def test_throughput_runs_every_contender_at_the_tiny_size(tmp_path):
-    out = run_script("throughput.py", ["--size", "tiny", "--setups", "textcnn,t4tiny_matches"], tmp_path)
+    out = run_script("throughput.py", ["--size", "tiny", "--setups", "textcnn,t4tiny_matches", "--threads", "1"],
+                     tmp_path)
     contenders = out["setups"]["textcnn"]["contenders"]
     expected = {"student_only", "distillery", "distillery_unbucketed"}
     if importlib.util.find_spec("textbrewer") is not None:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from distill_core.bucketing import BucketBatchSampler, example_lengths, padding_fraction
+from distill_core.bucketing import AUTO_MIN_PADDING, BucketBatchSampler, example_lengths, padding_fraction, sampler_for
 from distill_core.config import ExperimentConfig
 from distill_core.distiller import Encoded, run
 from distill_core.errors import ConfigError, RunCancelled
@@ -86,25 +86,35 @@ def test_the_trainer_draws_the_samplers_batches(make_config, monkeypatch):
         return original(self, index, device)
 
     monkeypatch.setattr(Encoded, "batch", spy)
-    config = ExperimentConfig.from_dict(make_config(train={"epochs": 2}, output_dir=None))
-    assert config.train.bucket_by_length is True  # the default
+    config = ExperimentConfig.from_dict(make_config(train={"epochs": 2, "bucket_by_length": "on"}, output_dir=None))
     run(config)
     sampler = BucketBatchSampler(train_lengths[0], 32, seed=config.seed)
     assert used == [b.tolist() for epoch in (1, 2) for b in sampler.epoch_batches(epoch)]
 
 
-def test_bucketing_off_draws_plain_random_batches_and_bad_values_are_refused(make_config):
-    off = run(ExperimentConfig.from_dict(make_config(train={"epochs": 1, "bucket_by_length": False},
+def test_auto_buckets_only_when_random_batches_would_be_mostly_padding():
+    mixed = mixed_lengths()  # 3 to 119 tokens: random batches are about half padding
+    narrow = np.random.default_rng(0).integers(17, 21, size=1000)  # like news titles: a few percent
+    assert isinstance(sampler_for("auto", mixed, 32, seed=1), BucketBatchSampler)
+    assert sampler_for("auto", narrow, 32, seed=1) is None
+    assert isinstance(sampler_for("on", narrow, 32, seed=1), BucketBatchSampler)
+    assert sampler_for("off", mixed, 32, seed=1) is None
+    assert 0.0 < AUTO_MIN_PADDING < 1.0
+
+
+def test_the_default_is_auto_and_bad_values_are_refused(make_config):
+    assert ExperimentConfig().train.bucket_by_length == "auto"
+    off = run(ExperimentConfig.from_dict(make_config(train={"epochs": 1, "bucket_by_length": "off"},
                                                      output_dir=None)))
     assert 0.0 <= off["student"]["accuracy"] <= 1.0
-    with pytest.raises(ConfigError, match="bucket_by_length must be true or false") as err:
+    with pytest.raises(ConfigError, match="is not one of: auto, on, off") as err:
         ExperimentConfig.from_dict(make_config(train={"bucket_by_length": "yes"}))
     assert err.value.field == "train.bucket_by_length"
 
 
 @pytest.mark.parametrize("student", ["textcnn", "bigru"])
 def test_a_bucketed_run_resumed_mid_epoch_matches_an_uninterrupted_one_bitwise(make_config, tmp_path, student):
-    raw = make_config(train={"epochs": 2, "checkpoint_every": 3, "bucket_by_length": True},
+    raw = make_config(train={"epochs": 2, "checkpoint_every": 3, "bucket_by_length": "on"},
                       student={"type": student, "embedding_dim": 16, "options": {}})
     straight = ListSink()
     run(ExperimentConfig.from_dict({**raw, "output_dir": str(tmp_path / "a")}), sink=straight)

@@ -50,9 +50,8 @@ def clone_initial(experiment: Experiment) -> dict[str, Any]:
             initial[field] = value
     if "grad_clip" not in initial and isinstance(config.get("train"), dict) and "grad_clip" in config["train"]:
         initial["grad_clip"] = 0  # null in the config: clipping off
-    for field in ("t2_scaling", "bucket_by_length"):  # yes/no choices, not checkboxes
-        if isinstance(initial.get(field), bool):
-            initial[field] = "true" if initial[field] else "false"
+    if isinstance(initial.get("t2_scaling"), bool):
+        initial["t2_scaling"] = "true" if initial["t2_scaling"] else "false"
     initial.update(_student_options(config))
     initial.update(_structured(config, experiment))
     for field, attribute in ROW_FIELDS.items():

@@ -13,6 +13,7 @@ from django.core.validators import RegexValidator
 from distill_core.config import (
     AMP_MODES,
     BEST_METRICS,
+    BUCKETING_MODES,
     KD_LOSSES,
     LR_SCHEDULES,
     OPTIMIZERS,
@@ -176,10 +177,9 @@ class ExperimentFields(forms.Form):
     weight_decay = number(0.0, 0.0, 10.0, "L2 penalty (decoupled for AdamW).", label="Weight decay")
     grad_clip = number(1.0, 0.0, 1e6, "Max global gradient norm; 0 turns clipping off.", label="Gradient clip")
     grad_accumulation = integer(1, 1, 1024, "Batches per optimisation step.", label="Gradient accumulation")
-    bucket_by_length = forms.TypedChoiceField(
-        required=False, choices=[("true", "On"), ("false", "Off")], initial="true", empty_value=None,
-        coerce=lambda v: v == "true", label="Bucket by length",
-        help_text="Batch examples of similar length together, so less of each batch is padding.")
+    bucket_by_length = choice(_choices(BUCKETING_MODES, {"auto": "Auto (when padding is 40 %+)"}), "auto",
+                              "Batch examples of similar length together, so less of each batch is padding.",
+                              label="Bucket by length")
     amp = choice(_choices(AMP_MODES, {"off": "Off (fp32)", "bf16": "bf16", "fp16": "fp16"}), "off",
                  "Mixed precision on CUDA (bf16 also on CPU).", label="Mixed precision")
     max_steps = integer(None, 1, 10**9, "Stop after this many steps. Blank: run every epoch.", label="Max steps")
