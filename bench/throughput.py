@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/throughput.py --size full     # 6,000 demo titles, 5 epochs, batch 64, length 32
     .venv/bin/python bench/throughput.py --size tiny     # smoke size: random tiny teacher, 64 titles, 2 epochs
+    .venv/bin/python bench/throughput.py --data trec --max-length 128 --setups textcnn   # mixed-length questions
 
 Same teacher (a char-level BERT with seeded random weights, written once under var/bench/: speed
 does not depend on what a teacher learnt, and training one costs more CPU than this machine can
@@ -14,20 +15,27 @@ teacher T4-tiny is meant to compress (a 4 x 256 teacher is smaller than that stu
 - student_only: the student alone on hard labels in a bare PyTorch loop (the limit);
 - distillery: distill_core.distiller.run (teacher logits computed once, before epoch 1; its
   per-epoch dev evaluation is moved after the last, untimed step, as the others evaluate nothing);
+  train.bucket_by_length left at its default, auto (batches of similar length when random batches
+  would be 40 %+ padding); distillery_unbucketed: the same with plain random batches (off);
 - textbrewer: TextBrewer's BasicDistiller (GeneralDistiller with intermediate matches), which
   runs the teacher on every batch; textbrewer_cached: BasicDistiller with is_caching_logits=True.
 
 Setups: textcnn (char vocabulary), t4tiny (T4-tiny transformer, the teacher's word pieces) and
 t4tiny_matches (T4-tiny plus hidden_mse matches on every layer, so the teacher runs live).
 Each contender runs in its own subprocess (peak RSS from resource.getrusage); contenders of a
-setup run back to back in one invocation, so compare them as ratios. Prints one JSON line.
+setup run back to back in one invocation, so compare them as ratios. Every contender's student is
+scored on the test split after its last (timed) step. Data: --data demo (the shipped THUCNews
+titles, 6 to 31 characters) or trec (../shared/datasets/trec: coarse labels, 13 to 196 characters;
+dev is drawn from train, test is its 500 questions). Prints one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
+import random
 import subprocess
 import sys
 import time
@@ -58,7 +66,9 @@ TEACHERS = {  # (layers, hidden, heads); intermediate = 4 x hidden
     "demo": (4, 256, 4),
     "base": (12, 768, 12),
 }
-CONTENDERS = ["student_only", "distillery", "textbrewer", "textbrewer_cached"]
+CONTENDERS = ["student_only", "distillery", "distillery_unbucketed", "textbrewer", "textbrewer_cached"]
+TREC = common.ROOT.parent / "shared" / "datasets" / "trec"  # ../shared/datasets/trec from the repo root
+TREC_LABELS = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
 TEMPERATURE, ALPHA = 2.0, 0.8
 
 
@@ -71,6 +81,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="default by --size")
     parser.add_argument("--batch-size", type=int, help="default by --size")
     parser.add_argument("--max-length", type=int, default=32)
+    parser.add_argument("--data", choices=["demo", "trec"], default="demo")
+    parser.add_argument("--trec-dir", type=Path, default=TREC, help="TREC's train.tsv and test.tsv (--data trec)")
+    parser.add_argument("--threads", type=int, help="torch threads of every contender (default: torch's own); 1 on "
+                        "a shared machine, where two threads spin-wait on each other when the scheduler parks one")
+    parser.add_argument("--eval-examples", type=int, help="dev and test examples each (default: a tenth of train, "
+                        "16 to 200; trec's test is always its 500 questions)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (the GPU section of docs/BENCHMARKS.md)")
     parser.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off", help="Distillery's train.amp")
     parser.add_argument("--setups", default=",".join(SETUPS), help=f"comma-separated: {', '.join(SETUPS)}")
@@ -90,9 +106,11 @@ def main() -> None:
     for key in ("examples", "transformer_examples", "epochs", "batch_size"):
         if getattr(args, key) is not None:
             size[key] = getattr(args, key)
-    teachers = {False: prepare_teacher("tiny" if args.size == "tiny" else "demo"),
-                True: prepare_teacher("tiny" if args.size == "tiny" else args.transformer_teacher)}
-    out = {"bench": "throughput", "size": args.size, "device": args.device, "amp": args.amp,
+    labels = TREC_LABELS if args.data == "trec" else common.LABELS
+    trec = args.trec_dir if args.data == "trec" else None
+    teachers = {False: prepare_teacher("tiny" if args.size == "tiny" else "demo", trec, labels),
+                True: prepare_teacher("tiny" if args.size == "tiny" else args.transformer_teacher, trec, labels)}
+    out = {"bench": "throughput", "size": args.size, "data": args.data, "device": args.device, "amp": args.amp,
            "examples": size["examples"],
            "transformer_examples": size["transformer_examples"], "epochs": size["epochs"], "batch_size": size["batch_size"], "max_length": args.max_length,
            "teachers": {"textcnn": teachers[False], "t4tiny": teachers[True]}, "setups": {}}
@@ -102,14 +120,14 @@ def main() -> None:
             contenders = [c for c in contenders if not c.startswith("textbrewer")]  # bench/requirements.txt
             out["textbrewer"] = "not installed: pip install -r bench/requirements.txt"
         examples = size["examples"] if setup == "textcnn" else size["transformer_examples"]
-        data = prepare_data(examples, eval_examples(examples))
+        data = prepare_data(trec, examples, args.eval_examples or eval_examples(examples))
         runs: dict[str, list[dict]] = {c: [] for c in contenders}
         teacher = teachers[SETUPS[setup]["transformer"]]
         for r in range(args.repeat):
             for contender in (contenders if r % 2 == 0 else contenders[::-1]):
                 spec = {"contender": contender, "setup": setup, "data": data, "teacher": teacher["path"],
                         "max_length": args.max_length, "device": args.device, "amp": args.amp, **size,
-                        "examples": examples}
+                        "examples": examples, "labels": labels, "threads": args.threads}
                 print(f"[{time.strftime('%H:%M:%S')}] {setup}: {contender}", file=sys.stderr, flush=True)
                 proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
                                       text=True, cwd=common.ROOT)
@@ -133,6 +151,8 @@ def fastest_run(runs: list[dict]) -> dict:
     best = dict(ranked[-1])
     if len(runs) > 1:
         best["all_runs_samples_per_s_all"] = [r["samples_per_s_all"] for r in runs]
+        best["all_runs_samples_per_cpu_s_all"] = [r["samples_per_cpu_s_all"] for r in runs]
+        best["all_runs_test_accuracy"] = [r.get("test_accuracy") for r in runs]
     return best
 
 
@@ -143,7 +163,11 @@ def ratios(results: dict[str, dict]) -> dict[str, float]:
 
     out = {}
     d_all, d_rest = get("distillery", "samples_per_s_all"), get("distillery", "samples_per_s_epochs_2_n")
-    for other in ("textbrewer", "textbrewer_cached"):
+    d_cpu = get("distillery", "samples_per_cpu_s_all")
+    for other in ("distillery_unbucketed", "textbrewer", "textbrewer_cached"):
+        if d_cpu and get(other, "samples_per_cpu_s_all"):
+            out[f"distillery_vs_{other}_all_epochs_per_cpu_s"] = round(d_cpu / get(other, "samples_per_cpu_s_all"), 2)
+    for other in ("distillery_unbucketed", "textbrewer", "textbrewer_cached"):
         if d_all and get(other, "samples_per_s_all"):
             out[f"distillery_vs_{other}_all_epochs"] = round(d_all / get(other, "samples_per_s_all"), 2)
     if d_rest and get("student_only", "samples_per_s_epochs_2_n"):
@@ -153,12 +177,21 @@ def ratios(results: dict[str, dict]) -> dict[str, float]:
     return out
 
 
-def prepare_data(examples: int, eval_examples: int) -> dict[str, str]:
-    """The first `examples` demo training titles, and small dev/test files (evaluation is not what we time)."""
-    out = common.VAR / f"throughput-data-{examples}-{eval_examples}"
-    rows = {"train": common.read_tsv(common.DEMO / "train.tsv")[:examples],
-            "dev": common.read_tsv(common.DEMO / "dev.tsv")[:eval_examples],
-            "test": common.read_tsv(common.DEMO / "test.tsv")[:eval_examples]}
+def prepare_data(trec: Path | None, examples: int, eval_examples: int) -> dict[str, str]:
+    """The first `examples` training rows, and small dev/test files (evaluation is not what we time).
+
+    `trec`: TREC's folder (its questions, dev drawn from train with seed 42); None: the demo titles.
+    """
+    out = common.VAR / f"throughput-data-{trec_tag(trec)}{examples}-{eval_examples}"
+    if trec is not None:
+        train = read_trec(trec / "train.tsv")
+        random.Random(42).shuffle(train)
+        rows = {"train": train[eval_examples:][:examples], "dev": train[:eval_examples],
+                "test": read_trec(trec / "test.tsv")}
+    else:
+        rows = {"train": common.read_tsv(common.DEMO / "train.tsv")[:examples],
+                "dev": common.read_tsv(common.DEMO / "dev.tsv")[:eval_examples],
+                "test": common.read_tsv(common.DEMO / "test.tsv")[:eval_examples]}
     paths = {}
     for name, split in rows.items():
         paths[name] = str(out / f"{name}.tsv")
@@ -167,20 +200,36 @@ def prepare_data(examples: int, eval_examples: int) -> dict[str, str]:
     return paths
 
 
-def prepare_teacher(shape: str) -> dict:
+def trec_tag(trec: Path | None) -> str:
+    """'' for the demo titles, else 'trec-<hash of the folder>-': another --trec-dir, other cached files."""
+    return "" if trec is None else f"trec-{hashlib.sha1(str(trec.resolve()).encode()).hexdigest()[:8]}-"
+
+
+def read_trec(path: Path) -> list[tuple[str, int]]:
+    """TREC's `question<TAB>coarse<TAB>fine` rows as (question, coarse label index)."""
+    rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [(question, TREC_LABELS.index(coarse)) for question, coarse, *_ in rows]
+
+
+def prepare_teacher(shape: str, trec: Path | None = None, labels: list[str] = common.LABELS) -> dict:
     """A char-level BERT teacher of TEACHERS[shape] with seeded random weights (what it learnt does not matter)."""
     from distill_core.testing import make_tiny_teacher
 
     layers, hidden, heads = TEACHERS[shape]
-    path = common.VAR / f"teacher-random-{layers}x{hidden}"
+    path = common.VAR / f"teacher-random-{trec_tag(trec)}{layers}x{hidden}"
     if not (path / "config.json").is_file():
-        text = "".join(t for t, _ in common.read_tsv(common.DEMO / "train.tsv"))
-        make_tiny_teacher(path, common.LABELS, text, layers=layers, hidden=hidden, heads=heads,
+        rows = common.read_tsv(common.DEMO / "train.tsv") if trec is None else read_trec(trec / "train.tsv")
+        make_tiny_teacher(path, labels, "".join(t for t, _ in rows), layers=layers, hidden=hidden, heads=heads,
                           intermediate=hidden * 4)
     return {"path": str(path), "kind": f"char BERT {layers}x{hidden}, seeded random weights"}
 
 
 # --- one contender (in its own process) ---------------------------------------------------
+def stamp() -> tuple[float, float]:
+    """(wall clock, this process's CPU time) in seconds."""
+    return time.perf_counter(), time.process_time()
+
+
 def run_contender(spec: dict) -> dict:
     import torch
     from transformers import BertForSequenceClassification, BertTokenizer  # noqa: F401  imports are not timed
@@ -189,14 +238,17 @@ def run_contender(spec: dict) -> dict:
 
     if spec["contender"].startswith("textbrewer"):
         import textbrewer  # noqa: F401
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
-    started = time.perf_counter()  # epoch 1 includes reading and encoding the data and loading the teacher
-    runner = {"student_only": run_student_only, "distillery": run_distillery, "textbrewer": run_textbrewer,
-              "textbrewer_cached": run_textbrewer}[spec["contender"]]
+    started = stamp()  # epoch 1 includes reading and encoding the data and loading the teacher
+    runner = {"student_only": run_student_only, "distillery": run_distillery, "distillery_unbucketed": run_distillery,
+              "textbrewer": run_textbrewer, "textbrewer_cached": run_textbrewer}[spec["contender"]]
     extra: dict = {}
-    epoch_ends = runner(spec, extra)  # perf_counter at the end of each epoch
+    epoch_ends = runner(spec, extra)  # stamp() at the end of each epoch
     marks = [started, *epoch_ends]
-    epochs = [b - a for a, b in zip(marks, marks[1:], strict=False)]
+    epochs = [b[0] - a[0] for a, b in zip(marks, marks[1:], strict=False)]
+    cpu = [b[1] - a[1] for a, b in zip(marks, marks[1:], strict=False)]
     n = spec["examples"]
     rest = epochs[1:]
     return {
@@ -204,7 +256,11 @@ def run_contender(spec: dict) -> dict:
         "samples_per_s_epoch_1": round(n / epochs[0], 1),
         "samples_per_s_epochs_2_n": round(n * len(rest) / sum(rest), 1) if rest else None,
         "samples_per_s_all": round(n * len(epochs) / sum(epochs), 1),
-        "wall_seconds": round(time.perf_counter() - started, 2),
+        # per CPU-second of this process: what a loaded machine distorts least (with --threads 1)
+        "epoch_cpu_seconds": [round(c, 2) for c in cpu],
+        "samples_per_cpu_s_all": round(n * len(cpu) / sum(cpu), 1),
+        "samples_per_cpu_s_epochs_2_n": round(n * len(cpu[1:]) / sum(cpu[1:]), 1) if cpu[1:] else None,
+        "wall_seconds": round(time.perf_counter() - started[0], 2),
         "peak_rss_mb": common.peak_rss_mb(),
         **extra,
     }
@@ -215,7 +271,7 @@ def experiment_config(spec: dict, alpha: float = ALPHA) -> dict:
     config = {
         "name": f"throughput {spec['setup']}", "seed": 42,
         "data": {"train": spec["data"]["train"], "dev": spec["data"]["dev"], "test": spec["data"]["test"],
-                 "labels": common.LABELS, "max_length": spec["max_length"]},
+                 "labels": spec["labels"], "max_length": spec["max_length"]},
         "teacher": {"path": spec["teacher"]},
         "student": {"type": setup["type"], "vocab": setup["vocab"], "embedding_dim": 128,
                     "options": setup["options"]},
@@ -223,6 +279,8 @@ def experiment_config(spec: dict, alpha: float = ALPHA) -> dict:
         "train": {"epochs": spec["epochs"], "batch_size": spec["batch_size"], "learning_rate": setup["lr"],
                   "lr_schedule": "constant", "device": spec.get("device", "cpu"), "amp": spec.get("amp", "off"),
                   "log_every": 1, "checkpoint_every": 10 ** 9,
+                  # distillery: the default (auto); distillery_unbucketed: plain random batches
+                  "bucket_by_length": "off" if spec["contender"] == "distillery_unbucketed" else "auto",
                   # one dev evaluation, after the last step (untimed): the others evaluate nothing either
                   "eval_every": 10 ** 9},
     }
@@ -235,14 +293,14 @@ class EpochClock:
     """A sink that notes when the last step of each epoch ended."""
 
     def __init__(self) -> None:
-        self.last_step: dict[int, float] = {}
+        self.last_step: dict[int, tuple[float, float]] = {}
 
     def emit(self, kind: str, payload: dict) -> None:
         if kind == "step":
-            self.last_step[payload["epoch"]] = time.perf_counter()
+            self.last_step[payload["epoch"]] = stamp()
 
 
-def run_distillery(spec: dict, extra: dict) -> list[float]:
+def run_distillery(spec: dict, extra: dict) -> list[tuple[float, float]]:
     from distill_core.config import ExperimentConfig
     from distill_core.distiller import run
 
@@ -250,6 +308,7 @@ def run_distillery(spec: dict, extra: dict) -> list[float]:
     results = run(ExperimentConfig.from_dict(experiment_config(spec)), sink=clock, resume=False, cache_dir=None)
     # building the teacher's logits for every split: what a teacher-cache entry costs to make
     extra["teacher_inference_seconds"] = results["seconds"]["teacher_inference"]
+    extra["test_accuracy"] = round(results["student"]["accuracy"], 4)
     return [clock.last_step[e] for e in sorted(clock.last_step)]
 
 
@@ -261,7 +320,7 @@ def encoded_train(spec: dict):
 
     config = ExperimentConfig.from_dict(experiment_config(spec))
     train = load_splits(config)["train"]
-    teacher, tokenizer = load_teacher(spec["teacher"], "cpu", common.LABELS)
+    teacher, tokenizer = load_teacher(spec["teacher"], "cpu", spec["labels"])
     encoder = build_encoder(config, train, tokenizer)
     ids, lengths = encoder.encode(train.texts, None, spec["max_length"])
     import torch
@@ -273,10 +332,26 @@ def build(spec: dict, vocab_size: int):
     from distill_core.students import build_student
 
     setup = SETUPS[spec["setup"]]
-    return build_student(setup["type"], vocab_size, len(common.LABELS), 128, setup["options"])
+    return build_student(setup["type"], vocab_size, len(spec["labels"]), 128, setup["options"])
 
 
-def run_student_only(spec: dict, extra: dict) -> list[float]:
+def test_accuracy(spec: dict, student, encoder) -> float:
+    """The student's accuracy on the test split, encoded as distill_core encodes it (after the timed epochs)."""
+    import torch
+
+    from distill_core.config import ExperimentConfig
+    from distill_core.distiller import Encoded, load_splits, predict_labels
+
+    test = load_splits(ExperimentConfig.from_dict(experiment_config(spec)))["test"]
+    ids, lengths = encoder.encode(test.texts, None, spec["max_length"])
+    y = torch.tensor(test.labels)
+    with torch.no_grad():
+        predictions = predict_labels(student, Encoded(ids, lengths, y, None), torch.device(spec.get("device", "cpu")),
+                                     spec["batch_size"])
+    return round(float((predictions == y).float().mean()), 4)
+
+
+def run_student_only(spec: dict, extra: dict) -> list[tuple[float, float]]:
     import torch
     import torch.nn.functional as F
 
@@ -299,11 +374,12 @@ def run_student_only(spec: dict, extra: dict) -> list[float]:
             torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
             optimizer.step()
             float(loss)
-        ends.append(time.perf_counter())
+        ends.append(stamp())
+    extra["test_accuracy"] = test_accuracy(spec, student, encoder)
     return ends
 
 
-def run_textbrewer(spec: dict, extra: dict) -> list[float]:
+def run_textbrewer(spec: dict, extra: dict) -> list[tuple[float, float]]:
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
@@ -372,10 +448,11 @@ def run_textbrewer(spec: dict, extra: dict) -> list[float]:
     distiller = distiller_cls(t_config, d_config, Teacher().to(device).eval(), student.to(device), adaptor_t,
                               adaptor_s)
     optimizer = torch.optim.AdamW(student.parameters(), lr=setup["lr"])
-    ends: list[float] = []
+    ends: list[tuple[float, float]] = []
     with distiller:
         distiller.train(optimizer, loader, num_epochs=spec["epochs"], max_grad_norm=1.0,
-                        callback=lambda model, step: ends.append(time.perf_counter()))
+                        callback=lambda model, step: ends.append(stamp()))
+    extra["test_accuracy"] = test_accuracy(spec, student.net, encoder)
     return ends
 
 

@@ -1,6 +1,6 @@
 """Time a fresh clone's `make run`: until the dashboard answers, and until the first distillation finishes.
 
-    python bench/up_at_once.py [--repo .] [--addr 127.0.0.1:8123] [--venv .venv] [--timeout 1200]
+    python bench/up_at_once.py [--repo .] [--addr 127.0.0.1:8123] [--venv .venv] [--timeout 1200] [--threads 1]
 
 Clones `--repo` (its HEAD) into a temporary folder, links `--venv` in as `.venv` so no install runs
 (`make -o install run`: the figures start after the install), starts `make run ADDR=...`, polls the
@@ -8,7 +8,10 @@ login page and the clone's SQLite database, stops everything and prints one JSON
 the first answer of the dashboard, to the demo teacher's training run finishing and to the first
 SUCCEEDED distillation, with the load average at start and end (the machine's other work) and
 the CPU time all of make run's processes used (on a busy machine, a better guide to the idle
-figure than the wall clock).
+figure than the wall clock). `--threads 1` sets OMP_NUM_THREADS=1 for everything make run starts:
+on a shared machine torch's two threads spin-wait on each other when one is parked, which inflates
+the CPU time; with one thread the CPU time is the work itself, which an idle core does in about that
+many seconds of wall time (a bound on the idle 2-core figure: a second thread can only shorten it).
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ def main() -> None:
     parser.add_argument("--addr", default="127.0.0.1:8123")
     parser.add_argument("--venv", default=str(Path(__file__).resolve().parent.parent / ".venv"))
     parser.add_argument("--timeout", type=float, default=1200)
+    parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for make run's processes (default: unset)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="distillery-up-") as tmp:
@@ -77,6 +81,8 @@ def main() -> None:
         subprocess.run(["git", "clone", "--quiet", args.repo, str(clone)], check=True)
         (clone / ".venv").symlink_to(Path(args.venv).resolve())
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "CELERY_", "DISTILLERY_"))}
+        if args.threads:
+            env["OMP_NUM_THREADS"] = str(args.threads)
         log = (Path(tmp) / "make-run.log").open("w")
         load_start = os.getloadavg()
         started = time.monotonic()
@@ -107,7 +113,7 @@ def main() -> None:
                 os.killpg(proc.pid, signal.SIGKILL)
             log.close()
         tail = (Path(tmp) / "make-run.log").read_text(errors="replace").splitlines()[-15:]
-    print(json.dumps({"bench": "up_at_once", "seconds": marks, "runs": outcome, "cpus": os.cpu_count(),
+    print(json.dumps({"bench": "up_at_once", "threads": args.threads, "seconds": marks, "runs": outcome, "cpus": os.cpu_count(),
                       "cpu_seconds_of_make_run": round(cpu, 1),
                       "loadavg_start": [round(x, 2) for x in load_start],
                       "loadavg_end": [round(x, 2) for x in os.getloadavg()],

@@ -23,6 +23,7 @@ STUDENT_VOCABS = ("char", "word", "teacher")
 OPTIMIZERS = ("adamw", "adam", "sgd", "adadelta")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 AMP_MODES = ("off", "bf16", "fp16")
+BUCKETING_MODES = ("auto", "on", "off")
 BEST_METRICS = ("accuracy", "macro_f1")
 RUN_KINDS = ("distill", "finetune_teacher")
 # Names that a registry holds are read from it (students, KD losses, schedules): no copy here.
@@ -171,6 +172,9 @@ class TrainConfig:
     grad_clip: float | None = opt(1.0, "Max global gradient norm; null turns clipping off.", low=0.0, low_open=True,
                                   high=1e6, null="no clipping")
     grad_accumulation: int = opt(1, "Batches per optimisation step.", low=1, high=1024)
+    bucket_by_length: str = opt("auto", "Batch examples of similar length together so little of each batch is "
+                                        "padding (bucketing.py): on, off, or auto = on when random batches of the "
+                                        "train split would be at least 40 % padding.", choices=BUCKETING_MODES)
     checkpoint_every: int = opt(100, "Steps between resumable checkpoints (and every epoch end).", low=1, high=BIG)
     early_stopping_patience: int = opt(0, "Evaluations without a better dev score before stopping; 0 = never.",
                                        low=0, high=1000)

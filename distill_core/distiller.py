@@ -42,6 +42,7 @@ from typing import Any, Protocol
 import torch
 
 from distill_core import checkpointing, environment, parallel, storage, streaming
+from distill_core.bucketing import example_lengths, sampler_for
 from distill_core.config import ExperimentConfig, StageConfig
 from distill_core.data import Split, read_split
 from distill_core.errors import CheckpointError, ConfigError, RunCancelled, TrainingError
@@ -458,6 +459,9 @@ class Trainer:
             self.total_steps = min(self.total_steps, t.max_steps)
         self.scaler = torch.amp.GradScaler("cuda", enabled=t.amp == "fp16")
         self.generator = torch.Generator().manual_seed(config.seed)
+        # Similar lengths per batch (bucketing.py); its batches depend only on (seed, epoch), so resuming needs
+        # just the epoch and position the checkpoint already holds.
+        self.sampler = sampler_for(t.bucket_by_length, example_lengths(self.train_set), t.batch_size, config.seed)
         multi = config.data.multi_label
         self.kd_loss_fn = kd_losses.get("bce" if multi and config.kd.loss in ("kl", "ce") else config.kd.loss)
         self.hard_loss_fn = hard_bce if multi else hard_ce
@@ -527,13 +531,22 @@ class Trainer:
                 self._reset_best()
                 self.stopped_early = False
                 continue
-            if permutation is None:
-                permutation = torch.randperm(len(self.train_set), generator=self.generator)
-            n_batches = self.batches_per_epoch  # sliced from the permutation as needed: no list of N/b tensors
+            if self.sampler is not None:  # this epoch's bucketed batches (bucketing.py)
+                bucketed = [torch.from_numpy(b) for b in self.sampler.epoch_batches(epoch)]
+                n_batches = len(bucketed)
+
+                def batch_at(i: int) -> torch.Tensor:
+                    return bucketed[i]
+            else:
+                if permutation is None:
+                    permutation = torch.randperm(len(self.train_set), generator=self.generator)
+                n_batches, order = self.batches_per_epoch, permutation  # sliced as needed: no list of N/b tensors
+
+                def batch_at(i: int) -> torch.Tensor:
+                    return order[i * t.batch_size: (i + 1) * t.batch_size]
             b = next_batch
             while b < n_batches and self.step < self.total_steps and not self.stopped_early:
-                group = [permutation[i * t.batch_size: (i + 1) * t.batch_size]
-                         for i in range(b, min(b + t.grad_accumulation, n_batches))]
+                group = [batch_at(i) for i in range(b, min(b + t.grad_accumulation, n_batches))]
                 b += len(group)
                 self._optimisation_step(group, epoch, stage)
                 if t.eval_every and self.step % t.eval_every == 0:

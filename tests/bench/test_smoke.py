@@ -30,17 +30,36 @@ def run_script(script: str, args: list[str], tmp_path: Path) -> dict:
 
 
 def test_throughput_runs_every_contender_at_the_tiny_size(tmp_path):
-    out = run_script("throughput.py", ["--size", "tiny", "--setups", "textcnn,t4tiny_matches"], tmp_path)
+    out = run_script("throughput.py", ["--size", "tiny", "--setups", "textcnn,t4tiny_matches", "--threads", "1"],
+                     tmp_path)
     contenders = out["setups"]["textcnn"]["contenders"]
-    expected = {"student_only", "distillery"}
+    expected = {"student_only", "distillery", "distillery_unbucketed"}
     if importlib.util.find_spec("textbrewer") is not None:
         expected |= {"textbrewer", "textbrewer_cached"}
     assert set(contenders) == expected
     for result in [*contenders.values(), *out["setups"]["t4tiny_matches"]["contenders"].values()]:
         assert "error" not in result, result
         assert result["samples_per_s_all"] > 0 and result["peak_rss_mb"] > 0
-        assert len(result["epoch_seconds"]) == 2
+        assert len(result["epoch_seconds"]) == 2 and len(result["epoch_cpu_seconds"]) == 2
+        assert 0.0 <= result["test_accuracy"] <= 1.0
     assert "distillery_vs_student_only_epochs_2_n" in out["setups"]["textcnn"]["ratios"]
+    assert "distillery_vs_distillery_unbucketed_all_epochs" in out["setups"]["textcnn"]["ratios"]
+
+
+def test_throughput_reads_trec_questions(tmp_path):
+    trec = tmp_path / "trec"
+    trec.mkdir()
+    questions = [("How far is it from Denver to Aspen ?", "NUM"), ("What is CNN ?", "ABBR"),
+                 ("Who wrote Hamlet , the play about a prince of Denmark ?", "HUM"), ("Where is Perth ?", "LOC")]
+    for name, copies in (("train", 12), ("test", 3)):
+        rows = [f"{q}\t{label}\t{label}:other\n" for q, label in questions * copies]
+        (trec / f"{name}.tsv").write_text("".join(rows), encoding="utf-8")
+    out = run_script("throughput.py", ["--size", "tiny", "--setups", "textcnn", "--data", "trec", "--trec-dir",
+                                       str(trec), "--max-length", "64", "--contenders", "distillery,student_only",
+                                       "--threads", "1"], tmp_path)
+    contenders = out["setups"]["textcnn"]["contenders"]
+    assert out["data"] == "trec" and set(contenders) == {"distillery", "student_only"}
+    assert all("error" not in r and 0.0 <= r["test_accuracy"] <= 1.0 for r in contenders.values()), contenders
 
 
 def test_quality_fills_the_table_at_the_tiny_size(tmp_path):

@@ -108,7 +108,7 @@ FULL = {
     "hard_weight_schedule": "linear_growth", "lr_schedule": "cosine", "warmup_ratio": "0.1", "augment": "on",
     "augment_n_iter": "4", "augment_p_mask": "0.2", "augment_ngram_range": "2, 4", "epochs": "2",
     "batch_size": "16", "learning_rate": "0.0005", "optimizer": "sgd", "weight_decay": "0.01", "grad_clip": "0",
-    "grad_accumulation": "2", "amp": "bf16", "max_steps": "50", "device": "cpu", "priority": "7", "pool": "a100",
+    "grad_accumulation": "2", "bucket_by_length": "off", "amp": "bf16", "max_steps": "50", "device": "cpu", "priority": "7", "pool": "a100",
     "seed": "1234", "teacher_weight": "2", "ensemble": "tiny-bert 0.5",
     "stages": '[{"name": "warm", "epochs": 1}, {"name": "kd", "epochs": 1, "temperature": 4}]',
     "matches_mode": "rows",
@@ -152,7 +152,7 @@ def test_every_group_is_cloned(full, checkpoint):
         "multi_label": True, "label_separator": "|", "student_vocab": "teacher", "tf_preset": "custom",
         "tf_layers": 2, "tf_hidden": 32, "tf_dropout": 0.2, "tf_init_from_teacher": True, "kd_loss": "bce",
         "t2_scaling": "false", "kd_weight": 0.9, "temperature_schedule": "cosine", "temperature_final": 1.5,
-        "augment": True, "augment_ngram_range": "2, 4", "optimizer": "sgd", "grad_clip": 0, "amp": "bf16",
+        "bucket_by_length": "off", "augment": True, "augment_ngram_range": "2, 4", "optimizer": "sgd", "grad_clip": 0, "amp": "bf16",
         "max_steps": 50, "device": "cpu", "priority": 7, "pool": "a100", "seed": 1234, "teacher_weight": 2.0,
         "ensemble": "tiny-bert 0.5", "matches_mode": "rows"}.items()
     assert json.loads(initial["stages"]) == full.config["stages"]

@@ -35,7 +35,7 @@ EVERY_GROUP = {
     "augment_ngram_range": "2, 4", "augment_replace_window": "7", "augment_max_examples": "999",
     # optimisation
     "epochs": "2", "batch_size": "16", "learning_rate": "0.0005", "optimizer": "sgd", "weight_decay": "0.01",
-    "grad_clip": "0", "grad_accumulation": "2", "amp": "bf16", "max_steps": "50", "early_stopping_patience": "3",
+    "grad_clip": "0", "grad_accumulation": "2", "bucket_by_length": "off", "amp": "bf16", "max_steps": "50", "early_stopping_patience": "3",
     "best_metric": "macro_f1", "log_every": "5", "eval_every": "20", "checkpoint_every": "40", "device": "cuda:1",
     # resources
     "priority": "7", "pool": "a100",
@@ -74,6 +74,7 @@ def test_every_groups_values_reach_the_stored_config(alice_client, form_data, wa
     assert dataclasses.asdict(config.train) == {
         "epochs": 2, "batch_size": 16, "learning_rate": 0.0005, "optimizer": "sgd", "weight_decay": 0.01,
         "lr_schedule": "cosine", "warmup_ratio": 0.1, "grad_clip": None, "grad_accumulation": 2,
+        "bucket_by_length": "off",
         "checkpoint_every": 40, "early_stopping_patience": 3, "best_metric": "macro_f1", "amp": "bf16",
         "log_every": 5, "eval_every": 20, "max_steps": 50, "device": "cuda:1"}
     assert (config.seed, config.kind, config.teacher.weight) == (1234, "distill", 2.0)

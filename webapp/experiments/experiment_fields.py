@@ -170,7 +170,7 @@ LAYOUT: dict[str, tuple[str, ...]] = {
     "augment": ("augment", "augment_n_iter", "augment_p_mask", "augment_p_replace", "augment_p_ng",
                 "augment_ngram_range", "augment_replace_window", "augment_max_examples"),
     "optimisation": ("epochs", "batch_size", "learning_rate", "optimizer", "weight_decay", "grad_clip",
-                     "grad_accumulation", "amp", "max_steps", "early_stopping_patience", "best_metric", "log_every",
+                     "grad_accumulation", "bucket_by_length", "amp", "max_steps", "early_stopping_patience", "best_metric", "log_every",
                      "eval_every", "checkpoint_every", "device"),
     "resources": ("priority", "pool", "gpus", "max_runtime_hours"),
     "sweep": ("sweep_temperature", "sweep_alpha", "sweep_learning_rate", "sweep_student_type"),

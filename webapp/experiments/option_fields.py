@@ -53,7 +53,7 @@ LABELS = {
     "early_stopping_patience": "Early-stopping patience", "best_metric": "Best metric", "log_every": "Log every",
     "eval_every": "Evaluate every", "checkpoint_every": "Checkpoint every", "kind": "Run kind", "seed": "Seed",
     "teacher_weight": "Teacher weight", "tune_kd": "Tune KD first", "tune_steps": "Steps per trial",
-    "tune_metric": "Trial metric",
+    "tune_metric": "Trial metric", "bucket_by_length": "Bucket by length",
 }
 CHOICE_LABELS = {
     "textcnn": "TextCNN", "bilstm": "BiLSTM", "bigru": "BiGRU", "transformer": "Transformer",
