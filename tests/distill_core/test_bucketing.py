@@ -76,16 +76,18 @@ def test_lengths_come_from_an_encoded_split():
 
 
 def test_the_trainer_draws_the_samplers_batches(make_config, monkeypatch):
-    used, train_lengths = [], []
-    original = Encoded.batch
+    from distill_core.token_store import StoredSplit  # without augmentation the splits are token stores
 
-    def spy(self, index, device):
+    used, train_lengths = [], []
+    original = StoredSplit.batch
+
+    def spy(self, index, device, width=None):
         if len(self) == 200:  # the train split (dev and test have 60)
             used.append(index.tolist())
-            train_lengths[:] = [self.lengths.numpy()]
-        return original(self, index, device)
+            train_lengths[:] = [example_lengths(self)]
+        return original(self, index, device, width)
 
-    monkeypatch.setattr(Encoded, "batch", spy)
+    monkeypatch.setattr(StoredSplit, "batch", spy)
     config = ExperimentConfig.from_dict(make_config(train={"epochs": 2, "bucket_by_length": "on"}, output_dir=None))
     run(config)
     sampler = BucketBatchSampler(train_lengths[0], 32, seed=config.seed)
