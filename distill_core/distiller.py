@@ -535,14 +535,14 @@ class Trainer:
                 bucketed = [torch.from_numpy(b) for b in self.sampler.epoch_batches(epoch)]
                 n_batches = len(bucketed)
 
-                def batch_at(i: int) -> torch.Tensor:
+                def batch_at(i: int, bucketed: list[torch.Tensor] = bucketed) -> torch.Tensor:
                     return bucketed[i]
             else:
                 if permutation is None:
                     permutation = torch.randperm(len(self.train_set), generator=self.generator)
-                n_batches, order = self.batches_per_epoch, permutation  # sliced as needed: no list of N/b tensors
+                n_batches = self.batches_per_epoch  # sliced from the permutation as needed: no list of N/b tensors
 
-                def batch_at(i: int) -> torch.Tensor:
+                def batch_at(i: int, order: torch.Tensor = permutation) -> torch.Tensor:
                     return order[i * t.batch_size: (i + 1) * t.batch_size]
             b = next_batch
             while b < n_batches and self.step < self.total_steps and not self.stopped_early:
