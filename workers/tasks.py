@@ -58,7 +58,7 @@ def execute(experiment_id: int, token: str | None = None) -> None:
             log.warning("Experiment %s left CLAIMED before it could start", experiment_id)
         return
     sink = DatabaseSink(experiment_id, token=token)
-    run_log = sink.run_log = RunLog()
+    run_log = sink.run_log = RunLog(path=full_log_path(experiment_id))
     run_log.__enter__()
     flags = StopFlags(sink, experiment.max_runtime_seconds)
     keeper = LeaseKeeper(experiment_id, token or "", flags)
@@ -132,6 +132,13 @@ def _duration(seconds: int | None) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}h {minutes:02d}m" if hours else (f"{minutes}m {secs:02d}s" if minutes else f"{secs} s")
+
+
+def full_log_path(experiment_id: int):
+    """The run's full log, beside its output (webapp/experiments/run_files.py lists and serves it)."""
+    from django.conf import settings
+
+    return settings.ARTIFACT_ROOT / "experiments" / str(experiment_id) / "run.log"
 
 
 def teacher_cache_dir():
