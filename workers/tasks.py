@@ -64,6 +64,8 @@ def execute(experiment_id: int, token: str | None = None) -> None:
     keeper = LeaseKeeper(experiment_id, token or "", flags)
     keeper.start()
     inventory.note_job_device(experiment.worker_name)
+    sampler = _start_sampler(experiment_id, sink)
+    log.info("Experiment %s: attempt %s on %s", experiment_id, experiment.attempts, experiment.worker_name or "?")
     try:
         with ShutdownSignal(flags):
             run = distiller()
@@ -96,8 +98,21 @@ def execute(experiment_id: int, token: str | None = None) -> None:
     else:
         queue.finish(experiment_id, S.SUCCEEDED, results=results, token=token)
     finally:
+        if sampler is not None:
+            sampler.stop()
         keeper.stop()
         run_log.__exit__(None, None, None)
+
+
+def _start_sampler(experiment_id: int, sink):
+    """The run's system-metrics sampler (workers/sysmetrics.py); a run without one still runs."""
+    from workers import sysmetrics
+
+    try:
+        return sysmetrics.start_for(experiment_id, sink)
+    except Exception:
+        log.warning("System metrics are off for experiment %s", experiment_id, exc_info=True)
+        return None
 
 
 def distiller():

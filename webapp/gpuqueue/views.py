@@ -16,6 +16,7 @@ from webapp.experiments.access import get_owned, owned
 from webapp.experiments.models import Experiment
 from webapp.gpuqueue import actions
 from webapp.gpuqueue.board import queue_rows, worker_rows
+from webapp.gpuqueue.usage import usage_of, usage_text
 from webapp.gpuqueue.models import POOL_NAME_MAX, POOL_NAME_PATTERN, POOL_NAME_RULE, Pool, QueueSwitch, Worker
 
 S = Experiment.Status
@@ -69,8 +70,8 @@ def board(request):
 @login_required
 def workers(request):
     mine = set(teams_of(request.user).values_list("pk", flat=True))
-    rows = [(w, state, exp if exp and (request.user.is_staff or exp.team_id in mine) else None, exp is not None)
-            for w, state, exp in worker_rows()]
+    rows = [(w, state, exp if exp and (request.user.is_staff or exp.team_id in mine) else None, exp is not None,
+             usage_text(usage_of(exp))) for w, state, exp in worker_rows()]
     return render(request, "gpuqueue/workers.html", {"nav": "workers", "rows": rows, "staff": request.user.is_staff})
 
 
