@@ -16,8 +16,8 @@ from webapp.experiments.access import get_owned, owned
 from webapp.experiments.models import Experiment
 from webapp.gpuqueue import actions
 from webapp.gpuqueue.board import queue_rows, worker_rows
-from webapp.gpuqueue.usage import usage_of, usage_text
 from webapp.gpuqueue.models import POOL_NAME_MAX, POOL_NAME_PATTERN, POOL_NAME_RULE, Pool, QueueSwitch, Worker
+from webapp.gpuqueue.usage import usage_of, usage_text
 
 S = Experiment.Status
 
