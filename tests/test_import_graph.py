@@ -13,7 +13,8 @@ from __future__ import annotations
 from tests.import_graph import cycles, graph, modules
 
 WEBAPP_MAY_USE = {"workers.dispatch", "workers.queue", "workers.launch"}
-WORKERS_MAY_USE = {"webapp.experiments.dependencies", "webapp.experiments.archive_jobs"}
+WORKERS_MAY_USE = {"webapp.experiments.dependencies", "webapp.experiments.archive_jobs",
+                   "webapp.notifications.events", "webapp.notifications.delivery"}
 
 
 def _package(module: str) -> str:
