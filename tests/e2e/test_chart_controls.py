@@ -63,3 +63,25 @@ def test_smoothing_log_scale_and_relative_time(finished_run, live_server, page):
     href = page.get_attribute(f"{box} .csv-links a", "href")
     assert href == f"/experiments/{finished_run.pk}/metrics.csv?key=train%2Floss"
     assert page.js_errors == []
+
+
+def test_compare_curves_have_smoothing_and_log_scale(finished_run, live_server, page):
+    other = Experiment.objects.create(team=finished_run.team, owner=finished_run.owner, name="other",
+                                      teacher=finished_run.teacher, dataset=finished_run.dataset,
+                                      student_type="textcnn", config={}, status=Experiment.Status.SUCCEEDED)
+    add_points(other, "train/loss", {step: 3.0 for step in range(50)})
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/compare/?ids={finished_run.pk},{other.pk}")
+    page.wait_for_function("() => (document.getElementById('compare-loss').data || []).length === 2")
+    assert page.evaluate("document.getElementById('compare-loss').data[0].y.slice(0, 2)") == [1.0, 2.0]
+    box = '.chart-controls[data-for="compare-loss"]'
+    page.evaluate("(sel) => { const s = document.querySelector(sel); s.value = '0.9'; "
+                  "s.dispatchEvent(new Event('input')); }", f"{box} [data-control=smooth]")
+    tail = page.evaluate("document.getElementById('compare-loss').data[0].y.slice(60)")
+    assert all(1.3 < v < 1.7 for v in tail)
+    page.check(f"{box} [data-control=log]")
+    assert page.evaluate("document.getElementById('compare-loss').layout.yaxis.type") == "log"
+    page.evaluate("(sel) => { const s = document.querySelector(sel); s.value = '0'; "
+                  "s.dispatchEvent(new Event('input')); }", f"{box} [data-control=smooth]")
+    assert page.evaluate("document.getElementById('compare-loss').layout.yaxis.type") == "log"  # kept on redraw
+    assert page.js_errors == []
