@@ -17,7 +17,7 @@ from webapp.notifications.send import SendError, post_webhook, send_email
 def attempt_delivery(delivery_id: int) -> str | None:
     """Send the row once unless it was sent already; None on success (or nothing to do), else the error."""
     with transaction.atomic():
-        row = Delivery.objects.select_for_update().select_related("webhook").filter(pk=delivery_id).first()
+        row = Delivery.objects.select_for_update(of=("self",)).select_related("webhook").filter(pk=delivery_id).first()
         if row is None or row.status == Delivery.Status.DELIVERED:
             return None
         row.attempts += 1
