@@ -150,12 +150,16 @@ def test_a_receiver_that_never_answers_ends_failed(alice, make_experiment, recei
                                                   django_capture_on_commit_callbacks):
     r = receiver(failures=100)
     monkeypatch.setattr(notify_tasks.deliver, "max_retries", 2)
+    waits = []
+    real_backoff = notify_tasks.backoff
+    monkeypatch.setattr(notify_tasks, "backoff", lambda n, base: waits.append(real_backoff(n, base)) or waits[-1])
     subscribe(alice)
     Webhook.objects.create(user=alice, url=r.url)
     end(make_experiment(S.RUNNING), S.SUCCEEDED, django_capture_on_commit_callbacks)
     row = Delivery.objects.get()
     assert len(r.requests) == 3 and (row.status, row.attempts) == ("failed", 3)
     assert "HTTP 503" in row.last_error
+    assert waits == [30.0, 60.0]  # the countdowns the two retries were scheduled with (settings: 30 s base)
 
 
 def test_backoff_doubles_and_is_capped():
