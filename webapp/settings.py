@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "webapp.experiments",
     "webapp.api",
     "webapp.gpuqueue",
+    "webapp.notifications",
 ]
 
 MIDDLEWARE = [
@@ -235,7 +236,20 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # is busy. The name lies outside the "<prefix>.<pool>" space, so no pool can collide with it.
 HOUSEKEEPING_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-housekeeping"
 HOUSEKEEPING_SECONDS = 15.0
-CELERY_TASK_ROUTES = {"workers.tasks.housekeeping": {"queue": HOUSEKEEPING_QUEUE}}
+CELERY_TASK_ROUTES = {"workers.tasks.housekeeping": {"queue": HOUSEKEEPING_QUEUE},
+                      "workers.notify_tasks.deliver": {"queue": HOUSEKEEPING_QUEUE}}
+
+# --- notifications (webapp/notifications): Django's mail framework and signed webhooks ---------------
+EMAIL_BACKEND = env_str("DISTILLERY_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("DISTILLERY_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("DISTILLERY_EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("DISTILLERY_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = env_str("DISTILLERY_EMAIL_PASSWORD", "")
+EMAIL_USE_TLS = env_str("DISTILLERY_EMAIL_TLS", "0") == "1"
+DEFAULT_FROM_EMAIL = env_str("DISTILLERY_EMAIL_FROM", "distillery@localhost")
+# The address links in notifications start with (e.g. https://distillery.example.org); "" gives bare paths.
+DISTILLERY_PUBLIC_URL = env_str("DISTILLERY_PUBLIC_URL", "")
+NOTIFY_RETRY_BASE_SECONDS = env_int("DISTILLERY_NOTIFY_RETRY_SECONDS", 30, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     # A copy older than one interval is dropped unrun: the next one is already on its way, so
     # messages sent while the consumer was down do not pile up into a burst.

@@ -7,5 +7,6 @@ urlpatterns = [
     path("accounts/", include("webapp.api.urls_tokens")),
     path("api/", include("webapp.api.urls")),
     path("queue/", include("webapp.gpuqueue.urls")),
+    path("notifications/", include("webapp.notifications.urls")),
     path("", include("webapp.experiments.urls")),
 ]

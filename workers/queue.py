@@ -157,8 +157,10 @@ def finish(experiment_id: int, status: str, *, error: str = "", results: dict[st
 
 def pass_on(experiment_id: int, status: str) -> None:
     """Tell the runs that wait for this one how it ended: wake them on success, end them otherwise."""
+    from webapp.notifications.events import run_ended
     from workers.dispatch import wake_workers
 
+    run_ended(experiment_id, status)  # after commit; never raises
     if status == S.SUCCEEDED:
         for pool in dependencies.after_success(experiment_id):
             wake_workers(pool)

@@ -66,6 +66,7 @@ class DatabaseSink:
         self.step = 0
         self.cancel_requested = False
         self.run_log: Any = None  # a workers.runlog.RunLog whose lines each flush stores
+        self.sampler: Any = None  # a workers.sysmetrics.SystemSampler whose samples each flush stores
         self.results: dict[str, Any] | None = None
         self.phase: dict[str, Any] | None = None
         self._last_flush = clock()
@@ -143,6 +144,13 @@ class DatabaseSink:
             self.buffer[(key, int(step))] = value
             self.latest[key] = value
 
+    def _take_samples(self) -> None:
+        """The system samples taken since the last flush (keyed by second, not step: see workers/sysmetrics.py)."""
+        for (key, second), value in self.sampler.drain().items():
+            if math.isfinite(value):
+                self.buffer[(key, second)] = value
+                self.latest[key] = value
+
     def _keep_best(self, key: str, value: Any) -> None:
         if isinstance(value, (int, float)) and math.isfinite(value) and (key not in self.best or value > self.best[key]):
             self.best[key] = float(value)
@@ -190,6 +198,8 @@ class DatabaseSink:
         Raises ClaimLost, having written nothing, when it does not.
         """
         self._carry_over()
+        if self.sampler is not None:
+            self._take_samples()
         points = [(k, s, v) for (k, s), v in self.buffer.items()]  # tuples: no model instance per point
         progress = min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
         log_tail = {"log_tail": self.run_log.text()} if self.run_log is not None and self.run_log.changed else {}

@@ -61,12 +61,14 @@ def execute(experiment_id: int, token: str | None = None) -> None:
             log.warning("Experiment %s left CLAIMED before it could start", experiment_id)
         return
     sink = DatabaseSink(experiment_id, token=token)
-    run_log = sink.run_log = RunLog()
+    run_log = sink.run_log = RunLog(path=full_log_path(experiment_id))
     run_log.__enter__()
     flags = StopFlags(sink, experiment.max_runtime_seconds)
     keeper = LeaseKeeper(experiment_id, token or "", flags)
     keeper.start()
     inventory.note_job_device(experiment.worker_name)
+    sampler = _start_sampler(experiment_id, sink)
+    log.info("Experiment %s: attempt %s on %s", experiment_id, experiment.attempts, experiment.worker_name or "?")
     try:
         with ShutdownSignal(flags):
             run = distiller(experiment)
@@ -99,8 +101,21 @@ def execute(experiment_id: int, token: str | None = None) -> None:
     else:
         queue.finish(experiment_id, S.SUCCEEDED, results=results, token=token)
     finally:
+        if sampler is not None:
+            sampler.stop()
         keeper.stop()
         run_log.__exit__(None, None, None)
+
+
+def _start_sampler(experiment_id: int, sink):
+    """The run's system-metrics sampler (workers/sysmetrics.py); a run without one still runs."""
+    from workers import sysmetrics
+
+    try:
+        return sysmetrics.start_for(experiment_id, sink)
+    except Exception:
+        log.warning("System metrics are off for experiment %s", experiment_id, exc_info=True)
+        return None
 
 
 def distiller(experiment=None):
@@ -140,6 +155,13 @@ def _duration(seconds: int | None) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}h {minutes:02d}m" if hours else (f"{minutes}m {secs:02d}s" if minutes else f"{secs} s")
+
+
+def full_log_path(experiment_id: int):
+    """The run's full log, beside its output (webapp/experiments/run_files.py lists and serves it)."""
+    from django.conf import settings
+
+    return settings.ARTIFACT_ROOT / "experiments" / str(experiment_id) / "run.log"
 
 
 def teacher_cache_dir():

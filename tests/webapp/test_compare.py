@@ -152,7 +152,7 @@ def test_a_missing_id_is_404(alice_client, runs):
 
 
 @pytest.mark.parametrize("query", [
-    "", "?ids=", "?ids=1", "?ids=a,b", "?ids=-1,-2", "?ids=1,99999999999999999999999999999", "?ids=%00,1",
+    "?ids=1", "?ids=a,b", "?ids=-1,-2", "?ids=1,99999999999999999999999999999", "?ids=%00,1",
     "?ids=%E4%B8%AD,1", "?ids=<script>alert(1)</script>,2", "?ids=" + ",".join(["1"] * 5000),
     "?ids=" + ",".join(str(i) for i in range(1, 40)),
 ])
@@ -161,6 +161,13 @@ def test_bad_ids_get_a_clear_message_never_a_500(alice_client, runs, query):
     assert response.status_code == 400
     html = response.content.decode()
     assert "Nothing to compare" in html and "<script>alert" not in html
+
+
+@pytest.mark.parametrize("query", ["", "?ids=", "?ids=,"])
+def test_no_ids_at_all_shows_the_chooser(alice_client, runs, query):
+    response = alice_client.get("/compare/" + query)
+    assert response.status_code == 200
+    assert {e.pk for e in response.context["choices"]} >= {r.pk for r in runs}
 
 
 def test_hostile_names_and_config_values_are_escaped(alice_client, make_experiment):

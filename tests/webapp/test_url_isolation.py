@@ -25,8 +25,10 @@ from django.urls import URLResolver, get_resolver
 
 from webapp.accounts.models import Membership, Team
 from webapp.api.models import ApiToken
+from webapp.experiments import run_files
 from webapp.experiments.models import Checkpoint, Dataset, Experiment, Tag
 from webapp.gpuqueue.models import Pool, QueueSwitch, Worker
+from webapp.notifications.models import Delivery, NotificationSettings, Webhook
 
 TEAM, STAFF, ADMIN = "team", "staff", "admin"
 
@@ -43,7 +45,12 @@ TEAM_URLS = {
     "gpuqueue:cancel": "experiment",
     "experiments:checkpoint_status": "checkpoint",
     "api_token_revoke": "token",  # a token is the user's own: another user's is 404 too
+    "experiments:artifacts": "experiment", "experiments:artifact_file": "experiment",
+    "experiments:run_log": "experiment", "experiments:metrics_csv": "experiment",
+    "notifications:delete_webhook": "webhook",  # a person's own, like a token
 }
+# Arguments that are not ids get these values (a file the world's experiment has).
+PARAM_VALUES = {"path": "run/run.log"}
 # Staff-only: a member of any team gets 403 before the object is looked up.
 STAFF_URLS = {
     "gpuqueue:top": "experiment", "gpuqueue:ahead": "experiment", "gpuqueue:priority": "experiment",
@@ -101,11 +108,15 @@ def world(acme, other, alice, charlie, finished_experiment, checkpoint, dataset)
     token, _ = ApiToken.issue(alice, "alice's script")
     finished_experiment.environment = {"python": "3.11.7", "packages": {"torch": "2.13.0"}}  # its downloads exist
     finished_experiment.save(update_fields=["environment"])
+    log = run_files.log_path(finished_experiment.pk)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("12:00:00 INFO workers.tasks: alice's run\n")
     return {
         "experiment": finished_experiment, "checkpoint": checkpoint, "dataset": dataset, "token": token,
         "team": acme, "user": alice, "group": Group.objects.create(name="acme-admins"),
         "worker": Worker.objects.create(name="gpu0@acme-box", host="acme-box"),
         "pool": Pool.objects.create(name="acme-a100"),
+        "webhook": Webhook.objects.create(user=alice, url="http://127.0.0.1:9/alice"),
         # django-axes' sign-in records (staff-only admin pages): one of each, about alice
         "access_attempt": AccessAttempt.objects.create(username="alice", ip_address="10.0.0.1", failures_since_start=1),
         "access_log": AccessLog.objects.create(username="alice", ip_address="10.0.0.1"),
@@ -123,7 +134,7 @@ def fill(pattern: Pattern, world) -> tuple[str, str]:
     elif pattern.name in TEAM_URLS or pattern.name in STAFF_URLS:
         rule = TEAM if pattern.name in TEAM_URLS else STAFF
         kind = TEAM_URLS.get(pattern.name) or STAFF_URLS[pattern.name]
-        values = dict.fromkeys(pattern.params, world[kind].pk)
+        values = {param: PARAM_VALUES.get(param, world[kind].pk) for param in pattern.params}
     else:
         pytest.fail(f"{route} ({pattern.name or 'unnamed'}) takes {pattern.params} and this test cannot fill it: "
                     "add it to TEAM_URLS or STAFF_URLS in tests/webapp/test_url_isolation.py with the kind of "
@@ -153,7 +164,7 @@ def snapshot() -> dict[str, list[dict]]:
     """Every row an intruder could change (volatile bookkeeping columns left out)."""
     volatile = {"last_used_at", "last_login"}
     models = (Team, Membership, Checkpoint, Dataset, Experiment, Experiment.tags.through, Tag, ApiToken, Worker, Pool,
-              QueueSwitch, Group, get_user_model())
+              QueueSwitch, Group, get_user_model(), Webhook, NotificationSettings, Delivery)
     return {m.__name__: [{k: v for k, v in row.items() if k not in volatile} for row in m.objects.order_by("pk").values()]
             for m in models}
 

@@ -19,6 +19,12 @@ class FakeClock:
         return self.now
 
 
+@pytest.fixture(autouse=True)
+def _no_system_samples(monkeypatch):
+    """These tests compare stored points exactly; tests/workers/test_sysmetrics.py turns sampling on itself."""
+    monkeypatch.setenv("DISTILLERY_SYSTEM_METRICS_SECONDS", "0")
+
+
 @pytest.fixture
 def make_experiment(db):
     user = get_user_model().objects.create_user("alice", password="pw")

@@ -7,6 +7,7 @@ from webapp.experiments import views_experiments as experiments
 from webapp.experiments import views_json as live
 from webapp.experiments import views_list as listing
 from webapp.experiments import views_registry as registry
+from webapp.experiments import views_tracker as tracker
 
 app_name = "experiments"
 urlpatterns = [
@@ -23,6 +24,11 @@ urlpatterns = [
     path("experiments/<int:pk>/annotate.json", listing.experiment_annotate, name="annotate"),
     path("experiments/<int:pk>/predict.json", artifacts.predict, name="predict"),
     path("experiments/<int:pk>/student.zip", artifacts.download_student, name="download_student"),
+    path("experiments/live.json", tracker.live, name="live"),
+    path("experiments/<int:pk>/artifacts/", tracker.artifacts, name="artifacts"),
+    path("experiments/<int:pk>/artifacts/<path:path>", tracker.artifact_file, name="artifact_file"),
+    path("experiments/<int:pk>/run.log", tracker.run_log, name="run_log"),
+    path("experiments/<int:pk>/metrics.csv", tracker.metrics_csv, name="metrics_csv"),
     path("checkpoints/", registry.checkpoint_list, name="checkpoints"),
     path("checkpoints/new/", registry.checkpoint_new, name="checkpoint_new"),
     path("checkpoints/<int:pk>/", registry.checkpoint_detail, name="checkpoint"),

@@ -13,6 +13,8 @@ from webapp.experiments import environment_view
 from webapp.experiments.access import owned
 from webapp.experiments.models import Experiment
 
+CHOOSER_ROWS = 200  # the newest runs of the user's teams offered by /compare/ without ids
+
 # Which row of the results table is best: the highest or the lowest value.
 BEST = {"student_accuracy": max, "student_f1": max, "best_dev": max, "parameters": min, "bytes": min,
         "latency_b1": min, "latency_b32": min, "compression": max, "speedup": max}
@@ -30,6 +32,11 @@ def _best_marks(rows: list[dict]) -> dict[str, float | None]:
 @require_GET
 def compare(request):
     raw = request.GET.getlist("ids")
+    if not any(part.strip(" ,") for part in raw):  # opened without ids: choose the runs to compare
+        return render(request, "experiments/compare_choose.html", {
+            "choices": owned(request.user, Experiment).select_related("team", "teacher", "dataset")
+            .defer("latest", "config", "results", "log_tail").order_by("-pk")[:CHOOSER_ROWS],
+            "max": cmp.MAX_COMPARE, "nav": "experiments"})
     try:
         ids = cmp.parse_ids(raw)
     except cmp.IdsError as exc:

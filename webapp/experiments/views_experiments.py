@@ -36,15 +36,25 @@ LIVE_CHARTS = [
 ]
 
 
+# What the worker samples while a run trains (workers/sysmetrics.py), keyed by seconds since the run started.
+SYSTEM_CHARTS = [
+    {"id": "chart-sys-util", "title": "CPU and GPU utilisation", "keys": ["system/cpu_percent", "system/gpu_util_percent"],
+     "yaxis": "percent", "system": True},
+    {"id": "chart-sys-memory", "title": "Memory", "keys": ["system/rss_mb", "system/gpu_memory_mb"], "yaxis": "MiB",
+     "system": True},
+]
+
+
 def live_charts(experiment: Experiment) -> list[dict]:
-    """The page's charts: LIVE_CHARTS plus one chart of the intermediate-match terms, when the run has any."""
+    """The page's charts: LIVE_CHARTS (plus one of the intermediate-match terms, when the run has any), then
+    SYSTEM_CHARTS."""
     keys = match_keys(experiment.config)
     if not keys:
-        return LIVE_CHARTS
+        return [*LIVE_CHARTS, *SYSTEM_CHARTS]
     loss = {**LIVE_CHARTS[0], "keys": [*LIVE_CHARTS[0]["keys"], "train/intermediate_loss"]}
     matches = {"id": "chart-matches", "title": "Intermediate matches", "keys": [f"train/{k}" for k in keys],
                "yaxis": "weighted loss"}
-    return [loss, matches, *LIVE_CHARTS[1:]]
+    return [loss, matches, *LIVE_CHARTS[1:], *SYSTEM_CHARTS]
 
 
 def match_keys(config: object) -> list[str]:

@@ -21,6 +21,7 @@ from webapp.experiments.models import Experiment
 MAX_STEP = 2**31 - 1
 MIN_POINTS, MAX_POINTS = 10, 5000  # the fewest and most points per series a client may ask for
 MAX_KEYS = 50
+SYSTEM_PREFIX = "system/"
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ def metrics_payload(experiment: Experiment, window: MetricWindow) -> dict[str, A
     cursor = window.after
     reduced = False
     if lo <= window.hi:
-        keys = window.keys or downsample.series_keys(experiment.pk)
+        # system/... series are keyed by seconds, not steps: only sent when asked for by name (their own cursor)
+        keys = window.keys or [k for k in downsample.series_keys(experiment.pk) if not k.startswith(SYSTEM_PREFIX)]
         for key in keys:
             points, was_reduced = downsample.query_series(experiment.pk, key, lo, window.hi, window.points)
             if not points:

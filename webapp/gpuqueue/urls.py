@@ -1,11 +1,12 @@
 from django.urls import path
 
-from webapp.gpuqueue import views
+from webapp.gpuqueue import usage, views
 
 app_name = "gpuqueue"
 urlpatterns = [
     path("", views.board, name="board"),
     path("workers/", views.workers, name="workers"),
+    path("workers/usage.json", usage.workers_usage, name="workers_usage"),
     path("pause/", views.pause, name="pause"),
     path("<int:pk>/cancel/", views.cancel, name="cancel"),
     path("<int:pk>/top/", views.move_top, name="top"),

@@ -17,6 +17,7 @@ from webapp.experiments.models import Experiment
 from webapp.gpuqueue import actions
 from webapp.gpuqueue.board import queue_rows, worker_rows
 from webapp.gpuqueue.models import POOL_NAME_MAX, POOL_NAME_PATTERN, POOL_NAME_RULE, Pool, QueueSwitch, Worker
+from webapp.gpuqueue.usage import usage_text, worker_usage
 
 S = Experiment.Status
 
@@ -70,7 +71,7 @@ def board(request):
 def workers(request):
     mine = set(teams_of(request.user).values_list("pk", flat=True))
     rows = [(w, state, [e for e in runs if request.user.is_staff or e.team_id in mine],
-             sum(1 for e in runs if not (request.user.is_staff or e.team_id in mine)))
+             sum(1 for e in runs if not (request.user.is_staff or e.team_id in mine)), usage_text(worker_usage(runs)))
             for w, state, runs in worker_rows()]
     return render(request, "gpuqueue/workers.html", {"nav": "workers", "rows": rows, "staff": request.user.is_staff})
 

@@ -69,6 +69,39 @@
     return Number(value.toPrecision(3)).toString();
   }
 
-  window.Distillery = { COLORS: COLORS, CONFIG: CONFIG, readJSON: readJSON, plain: plain, layout: layout, duration: duration,
+  // Exponential moving average as TensorBoard draws it (debiased, so the first points are not pulled to 0);
+  // null points stay null and do not move the average. weight 0 returns the values unchanged.
+  function smooth(values, weight) {
+    if (!(weight > 0)) return values.slice();
+    let last = 0, n = 0;
+    return values.map(function (v) {
+      if (typeof v !== "number" || !isFinite(v)) return null;
+      last = last * weight + (1 - weight) * v;
+      n += 1;
+      return last / (1 - Math.pow(weight, n));
+    });
+  }
+
+  // step -> seconds since the run started, from the `system/step` samples (seconds[i] the run was at steps[i]):
+  // linear between samples, the first/last rate beyond them. null when there are no samples.
+  function clock(seconds, steps) {
+    if (!seconds || !seconds.length) return null;
+    return function (step) {
+      let lo = 0, hi = steps.length - 1;
+      if (step <= steps[0]) return steps[0] > 0 ? seconds[0] * step / steps[0] : seconds[0];
+      if (step >= steps[hi]) {
+        if (hi === 0 || steps[hi] === steps[hi - 1]) return seconds[hi];
+        return seconds[hi] + (step - steps[hi]) * (seconds[hi] - seconds[hi - 1]) / (steps[hi] - steps[hi - 1]);
+      }
+      while (hi - lo > 1) {
+        const mid = (lo + hi) >> 1;
+        if (steps[mid] <= step) lo = mid; else hi = mid;
+      }
+      const span = steps[hi] - steps[lo];
+      return span ? seconds[lo] + (step - steps[lo]) * (seconds[hi] - seconds[lo]) / span : seconds[lo];
+    };
+  }
+
+  window.Distillery = { smooth: smooth, clock: clock, COLORS: COLORS, CONFIG: CONFIG, readJSON: readJSON, plain: plain, layout: layout, duration: duration,
     pct: pct, num: num, sci: sci };
 })();

@@ -39,14 +39,42 @@
       marker: { size: 5 }, hovertemplate: D.plain(s.name) + " · " + metric + "<br>step %{x}: %{y:.4g}<extra></extra>" };
   }
 
+  // Smoothing and log scale per chart (the same controls as the experiment page); redrawn from the loaded points.
+  const view = { "compare-loss": { smooth: 0 }, "compare-dev": { smooth: 0 } };
+  let loaded = null;
+
+  function smoothed(id, key) {
+    return { steps: key.steps, values: D.smooth(key.values, view[id].smooth) };
+  }
+
+  document.querySelectorAll(".chart-controls[data-for]").forEach(function (box) {
+    const id = box.dataset.for;
+    const slider = box.querySelector("[data-control=smooth]");
+    const log = box.querySelector("[data-control=log]");
+    slider.addEventListener("input", function () {
+      view[id].smooth = Math.min(0.99, Math.max(0, parseFloat(slider.value) || 0));
+      box.querySelector("[data-smooth-value]").textContent = view[id].smooth.toFixed(2);
+      if (loaded) drawCurves(loaded);
+    });
+    log.addEventListener("change", function () {
+      view[id].log = log.checked;
+      if (document.getElementById(id).data) Plotly.relayout(id, { "yaxis.type": log.checked ? "log" : "linear" });
+    });
+  });
+
   function drawCurves(all) {
+    loaded = all;
     const loss = [], dev = [];
     all.forEach(function (metrics, i) {
       const s = series[i];
-      if (metrics["train/loss"]) loss.push(line(i, s, "loss", metrics["train/loss"], null, "lines"));
-      if (metrics["dev/accuracy"]) dev.push(line(i, s, "accuracy", metrics["dev/accuracy"], null, "lines+markers"));
+      if (metrics["train/loss"]) {
+        loss.push(line(i, s, "loss", smoothed("compare-loss", metrics["train/loss"]), null, "lines"));
+      }
+      if (metrics["dev/accuracy"]) {
+        dev.push(line(i, s, "accuracy", smoothed("compare-dev", metrics["dev/accuracy"]), null, "lines+markers"));
+      }
       if (metrics["dev/macro_f1"]) {
-        const f1 = line(i, s, "macro-F1", metrics["dev/macro_f1"], "dot", "lines+markers");
+        const f1 = line(i, s, "macro-F1", smoothed("compare-dev", metrics["dev/macro_f1"]), "dot", "lines+markers");
         f1.showlegend = false;
         dev.push(f1);
       }
@@ -62,7 +90,8 @@
       return;
     }
     if (empty) empty.hidden = true;
-    Plotly.newPlot(id, traces, D.layout(Object.assign({ hovermode: "closest", xaxis: { title: { text: "step" } } },
+    extra.yaxis.type = view[id].log ? "log" : "linear";
+    Plotly.react(id, traces, D.layout(Object.assign({ hovermode: "closest", xaxis: { title: { text: "step" } } },
       extra)), D.CONFIG);
   }
 

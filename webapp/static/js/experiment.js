@@ -19,45 +19,105 @@
   let cursor = -1;
 
   // --- live charts -------------------------------------------------------------------
+  // Each chart keeps its raw points; what is drawn is derived from them and the chart's controls
+  // (smoothing, log scale, step or relative-time axis), so a control change never re-fetches.
   const charts = D.readJSON("live-charts") || [];
-  const traceOf = {}; // metric key -> {id, index}
+  const raw = {}; // chart id -> {key: {steps, values}}
+  const view = {}; // chart id -> {smooth, log, time}
+  let clockSamples = { steps: [], values: [] }; // system/step: seconds since start -> training step
+  let sysCursor = -1;
   charts.forEach(function (chart) {
+    raw[chart.id] = {};
+    chart.keys.forEach(function (key) { raw[chart.id][key] = { steps: [], values: [] }; });
+    view[chart.id] = { smooth: 0, log: false, time: false };
     const isDev = chart.keys[0].indexOf("dev/") === 0;
     const traces = chart.keys.map(function (key) {
       return { type: "scatter", mode: isDev ? "lines+markers" : "lines",
-        name: NAMES[key] || key.replace(/^train\//, ""),
+        name: NAMES[key] || key.replace(/^(train|system)\//, ""),
         x: [], y: [], line: { width: 2 }, marker: { size: 6 } };
     });
-    chart.keys.forEach(function (key, i) { traceOf[key] = { id: chart.id, index: i }; });
     const yaxis = { title: { text: chart.yaxis } };
     if (isDev) { yaxis.tickformat = ".0%"; }
     if (chart.id === "chart-lr") { yaxis.exponentformat = "e"; yaxis.rangemode = "tozero"; }
     // Axes stay hidden until the first points arrive: an empty plot's default ranges mislead.
     yaxis.visible = false;
-    Plotly.newPlot(chart.id, traces, D.layout({ xaxis: { title: { text: "step" }, visible: false }, yaxis: yaxis,
+    const xTitle = chart.system ? "seconds since start" : "step";
+    Plotly.newPlot(chart.id, traces, D.layout({ xaxis: { title: { text: xTitle }, visible: false }, yaxis: yaxis,
       showlegend: chart.keys.length > 1 }), D.CONFIG);
   });
+  const chartById = {};
+  charts.forEach(function (chart) { chartById[chart.id] = chart; });
 
-  function append(series) {
-    const updates = {};
-    Object.keys(series).forEach(function (key) {
-      const target = traceOf[key];
-      if (!target || !series[key].steps.length) return;
-      const u = updates[target.id] || (updates[target.id] = { x: [], y: [], indices: [] });
-      u.x.push(series[key].steps);
-      u.y.push(series[key].values);
-      u.indices.push(target.index);
-    });
-    Object.keys(updates).forEach(function (id) {
-      const u = updates[id];
-      Plotly.extendTraces(id, { x: u.x, y: u.y }, u.indices);
-      const empty = document.querySelector('.chart-empty[data-for="' + id + '"]');
-      if (empty && !empty.hidden) {
-        empty.hidden = true;
-        Plotly.relayout(id, { "xaxis.visible": true, "yaxis.visible": true });
-      }
-    });
+  function stepClock() {
+    return D.clock(clockSamples.steps, clockSamples.values);
   }
+
+  function render(chart) {
+    const v = view[chart.id];
+    const toTime = v.time && !chart.system ? stepClock() : null;
+    const x = [], y = [], indices = [];
+    let any = false;
+    chart.keys.forEach(function (key, i) {
+      const s = raw[chart.id][key];
+      any = any || s.steps.length > 0;
+      x.push(toTime ? s.steps.map(toTime) : s.steps.slice());
+      y.push(D.smooth(s.values, v.smooth));
+      indices.push(i);
+    });
+    Plotly.restyle(chart.id, { x: x, y: y }, indices);
+    const empty = document.querySelector('.chart-empty[data-for="' + chart.id + '"]');
+    if (any && empty && !empty.hidden) {
+      empty.hidden = true;
+      Plotly.relayout(chart.id, { "xaxis.visible": true, "yaxis.visible": true });
+    }
+  }
+
+  function store(series, replace) {
+    const touched = {};
+    Object.keys(series).forEach(function (key) {
+      if (key === "system/step") {
+        Array.prototype.push.apply(clockSamples.steps, series[key].steps);
+        Array.prototype.push.apply(clockSamples.values, series[key].values);
+        return;
+      }
+      charts.forEach(function (chart) {
+        const target = raw[chart.id][key];
+        if (!target || (!series[key].steps.length && !replace)) return;
+        if (replace) { target.steps = []; target.values = []; }
+        Array.prototype.push.apply(target.steps, series[key].steps);
+        Array.prototype.push.apply(target.values, series[key].values);
+        touched[chart.id] = true;
+      });
+    });
+    Object.keys(touched).forEach(function (id) { render(chartById[id]); });
+  }
+  function append(series) { store(series, false); }
+
+  // --- chart controls: smoothing slider, log scale, relative time, CSV of each series -----
+  document.querySelectorAll(".chart-controls[data-for]").forEach(function (box) {
+    const chart = chartById[box.dataset.for];
+    if (!chart) return;
+    const slider = box.querySelector("[data-control=smooth]");
+    const shown = box.querySelector("[data-smooth-value]");
+    if (slider) slider.addEventListener("input", function () {
+      view[chart.id].smooth = Math.min(0.99, Math.max(0, parseFloat(slider.value) || 0));
+      if (shown) shown.textContent = view[chart.id].smooth.toFixed(2);
+      render(chart);
+    });
+    const log = box.querySelector("[data-control=log]");
+    if (log) log.addEventListener("change", function () {
+      view[chart.id].log = log.checked;
+      Plotly.relayout(chart.id, { "yaxis.type": log.checked ? "log" : "linear", "yaxis.autorange": true });
+    });
+    const time = box.querySelector("[data-control=time]");
+    if (time) time.addEventListener("change", function () {
+      view[chart.id].time = time.checked && stepClock() !== null;
+      time.checked = view[chart.id].time;
+      render(chart);
+      Plotly.relayout(chart.id, { "xaxis.title.text": view[chart.id].time ? "seconds since start" : "step",
+        "xaxis.autorange": true });
+    });
+  });
 
   function getJSON(url) {
     return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (r) {
@@ -78,19 +138,32 @@
     });
   }
 
+  // System samples are keyed by seconds since start, not by step: they have their own cursor.
+  const systemKeys = ["system/step"];
+  charts.forEach(function (chart) { if (chart.system) Array.prototype.push.apply(systemKeys, chart.keys); });
+  const systemQuery = systemKeys.map(function (k) { return "key=" + encodeURIComponent(k); }).join("&");
+
+  function loadSystem() {
+    return getJSON(metricsUrl + "?" + systemQuery + "&after=" + encodeURIComponent(sysCursor)).then(function (body) {
+      append(body.series);
+      sysCursor = body.cursor;
+      return body.more ? loadSystem() : null;
+    });
+  }
+
   function loadMetrics() {
     // Keep asking while the server says more points are waiting (long finished runs).
     return getJSON(metricsUrl + "?after=" + encodeURIComponent(cursor)).then(function (body) {
       append(body.series);
       cursor = body.cursor;
-      return body.more ? loadMetrics() : null;
+      return body.more ? loadMetrics() : loadSystem();
     });
   }
 
   // --- zoom: re-query the visible step range; the server downsamples to ~1,000 points ----
   const zoomRequest = {}; // chart id -> number of the latest request, so a stale answer is dropped
   function reloadRange(chart, range) {
-    if (cursor < 0) return;
+    if (cursor < 0 || chart.system || view[chart.id].time) return; // time axes zoom on the points they have
     const lo = range ? Math.max(0, Math.floor(range[0])) : 0;
     // Up to the cursor only: the live poll appends what comes after it.
     const hi = range ? Math.max(lo, Math.min(cursor, Math.ceil(range[1]))) : cursor;
@@ -102,12 +175,10 @@
       if (zoomRequest[chart.id] !== n) return;
       // A poll appended points while this request was out: take the overview again, up to the new cursor.
       if (!range && cursor > hi) { reloadRange(chart, null); return; }
-      const x = [], y = [], indices = [];
-      chart.keys.forEach(function (key, i) {
-        const s = body.series[key] || { steps: [], values: [] };
-        x.push(s.steps); y.push(s.values); indices.push(i);
-      });
-      Plotly.restyle(chart.id, { x: x, y: y }, indices);
+      const series = {};
+      chart.keys.forEach(function (key) { series[key] = body.series[key] || { steps: [], values: [] }; });
+      chart.keys.forEach(function (key) { raw[chart.id][key] = { steps: series[key].steps, values: series[key].values }; });
+      render(chart);
     }).catch(function (error) {
       if (window.console) console.warn("Distillery: could not load the zoomed range:", error.message);
     });
@@ -308,7 +379,8 @@
         hovertemplate: "%{y}: student = %{x:.1%} of the teacher<br>%{customdata}<extra></extra>",
       }], D.layout({
         hovermode: "closest", showlegend: false, margin: { l: 120, r: 48, t: 8, b: 40 },
-        xaxis: { tickformat: ".0%", title: { text: "student as % of teacher" }, rangemode: "tozero" },
+        // A log axis: a 115x speed-up and a 0.9x size share one chart without flattening each other.
+        xaxis: { type: "log", tickformat: ".0%", title: { text: "student as % of teacher (log scale)" } },
         yaxis: { autorange: "reversed", type: "category" },
         shapes: [{ type: "line", xref: "x", yref: "paper", x0: 1, x1: 1, y0: 0, y1: 1,
           line: { color: "#94a3b8", dash: "dot", width: 1 } }],
