@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_core.errors import ConfigError
+from distill_core.lm.options import LMConfig
 
 DATA_FORMATS = ("tsv", "csv", "jsonl")
 STUDENT_TYPES = ("textcnn", "bilstm", "bigru", "transformer")
@@ -25,7 +26,7 @@ TEMPERATURE_SCHEDULES = ("constant", "linear", "cosine", "flsw", "cwsm")
 WEIGHT_SCHEDULES = ("constant", "linear_growth", "linear_decay")
 AMP_MODES = ("off", "bf16", "fp16")
 BEST_METRICS = ("accuracy", "macro_f1")
-RUN_KINDS = ("distill", "finetune_teacher")
+RUN_KINDS = ("distill", "finetune_teacher", "lm_distill")
 
 
 @dataclass
@@ -157,7 +158,8 @@ class ExperimentConfig:
 
     name: str = "experiment"
     # distill: teacher -> student. finetune_teacher: train teacher.path on hard labels and save the
-    # result in output_dir as a new teacher checkpoint.
+    # result in output_dir as a new teacher checkpoint. lm_distill: causal-LM teacher -> causal-LM
+    # student, settings in `lm` (distill_core/lm/).
     kind: str = "distill"
     seed: int = 42
     data: DataConfig = field(default_factory=DataConfig)
@@ -171,6 +173,7 @@ class ExperimentConfig:
     matches: list[dict[str, Any]] | str = field(default_factory=list)
     # Multi-stage runs: a list of StageConfig objects; empty means one stage from train/kd/matches.
     stages: list[dict[str, Any]] = field(default_factory=list)
+    lm: LMConfig = field(default_factory=LMConfig)
     output_dir: str | None = None
 
     @classmethod
@@ -213,7 +216,10 @@ class ExperimentConfig:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if self.kind != "lm_distill":  # other kinds' JSON (and checkpoint fingerprints) stay as they were
+            del out["lm"]
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
@@ -292,6 +298,8 @@ class ExperimentConfig:
                "early_stopping_patience must be 0 (off) or more.")
         _choice(t.best_metric, BEST_METRICS, "train.best_metric")
         _choice(t.amp, AMP_MODES, "train.amp")
+        if self.kind == "lm_distill":
+            self.lm.validate()
         self._validate_matches_and_stages()
 
     def _validate_matches_and_stages(self) -> None:
