@@ -8,8 +8,8 @@ from pathlib import Path
 
 CHAT_TEMPLATE = ("{% for m in messages %}<s> {{ m['role'] }} : {{ m['content'] }} </s> {% endfor %}"
                  "{% if add_generation_prompt %}<s> assistant : {% endif %}")
-WORDS = ("the a cat dog bird sees likes eats runs sleeps big small red blue green fast slow and or "
-         "what does who is where here there yes no one two three four five user assistant : ?").split()
+WORDS = tuple("the a cat dog bird sees likes eats runs sleeps big small red blue green fast slow and or "
+              "what does who is where here there yes no one two three four five user assistant : ?".split())
 
 
 def make_tokenizer(out_dir: str | Path, words: tuple[str, ...] = WORDS):
