@@ -15,6 +15,7 @@ from django.db import transaction
 
 from distill_core.config import ExperimentConfig
 from webapp.experiments import dependencies
+from webapp.experiments.lm_fields import LM_FORM_FIELDS
 from webapp.experiments.models import Checkpoint, Dataset, Experiment
 from workers import dispatch
 
@@ -71,6 +72,7 @@ FORM_FIELDS = {
     "matches": "match_rows",
     "stages": "stages",
 }
+FORM_FIELDS.update(LM_FORM_FIELDS)
 # Built from other inputs, not copied from the form's value of the same name.
 DERIVED = {"teacher.path", "data.max_length"}
 
@@ -85,7 +87,7 @@ STUDENT_OPTION_FIELDS: dict[str, dict[str, str]] = {
                     "ffn": "tf_ffn", "dropout": "tf_dropout", "init_from_teacher": "tf_init_from_teacher"},
 }
 # Config path prefixes whose errors belong to one form field (the longest prefix wins).
-PREFIX_FIELDS = {"matches": "match_rows", "stages": "stages", "teacher.ensemble": "ensemble", "data.": "dataset",
+PREFIX_FIELDS = {"lm.": "lm_mode", "matches": "match_rows", "stages": "stages", "teacher.ensemble": "ensemble", "data.": "dataset",
                  "student.options": "student_type"}
 
 

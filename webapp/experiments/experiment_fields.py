@@ -203,8 +203,11 @@ class ExperimentFields(forms.Form):
         help_text="Optional. The run stops, keeps its metrics and fails once it has run this long.")
 
     # -- advanced --
-    kind = choice([("distill", "Distil a student"), ("finetune_teacher", "Fine-tune the teacher")], "distill",
-                  "Fine-tuning trains the teacher on the labels and saves it as a new checkpoint.", label="Run kind")
+    kind = choice([("distill", "Distil a student"), ("finetune_teacher", "Fine-tune the teacher"),
+                   ("lm_distill", "Distil a language model")], "distill",
+                  "Fine-tuning trains the teacher on the labels and saves it as a new checkpoint. Distilling a "
+                  "language model takes a causal-LM teacher and JSONL prompt/response, chat or text data "
+                  "(settings under Language model).", label="Run kind")
     seed = integer(42, 0, MAX_INT, "Seeds initialisation, shuffling and augmentation.", label="Seed")
     teacher_weight = number(1.0, 1e-6, 1000.0, "This teacher's share of the ensemble's soft targets.",
                             label="Teacher weight")
