@@ -90,7 +90,6 @@ def run_trl(args) -> dict:
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from trl.experimental.gkd import GKDConfig, GKDTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(WORK / "teacher")
@@ -116,12 +115,12 @@ def same_batch_kl(args) -> dict:
     """Forward KL of the untrained student against the teacher on the first 8 train rows, by both libraries."""
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     import torch
+    from trl.experimental.gkd import GKDTrainer
+    from trl.experimental.utils import DataCollatorForChatML
 
     from distill_core.lm.data import collate, tokenise
     from distill_core.lm.losses import token_losses
     from distill_core.lm.models import load_causal_lm
-    from trl.experimental.gkd import GKDTrainer
-    from trl.experimental.utils import DataCollatorForChatML
 
     teacher, tokenizer = load_causal_lm(WORK / "teacher", torch.device("cpu"))
     student, _ = load_causal_lm(WORK / "student", torch.device("cpu"))
