@@ -49,13 +49,19 @@ def make_tiny_lm(out_dir: str | Path, family: str = "gpt2", layers: int = 4, hid
     return out
 
 
-def write_toy_data(path: str | Path, n: int, seed: int = 0, kind: str = "prompt_response") -> Path:
-    """`n` JSONL rows of a toy question/answer language: prompt_response, messages or text."""
+def write_toy_data(path: str | Path, n: int, seed: int = 0, kind: str = "prompt_response", rule: bool = False) -> Path:
+    """`n` JSONL rows of a toy question/answer language: prompt_response, messages or text.
+
+    With `rule` the answer follows from the question (the verb from the animal, the object from the
+    colour), so a model can learn it; otherwise verb and object are random.
+    """
     rng = random.Random(seed)
     animals, verbs, colours = ["cat", "dog", "bird"], ["sees", "likes", "eats"], ["red", "blue", "green"]
     rows = []
     for _ in range(n):
         a, b, v, c = rng.choice(animals), rng.choice(animals), rng.choice(verbs), rng.choice(colours)
+        if rule:
+            v, b = verbs[animals.index(a)], animals[colours.index(c)]
         prompt, response = f"what does the {c} {a} ?", f"the {c} {a} {v} the {b}"
         if kind == "messages":
             rows.append({"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]})
