@@ -142,8 +142,11 @@ class LMTrainer:
                 logits = self.student(input_ids=input_ids, attention_mask=attention).logits  # (B, T, V)
             z_s = logits[:, :-1][mask].float()  # (n, V)
             z_t, top_ids = self.targets("train", None if sampled else index, input_ids, attention, mask)
+            gold = input_ids[:, 1:][mask]  # (n,)
+            with torch.set_grad_enabled(o.sft_weight > 0):  # logged either way; no backward pass through a 0 weight
+                sft = sft_cross_entropy(z_s, gold)
             terms = {"distill_loss": self.token_loss(gather_topk(z_s, top_ids) if top_ids is not None else z_s, z_t),
-                     "sft_loss": sft_cross_entropy(z_s, input_ids[:, 1:][mask])}
+                     "sft_loss": sft}
             terms["loss"] = o.distill_weight * terms["distill_loss"] + o.sft_weight * terms["sft_loss"]
             check_finite(terms, self.step)
             self.scaler.scale(terms["loss"] / len(group)).backward()
