@@ -39,10 +39,16 @@ class ProgressSink:
                 self._close()
         elif kind == "step" and self.bar is not None and self.phase == "training":
             m = payload["metrics"]
-            self.bar.set_postfix(loss=f"{m['loss']:.4f}", kd=f"{m['kd_loss']:.4f}", hard=f"{m['hard_loss']:.4f}")
+            if "distill_loss" in m:  # a language-model run
+                self.bar.set_postfix(loss=f"{m['loss']:.4f}", distill=f"{m['distill_loss']:.4f}",
+                                     sft=f"{m['sft_loss']:.4f}")
+            else:
+                self.bar.set_postfix(loss=f"{m['loss']:.4f}", kd=f"{m['kd_loss']:.4f}", hard=f"{m['hard_loss']:.4f}")
         elif kind == "eval":
             m = payload["metrics"]
-            line = f"{payload['split']} step {payload['step']}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}"
+            line = (f"{payload['split']} step {payload['step']}: perplexity {m['perplexity']:.4f}, agreement "
+                    f"{m['agreement']:.4f}" if "perplexity" in m else
+                    f"{payload['split']} step {payload['step']}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}")
             (self.bar.write if self.bar is not None else print)(line)
         elif kind == "trial" and payload["status"] != "running":
             score = f"{payload['score']:.4f}" if payload["score"] is not None else payload["error"]
@@ -123,10 +129,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not main_rank:
         return 0
     s, t, size = results["student"], results["teacher"], results["size"]
-    print(f"\n{results['test_split']} accuracy: student {s['accuracy']:.4f} (macro-F1 {s['macro_f1']:.4f}), "
-          f"teacher {t['accuracy']:.4f} (macro-F1 {t['macro_f1']:.4f})")
-    print(f"parameters: student {size['student']['parameters']:,}, teacher {size['teacher']['parameters']:,} "
-          f"({size['compression']:.1f}x smaller); speed-up at batch 32: {size['speedup']}x")
+    if results.get("kind") == "lm_distill":
+        print(f"\n{results['test_split']} perplexity: student {s['perplexity']:.4f} (agreement {s['agreement']:.4f}), "
+              f"teacher {t['perplexity']:.4f}; {size['compression']:.1f}x fewer parameters, "
+              f"{size['speedup']}x tokens/s at batch 8")
+        for sample in results["samples"]:
+            print(f"  {sample['prompt']!r}\n    teacher: {sample['teacher']!r}\n    student: {sample['student']!r}")
+    else:
+        _print_classifier(results)
     if results["export_dir"]:
         print(f"student exported to {results['export_dir']}")
     if args.results:
@@ -142,6 +152,14 @@ def run_argv(args: argparse.Namespace) -> list[str]:
         if getattr(args, flag):
             argv += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
     return argv + (["--fresh"] if args.fresh else [])
+
+
+def _print_classifier(results: dict[str, Any]) -> None:
+    s, t, size = results["student"], results["teacher"], results["size"]
+    print(f"\n{results['test_split']} accuracy: student {s['accuracy']:.4f} (macro-F1 {s['macro_f1']:.4f}), "
+          f"teacher {t['accuracy']:.4f} (macro-F1 {t['macro_f1']:.4f})")
+    print(f"parameters: student {size['student']['parameters']:,}, teacher {size['teacher']['parameters']:,} "
+          f"({size['compression']:.1f}x smaller); speed-up at batch 32: {size['speedup']}x")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

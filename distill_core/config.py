@@ -15,6 +15,7 @@ from typing import Any
 
 from distill_core import options
 from distill_core.errors import ConfigError
+from distill_core.lm.options import LMConfig
 from distill_core.options import build as _build
 from distill_core.options import opt, registry_names
 
@@ -25,7 +26,7 @@ LR_SCHEDULES = ("constant", "linear", "cosine")
 AMP_MODES = ("off", "bf16", "fp16")
 BUCKETING_MODES = ("auto", "on", "off")
 BEST_METRICS = ("accuracy", "macro_f1")
-RUN_KINDS = ("distill", "finetune_teacher")
+RUN_KINDS = ("distill", "finetune_teacher", "lm_distill")
 # Names that a registry holds are read from it (students, KD losses, schedules): no copy here.
 STUDENTS = registry_names("distill_core.student_options", "student_types")
 KD_LOSSES = registry_names("distill_core.losses", "kd_losses")
@@ -209,7 +210,8 @@ class ExperimentConfig:
 
     name: str = "experiment"
     kind: str = opt("distill", "distill: teacher -> student. finetune_teacher: train teacher.path on the labels "
-                               "and save it in output_dir as a new teacher checkpoint.", choices=RUN_KINDS)
+                               "and save it in output_dir as a new teacher checkpoint. lm_distill: causal-LM "
+                               "teacher -> causal-LM student, settings in `lm` (distill_core/lm/).", choices=RUN_KINDS)
     seed: int = opt(42, "Seeds initialisation, shuffling and augmentation.", low=0, high=2**31 - 1)
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
@@ -223,6 +225,7 @@ class ExperimentConfig:
     matches: list[dict[str, Any]] | str = field(default_factory=list)
     # Multi-stage runs: a list of StageConfig objects; empty means one stage from train/kd/matches.
     stages: list[dict[str, Any]] = field(default_factory=list)
+    lm: LMConfig = field(default_factory=LMConfig)
     output_dir: str | None = None
 
     @classmethod
@@ -265,7 +268,10 @@ class ExperimentConfig:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if self.kind != "lm_distill":  # other kinds' JSON (and checkpoint fingerprints) stay as they were
+            del out["lm"]
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
@@ -301,6 +307,8 @@ class ExperimentConfig:
         if k.temperature_schedule in ("linear", "cosine"):
             _check(k.temperature_final is not None, "kd.temperature_final", f"A {k.temperature_schedule} temperature "
                    f"schedule needs temperature_final greater than 0 (got {k.temperature_final}).")
+        if self.kind == "lm_distill":
+            self.lm.validate()  # lm/options.py: its own checks (not yet opt() declarations)
         self._validate_matches_and_stages()
         self._validate_tune()
 

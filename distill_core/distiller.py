@@ -183,6 +183,10 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
 
         return run_finetune(config, sink, should_cancel, engine=sys.modules[__name__], resume=resume,
                             hub_cache=hub_cache)
+    if config.kind == "lm_distill":
+        from distill_core.lm.run import run_lm
+
+        return run_lm(config, sink, should_cancel, resume=resume, cache_dir=cache_dir, hub_cache=hub_cache)
     sink = sink or NullSink()
     started = time.monotonic()
     seed_everything(config.seed)

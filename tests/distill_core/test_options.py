@@ -38,7 +38,9 @@ def _all_fields(cls: type, prefix: str = "") -> list[str]:
 
 def test_every_scalar_option_of_the_config_and_of_every_student_is_declared():
     declared_paths = {d.path for d in declared(ExperimentConfig)}
-    assert set(_all_fields(ExperimentConfig)) - STRUCTURAL == declared_paths
+    # the causal-LM section (distill_core/lm/options.py) still checks itself and has hand-made inputs (lm_fields.py)
+    fields = {path for path in _all_fields(ExperimentConfig) if not path.startswith("lm.")}
+    assert fields - STRUCTURAL == declared_paths
     for student in student_types.ordered():
         cls = student_types.get(student)
         assert {d.name for d in declared(cls)} == {f.name for f in dataclasses.fields(cls)}, student

@@ -107,6 +107,10 @@ def pareto_front(points: Sequence[tuple[float | None, float | None]]) -> list[bo
 
 def results_row(experiment) -> dict[str, Any]:
     """The compare table's numbers for one experiment (None where the run has no results yet)."""
+    from webapp.experiments.lm_fields import lm_compare_row
+
+    if (lm := lm_compare_row(experiment.results)) is not None:
+        return lm
     summary = summarise(experiment.results) or {}
     rows = {r["name"]: r for r in summary.get("size_rows", [])}
 
@@ -120,18 +124,24 @@ def results_row(experiment) -> dict[str, Any]:
         "parameters": size("Parameters", "student"), "bytes": size("Size on disk", "student"),
         "latency_b1": size("Latency, batch 1", "student"), "latency_b32": size("Latency, batch 32", "student"),
         "compression": summary.get("compression"), "speedup": summary.get("speedup"),
-        "best_dev": (summary.get("best_dev") or {}).get("accuracy"),
+        "best_dev": (summary.get("best_dev") or {}).get("accuracy"), "student_perplexity": None,
     }
 
 
-def scatter(experiments: list, rows: list[dict[str, Any]], cost: str) -> dict[str, Any]:
-    """One scatter plot's data: student accuracy against `cost` ("bytes" or "latency_b1"), front marked."""
-    points = [(row[cost], row["student_accuracy"]) for row in rows]
-    front = pareto_front(points)
+def scatter(experiments: list, rows: list[dict[str, Any]], cost: str, quality: str = "student_accuracy"
+            ) -> dict[str, Any]:
+    """One scatter plot's data: student quality against `cost` ("bytes" or "latency_b1"), front marked.
+
+    quality is "student_accuracy" (higher is better) or "student_perplexity" (language models: lower is better).
+    """
+    points = [(row[cost], row[quality]) for row in rows]
+    lower_better = quality == "student_perplexity"
+    front = pareto_front([(c, -q if lower_better and q is not None else q) for c, q in points])
     return {
         "ids": [e.pk for e in experiments],
         "names": [e.name for e in experiments],
         "x": [p[0] / 1e6 if p[0] is not None and cost == "bytes" else p[0] for p in points],
         "y": [p[1] for p in points],
         "front": front,
+        "quality": "test perplexity" if lower_better else "test accuracy",
     }

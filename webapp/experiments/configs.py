@@ -16,6 +16,7 @@ from django.db import transaction
 from distill_core.config import ExperimentConfig
 from webapp.experiments import dependencies
 from webapp.experiments.experiment_fields import INPUTS, STUDENT_INPUTS
+from webapp.experiments.lm_fields import LM_FORM_FIELDS
 from webapp.experiments.models import Checkpoint, Dataset, Experiment
 from workers import dispatch
 
@@ -35,13 +36,14 @@ FORM_FIELDS = {
     "matches": "match_rows",
     "stages": "stages",
 }
+FORM_FIELDS.update(LM_FORM_FIELDS)
 # Built from other inputs, not copied from the form's value of the same name.
 DERIVED = {"teacher.path", "data.max_length"}
 # student.type -> {option name -> form field}: each student's options have their own inputs.
 STUDENT_OPTION_FIELDS: dict[str, dict[str, str]] = {
     student: {d.name: name for name, d in inputs.items()} for student, inputs in STUDENT_INPUTS.items()}
 # Config path prefixes whose errors belong to one form field (the longest prefix wins).
-PREFIX_FIELDS = {"matches": "match_rows", "stages": "stages", "teacher.ensemble": "ensemble", "data.": "dataset",
+PREFIX_FIELDS = {"lm.": "lm_mode", "matches": "match_rows", "stages": "stages", "teacher.ensemble": "ensemble", "data.": "dataset",
                  "student.options": "student_type"}
 
 

@@ -24,11 +24,15 @@ from webapp.experiments.access import owned
 from webapp.experiments.configs import build_config, form_field_for
 from webapp.experiments.experiment_fields import EXTRAS, RANGES, SECTIONS, STUDENT_CHOICES, ExperimentFields
 from webapp.experiments.form_base import TeamFormMixin
+from webapp.experiments.lm_fields import KIND as LM_KIND
+from webapp.experiments.lm_fields import SECTION as LM_SECTION
+from webapp.experiments.lm_fields import LMFields
 from webapp.experiments.matches_check import check_config, generate_rows
 from webapp.experiments.models import Checkpoint, Dataset
 
 __all__ = ["ExperimentForm", "STUDENT_CHOICES", "SECTIONS"]
 
+SECTIONS["lm"] = LM_SECTION  # declared beside its fields (lm_fields imports experiment_fields' helpers)
 MAX_ENSEMBLE = 8
 # Unfolded on a fresh form: the original ten inputs live here; the rest waits in folded groups.
 OPEN_BY_DEFAULT = ("basics", "student", "kd", "optimisation")
@@ -51,7 +55,7 @@ def registry_choices() -> dict[str, list[tuple[str, str]]]:
             "generate_loss": [(n, n) for n in intermediate_losses.names()]}
 
 
-class ExperimentForm(TeamFormMixin, ExperimentFields):
+class ExperimentForm(TeamFormMixin, ExperimentFields, LMFields):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.setup_team(user)
@@ -287,6 +291,8 @@ class ExperimentForm(TeamFormMixin, ExperimentFields):
                 self.add_error("teacher", f"The checkpoint {teacher.name!r} cannot be used: {what}; register it again.")
                 return
         self.teacher_info = info
+        if self.cleaned_data.get("kind") == LM_KIND:
+            return  # a causal LM has no classes to match; the worker loads it as AutoModelForCausalLM
         labels = list(dataset.labels)
         if isinstance(info.get("num_labels"), int) and info["num_labels"] != len(labels):
             shown = ", ".join(labels[:12]) + (", …" if len(labels) > 12 else "")

@@ -30,8 +30,8 @@ def tiny_student(config: dict[str, Any]):
 
 def check_config(config: dict[str, Any], teacher_info: dict[str, Any]) -> None:
     """Raise ConfigError (with its config field) for what this teacher and student cannot run."""
-    if config.get("kind") == "finetune_teacher":
-        return  # no student: the teacher itself is trained
+    if config.get("kind") in ("finetune_teacher", "lm_distill"):
+        return  # no classifier student: the teacher itself is trained, or the student is a causal LM
     student = tiny_student(config)
     vocab = config["student"]["vocab"]
     if config["student"].get("options", {}).get("init_from_teacher"):

@@ -62,6 +62,7 @@ CHOICE_LABELS = {
     "flsw": "FLSW (per example)", "cwsm": "CWSM (per example)", "adamw": "AdamW", "adam": "Adam", "sgd": "SGD",
     "adadelta": "Adadelta", "off": "Off (fp32)", "bf16": "bf16", "fp16": "fp16", "macro_f1": "Macro-F1",
     "distill": "Distil a student", "finetune_teacher": "Fine-tune the teacher",
+    "lm_distill": "Distil a language model",
 }
 # Per input: choice labels that differ from CHOICE_LABELS (the same name means another thing there).
 OWN_CHOICE_LABELS = {"lr_schedule": {"linear": "Linear decay", "cosine": "Cosine decay"}}

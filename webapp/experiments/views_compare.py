@@ -16,7 +16,7 @@ from webapp.experiments.models import Experiment
 CHOOSER_ROWS = 200  # the newest runs of the user's teams offered by /compare/ without ids
 
 # Which row of the results table is best: the highest or the lowest value.
-BEST = {"student_accuracy": max, "student_f1": max, "best_dev": max, "parameters": min, "bytes": min,
+BEST = {"student_perplexity": min, "student_accuracy": max, "student_f1": max, "best_dev": max, "parameters": min, "bytes": min,
         "latency_b1": min, "latency_b32": min, "compression": max, "speedup": max}
 
 
@@ -50,6 +50,9 @@ def compare(request):
         raise Http404("No experiment matches the given query.")
     experiments = [found[pk] for pk in ids]
     rows = [cmp.results_row(e) for e in experiments]
+    # Language models are judged by perplexity when no run of the set has an accuracy.
+    quality = ("student_perplexity" if any(r["student_perplexity"] is not None for r in rows)
+               and all(r["student_accuracy"] is None for r in rows) else "student_accuracy")
     marks = _best_marks(rows)
     table = [{"experiment": e, "row": row, "best": {k: row[k] is not None and row[k] == marks[k] for k in BEST}}
              for e, row in zip(experiments, rows, strict=True)]
@@ -62,9 +65,10 @@ def compare(request):
         "environment_diff": environment_view.differences(experiments),
         "charts": {
             "series": series,
-            "size": cmp.scatter(experiments, rows, "bytes"),
-            "latency": cmp.scatter(experiments, rows, "latency_b1"),
+            "size": cmp.scatter(experiments, rows, "bytes", quality),
+            "latency": cmp.scatter(experiments, rows, "latency_b1", quality),
         },
-        "has_results": any(row["student_accuracy"] is not None for row in rows),
+        "quality": "Perplexity" if quality == "student_perplexity" else "Accuracy",
+        "has_results": any(row[quality] is not None for row in rows),
         "nav": "experiments",
     })

@@ -18,6 +18,8 @@ from webapp.experiments.access import get_owned, owned
 from webapp.experiments.artifacts import Unavailable, export_dir
 from webapp.experiments.clone import clone_initial
 from webapp.experiments.forms import ExperimentForm
+from webapp.experiments.lm_fields import KIND as LM_KIND
+from webapp.experiments.lm_fields import LM_CHARTS, lm_results
 from webapp.experiments.models import Checkpoint, Dataset, Experiment
 from webapp.experiments.results import summarise
 from webapp.experiments.sweeps import queue_from_form
@@ -48,6 +50,8 @@ SYSTEM_CHARTS = [
 def live_charts(experiment: Experiment) -> list[dict]:
     """The page's charts: LIVE_CHARTS (plus one of the intermediate-match terms, when the run has any), then
     SYSTEM_CHARTS."""
+    if isinstance(experiment.config, dict) and experiment.config.get("kind") == LM_KIND:
+        return LM_CHARTS
     keys = match_keys(experiment.config)
     if not keys:
         return [*LIVE_CHARTS, *SYSTEM_CHARTS]
@@ -120,6 +124,7 @@ def experiment_detail(request, pk: int):
         "charts": live_charts(experiment),
         "results": summarise(experiment.results),
         "tuning": tuning_context(experiment),
+        "lm": lm_results(experiment.results),
         "student_ready": student_ready,
         "environment": environment_view.summary(experiment),
         "waiting_on": dependencies.waiting_on(experiment),

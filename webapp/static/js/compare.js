@@ -134,7 +134,8 @@
     Plotly.newPlot(el, traces, D.layout({
       hovermode: "closest", showlegend: false, margin: { t: 24, r: 24 },
       xaxis: { title: { text: xTitle + " (" + unit + ")" }, range: [0, Math.max.apply(null, xs) * 1.3] },
-      yaxis: { title: { text: "test accuracy" }, tickformat: ".0%", range: [yMin - pad, yMax + pad] },
+      yaxis: { title: { text: points.quality || "test accuracy" },
+               tickformat: points.quality === "test perplexity" ? "" : ".0%", range: [yMin - pad, yMax + pad] },
     }), D.CONFIG);
   }
 

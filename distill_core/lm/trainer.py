@@ -1,0 +1,238 @@
+"""The causal-LM training loop: token-level distillation with an optional SFT term, offline/online/on-policy.
+
+Per optimisation step, for each batch of its gradient-accumulation group:
+
+    logits_S = student(batch)[:, :-1][loss_mask]                       (n, V) response positions only
+    teacher  = cached top-k (offline) or teacher(batch) live (online, on-policy)
+    loss     = distill_weight * token_loss(logits_S [at the top-k ids], teacher, T, beta)
+             + sft_weight * CE(logits_S, next tokens)
+
+On-policy (GKD): with probability lambda_on_policy (a seeded draw, part of the checkpoint) a batch's
+responses are replaced by continuations sampled from the student, then scored by the teacher live.
+Checkpoints hold model, optimiser, scheduler, data order and every RNG: N steps straight equal k steps,
+a resume, and N - k more, bitwise on the CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from distill_core import checkpointing
+from distill_core.config import ExperimentConfig
+from distill_core.errors import RunCancelled
+from distill_core.lm.data import LMSplit, collate
+from distill_core.lm.evaluate import score
+from distill_core.lm.losses import gather_topk, sft_cross_entropy, token_losses
+from distill_core.lm.topk_cache import TopK
+from distill_core.progress import Phase
+from distill_core.schedules import lr_factor
+
+log = logging.getLogger(__name__)
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class LMTrainer:
+    def __init__(self, config: ExperimentConfig, student: torch.nn.Module, teacher: torch.nn.Module, pad: int,
+                 eos: int | None, splits: dict[str, LMSplit], topk: dict[str, TopK], device: torch.device,
+                 sink: Any, should_cancel: Callable[[], bool] | None):
+        from distill_core.distiller import make_optimizer
+
+        self.config, self.student, self.teacher, self.pad, self.eos = config, student, teacher, pad, eos
+        self.splits, self.topk, self.device, self.sink, self.should_cancel = splits, topk, device, sink, should_cancel
+        o, t = config.lm, config.train
+        self.loss_fn = token_losses.get(o.loss)
+        self.train_set = splits["train"]
+        batches = math.ceil(len(self.train_set) / t.batch_size)
+        self.steps_per_epoch = math.ceil(batches / t.grad_accumulation)
+        self.total_steps = self.steps_per_epoch * t.epochs
+        if t.max_steps:
+            self.total_steps = min(self.total_steps, t.max_steps)
+        self.generator = torch.Generator().manual_seed(config.seed)  # data order
+        self.policy_generator = torch.Generator().manual_seed(config.seed + 1)  # which batches are on-policy
+        self.optimizer = make_optimizer(config, list(student.parameters()), t.learning_rate)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_factor(t.lr_schedule, t.warmup_ratio, self.total_steps))
+        self.scaler = torch.amp.GradScaler(device.type, enabled=t.amp == "fp16" and device.type == "cuda")
+        self.step = 0
+        self.best: dict[str, Any] = {"perplexity": math.inf}
+        self.best_state = copy.deepcopy(student.state_dict())
+        self.bad_evals = 0
+        self.last_eval_step: int | None = None
+        self.stopped_early = False
+        self.resumed_from: int | None = None
+        self.sampled_batches = 0
+        self.progress: Phase | None = None
+        self.ckpt_path = checkpointing.checkpoint_path(config.output_dir) if config.output_dir else None
+        self.fingerprint = checkpointing.fingerprint(config.to_dict())
+
+    # --- teacher targets -------------------------------------------------------------------
+    def targets(self, split: str, index: list[int] | None, input_ids: torch.Tensor, attention: torch.Tensor,
+                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Teacher logits at the response positions: cached top-k (n, k) with ids (n, k), or live (n, V) and None."""
+        if index is not None and split in self.topk:
+            values, ids = self.topk[split].rows(index)
+            return values.to(self.device), ids.to(self.device)
+        with torch.no_grad():
+            logits = self.teacher(input_ids=input_ids, attention_mask=attention).logits  # (B, T, V)
+        return logits[:, :-1][mask].float(), None
+
+    def token_loss(self, z_s: torch.Tensor, z_t: torch.Tensor) -> torch.Tensor:
+        return self.loss_fn(z_s, z_t, self.config.lm.temperature, self.config.lm.beta)
+
+    # --- the loop -------------------------------------------------------------------------
+    def train(self, resume: bool) -> None:
+        t = self.config.train
+        epoch, next_batch, permutation = 1, 0, None
+        state = checkpointing.load(self.ckpt_path, self.fingerprint) if resume and self.ckpt_path else None
+        if state is not None:
+            epoch, next_batch, permutation = self._restore(state)
+        self.sink.emit("start", {"total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
+                                 "train_examples": len(self.train_set), "device": str(self.device),
+                                 "resumed_from": self.resumed_from, "stages": ["main"],
+                                 "train_response_tokens": self.train_set.response_tokens()})
+        if self.progress is not None:
+            self.progress.resume_at(self.step)
+        while self.step < self.total_steps and not self.stopped_early:
+            if permutation is None:
+                permutation = torch.randperm(len(self.train_set), generator=self.generator)
+            batches = [permutation[i: i + t.batch_size].tolist() for i in range(0, len(self.train_set), t.batch_size)]
+            b = next_batch
+            while b < len(batches) and self.step < self.total_steps and not self.stopped_early:
+                group = batches[b: b + t.grad_accumulation]
+                b += len(group)
+                self._optimisation_step(group, epoch)
+                if t.eval_every and self.step % t.eval_every == 0:
+                    self._evaluate(epoch)
+                if self.step % t.checkpoint_every == 0:
+                    self._save(epoch, b, permutation)
+                if self.should_cancel is not None and self.should_cancel():
+                    self._save(epoch, b, permutation)
+                    raise RunCancelled(f"Cancelled at step {self.step}.")
+            if b >= len(batches) and not t.eval_every:
+                self._evaluate(epoch)
+            epoch, next_batch, permutation = epoch + 1, 0, None
+            self._save(epoch, 0, None)
+        if self.last_eval_step != self.step:
+            self._evaluate(epoch - 1)
+
+    def _optimisation_step(self, group: list[list[int]], epoch: int) -> None:
+        from distill_core.distiller import check_finite
+
+        t, o = self.config.train, self.config.lm
+        self.step += 1
+        self.student.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        sums: dict[str, float] = {}
+        amp = torch.autocast(self.device.type, dtype=AMP_DTYPES.get(t.amp, torch.bfloat16), enabled=t.amp != "off")
+        for index in group:
+            sampled = o.mode == "on_policy" and float(torch.rand(1, generator=self.policy_generator)) < o.lambda_on_policy
+            if sampled:
+                ids, starts = self._sample(index)
+                self.sampled_batches += 1
+            else:
+                ids, starts = [self.train_set.ids[i] for i in index], [self.train_set.starts[i] for i in index]
+            input_ids, attention, mask = (x.to(self.device) for x in collate(ids, starts, self.pad))
+            with amp:
+                logits = self.student(input_ids=input_ids, attention_mask=attention).logits  # (B, T, V)
+            z_s = logits[:, :-1][mask].float()  # (n, V)
+            z_t, top_ids = self.targets("train", None if sampled else index, input_ids, attention, mask)
+            gold = input_ids[:, 1:][mask]  # (n,)
+            with torch.set_grad_enabled(o.sft_weight > 0):  # logged either way; no backward pass through a 0 weight
+                sft = sft_cross_entropy(z_s, gold)
+            terms = {"distill_loss": self.token_loss(gather_topk(z_s, top_ids) if top_ids is not None else z_s, z_t),
+                     "sft_loss": sft}
+            terms["loss"] = o.distill_weight * terms["distill_loss"] + o.sft_weight * terms["sft_loss"]
+            check_finite(terms, self.step)
+            self.scaler.scale(terms["loss"] / len(group)).backward()
+            for name, value in terms.items():
+                sums[name] = sums.get(name, 0.0) + float(value.detach()) / len(group)
+        if t.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.student.parameters(), t.grad_clip)
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        if self.progress is not None:
+            self.progress.update_to(self.step)
+        if self.step % t.log_every == 0 or self.step == self.total_steps:
+            self.sink.emit("step", {"step": self.step, "epoch": epoch, "stage": 0,
+                                    "metrics": {**sums, "lr": lr, "on_policy_batches": self.sampled_batches}})
+
+    @torch.no_grad()
+    def _sample(self, index: list[int]) -> tuple[list[torch.Tensor], list[int]]:
+        """Each example's prompt followed by a continuation sampled from the student (cut after EOS)."""
+        o = self.config.lm
+        prompts = [self.train_set.ids[i][: self.train_set.starts[i]] for i in index]
+        width = max(len(p) for p in prompts)
+        left = torch.full((len(prompts), width), self.pad, dtype=torch.long)  # (B, P) left-padded for generation
+        attention = torch.zeros_like(left)
+        for b, p in enumerate(prompts):
+            left[b, width - len(p):], attention[b, width - len(p):] = p, 1
+        self.student.eval()
+        out = self.student.generate(left.to(self.device), attention_mask=attention.to(self.device), do_sample=True,
+                                    temperature=o.sample_temperature, top_k=0, top_p=1.0,
+                                    max_new_tokens=o.max_new_tokens, pad_token_id=self.pad)  # (B, P + new)
+        self.student.train()
+        ids, starts = [], []
+        for b, p in enumerate(prompts):
+            new = out[b, width:].cpu()
+            if self.eos is not None and (new == self.eos).any():
+                new = new[: int((new == self.eos).nonzero()[0]) + 1]
+            ids.append(torch.cat([p, new]))
+            starts.append(max(1, len(p)))
+        return ids, starts
+
+    def _evaluate(self, epoch: int) -> None:
+        """Dev perplexity, agreement and distillation loss; keep the student with the lowest perplexity."""
+        t = self.config.train
+        metrics = score(self.student, self.splits["dev"], self.pad, self.device, t.batch_size,
+                        lambda i, x, a, m: self.targets("dev", i, x, a, m), self.token_loss)
+        self.sink.emit("eval", {"step": self.step, "epoch": epoch, "stage": 0, "split": "dev", "metrics": metrics})
+        log.info("Epoch %d, step %d/%d: dev perplexity %.4f, agreement %.4f", epoch, self.step, self.total_steps,
+                 metrics["perplexity"], metrics["agreement"])
+        self.last_eval_step = self.step
+        if metrics["perplexity"] < self.best["perplexity"]:
+            self.best = {**metrics, "epoch": epoch, "step": self.step}
+            self.best_state = copy.deepcopy(self.student.state_dict())
+            self.bad_evals = 0
+        else:
+            self.bad_evals += 1
+            if t.early_stopping_patience and self.bad_evals >= t.early_stopping_patience:
+                self.stopped_early = True
+
+    # --- checkpoints ----------------------------------------------------------------------
+    def _save(self, epoch: int, next_batch: int, permutation: torch.Tensor | None) -> None:
+        if self.ckpt_path is None:
+            return
+        step, path = self.step, str(self.ckpt_path)
+        checkpointing.save(self.ckpt_path, {
+            "fingerprint": self.fingerprint, "step": self.step, "epoch": epoch, "next_batch": next_batch,
+            "permutation": permutation, "generator": self.generator.get_state(),
+            "policy_generator": self.policy_generator.get_state(), "rng": checkpointing.rng_state(),
+            "model": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+            "best": self.best, "best_state": self.best_state, "bad_evals": self.bad_evals,
+            "stopped_early": self.stopped_early, "last_eval_step": self.last_eval_step,
+            "sampled_batches": self.sampled_batches,
+        }, before_replace=lambda: self.sink.emit("checkpoint", {"step": step, "path": path}))
+
+    def _restore(self, state: dict[str, Any]) -> tuple[int, int, torch.Tensor | None]:
+        self.student.load_state_dict(state["model"])
+        self.step = self.resumed_from = state["step"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.generator.set_state(state["generator"])
+        self.policy_generator.set_state(state["policy_generator"])
+        checkpointing.set_rng_state(state["rng"])
+        self.best, self.best_state = state["best"], state["best_state"]
+        self.bad_evals, self.stopped_early = state["bad_evals"], state["stopped_early"]
+        self.last_eval_step, self.sampled_batches = state["last_eval_step"], state["sampled_batches"]
+        return state["epoch"], state["next_batch"], state["permutation"]
