@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from distill_core.arrow_rows import arrow_rows, column_index, data_columns
 from distill_core.config import DataConfig
 from distill_core.errors import DatasetError
 from distill_core.untrusted import UntrustedInput
@@ -53,15 +54,16 @@ def read_split(path: str | Path, data: DataConfig, labels: list[str], name: str 
 
 
 def _arrow_split(path: str | Path, data: DataConfig, labels: list[str], name: str, rows: int | None = None) -> Split:
-    from distill_core.readers import iter_rows
-
+    label_index = {label: i for i, label in enumerate(labels)}
     texts, pairs, ys = [], [], []
-    for text, pair, y in iter_rows(path, data, labels, name):
+    for line_no, (text, pair, label) in arrow_rows(Path(path), data, name):
         if rows is not None and len(texts) == rows:
             break
         texts.append(text)
         pairs.append(pair)
-        ys.append(y)
+        ys.append(label_ids(label, data, label_index, labels, Path(path).name, line_no))
+    if not texts and rows != 0:
+        raise DatasetError(f"The {name} file {Path(path).name} has no examples.", field=f"data.{name}")
     log.info("Read %d %s examples from %s", len(texts), name, path)
     return Split(name, str(path), texts, pairs if data.text_pair_column is not None else None, ys)
 
@@ -154,16 +156,6 @@ def _decode(raw: bytes, path: Path, name: str = "train") -> str:
                            f"{exc.start}); re-save it as UTF-8.", field=f"data.{name}") from None
 
 
-def column_index(column: int | str) -> int | None:
-    """A column given as an index (an int, or a string of ASCII digits) as an int; None for a column name.
-
-    str.isdigit() also accepts "²" and "١", which int() refuses or reads as another number.
-    """
-    if isinstance(column, int):
-        return column
-    return int(column) if column.isascii() and column.isdecimal() else None
-
-
 Row = tuple[str, str | None, Any]  # (text, pair, raw label)
 
 
@@ -187,13 +179,13 @@ def delimited_iter(lines: Iterable[str], where: str, data: DataConfig) -> Iterat
             if data.has_header and not header_seen:
                 header_seen = True
                 names = [h.strip() for h in fields]
-                columns = [_header_column(c, names, where, key) for key, c in _columns(data)]
+                columns = [_header_column(c, names, where, key) for key, c in data_columns(data)]
                 width = len(fields)
                 continue
             if columns is None:
-                columns = [_index_column(c, key) for key, c in _columns(data)]
+                columns = [_index_column(c, key) for key, c in data_columns(data)]
                 width = len(fields)
-                for (key, _), c in zip(_columns(data), columns, strict=True):
+                for (key, _), c in zip(data_columns(data), columns, strict=True):
                     if c >= width:
                         raise DatasetError(f"{where} line {line_no}: data.{key}={c} but the row has only {width} "
                                            f"column(s) (columns count from 0).", field=f"data.{key}")
@@ -204,19 +196,6 @@ def delimited_iter(lines: Iterable[str], where: str, data: DataConfig) -> Iterat
             yield line_no, (values[0], values[2] if len(values) == 3 else None, values[1].strip())
     except csv.Error as exc:
         raise DatasetError(f"{where} line {reader.line_num}: {csv_problem(exc, data.format)}") from None
-
-
-def data_columns(data: DataConfig) -> list[tuple[str, int | str]]:
-    """The columns to read, in the order (text, label[, pair])."""
-    return _columns(data)
-
-
-def _columns(data: DataConfig) -> list[tuple[str, int | str]]:
-    """The columns to read, in the order (text, label[, pair])."""
-    cols: list[tuple[str, int | str]] = [("text_column", data.text_column), ("label_column", data.label_column)]
-    if data.text_pair_column is not None:
-        cols.append(("text_pair_column", data.text_pair_column))
-    return cols
 
 
 def _header_column(column: int | str, names: list[str], where: str, key: str) -> int:
@@ -273,7 +252,7 @@ def jsonl_iter(lines: Iterable[str], where: str, data: DataConfig) -> Iterator[t
         if not isinstance(obj, dict):
             raise DatasetError(f"{where} line {line_no}: expected a JSON object, found {type(obj).__name__}.")
         values = []
-        for key, column in _columns(data):
+        for key, column in data_columns(data):
             if str(column) not in obj:
                 raise DatasetError(f"{where} line {line_no}: no key {str(column)!r} for data.{key}; the object has: "
                                    f"{', '.join(obj)}.", field=f"data.{key}")

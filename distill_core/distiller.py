@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
@@ -51,6 +51,7 @@ from distill_core.export import save_student
 from distill_core.losses import hard_bce, hard_ce, kd_losses
 from distill_core.matches import MatchLoss, parse_matches, validate_matches
 from distill_core.progress import Phase, Phases
+from distill_core.run_parts import NullSink, Sink, check_finite, make_optimizer, resolve_device  # noqa: F401
 from distill_core.schedules import lr_factor, temperature_schedules, weight_schedules
 from distill_core.seeding import seed_everything
 from distill_core.size import compare, size_report
@@ -61,15 +62,6 @@ from distill_core.vocab import Encoder, TeacherPieces, Vocab
 
 log = logging.getLogger(__name__)
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-class Sink(Protocol):
-    def emit(self, kind: str, payload: dict[str, Any]) -> None: ...
-
-
-class NullSink:
-    def emit(self, kind: str, payload: dict[str, Any]) -> None:
-        pass
 
 
 @dataclass
@@ -100,19 +92,6 @@ class Encoded:
         ids = self.ids[index, : width or int(lengths.max())]  # (b, L_b): trim to the batch's longest example
         teacher = None if self.teacher is None else self.teacher[index].to(device)
         return ids.to(device), lengths.to(device), self.labels[index].to(device), teacher
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={name!r} but this machine has no CUDA device; use 'auto' or 'cpu'.",
-                          field="train.device")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"train.device={name!r} is not a device name (auto, cpu, cuda, cuda:N).",
-                          field="train.device") from None
 
 
 def load_splits(config: ExperimentConfig, progress: Phase | None = None) -> dict[str, Split]:
@@ -723,25 +702,6 @@ def build_match_loss(config: ExperimentConfig, stage: StageConfig, student: torc
         if config.stages:
             raise ConfigError(f"{stage.name}: {exc.message}", field=f"stages.{index}.{exc.field or 'matches'}") from None
         raise
-
-
-def make_optimizer(config: ExperimentConfig, params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
-    t = config.train
-    if t.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=t.weight_decay)
-    if t.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=t.weight_decay)
-    if t.optimizer == "adadelta":
-        return torch.optim.Adadelta(params, lr=lr, weight_decay=t.weight_decay)
-    return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=t.weight_decay)
-
-
-def check_finite(terms: dict[str, torch.Tensor], step: int) -> None:
-    """Stop on a NaN/inf loss, naming the step and the first term that went bad."""
-    for name, value in terms.items():
-        if not torch.isfinite(value.detach()).all():
-            raise TrainingError(f"The {name} became {float(value.detach())} at step {step}; lower the learning rate or "
-                                f"the temperature, or check the data.")
 
 
 @torch.no_grad()

@@ -179,7 +179,7 @@ def encode_sources(config: ExperimentConfig, sources: dict[str, SplitSource], en
                    device: torch.device, cache_dir: str | Path | None, on_batch: Callable[[], None] | None = None,
                    without_logits: set[str] = frozenset(), phases: Phases | None = None) -> dict[str, StoredSplit]:
     """distiller.encode_splits for sources on disk: {split: StoredSplit}, read batch by batch."""
-    from distill_core.distiller import NullSink
+    from distill_core.run_parts import NullSink
 
     phases = phases or Phases(NullSink())
     scratch = Path(tempfile.mkdtemp(prefix="distillery-data-")) if cache_dir is None else None

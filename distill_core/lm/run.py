@@ -39,7 +39,7 @@ def run_lm(config: ExperimentConfig, sink: Any = None, should_cancel: Callable[[
            resume: bool = True, cache_dir: str | Path | None = None,
            hub_cache: str | Path | None = None) -> dict[str, Any]:
     """Distil the causal-LM teacher into the student of `config.lm`; return the results dict."""
-    from distill_core.distiller import NullSink, resolve_device
+    from distill_core.run_parts import NullSink, resolve_device
 
     sink = sink or NullSink()
     config = copy.deepcopy(config)
