@@ -18,6 +18,8 @@ from distill_core.errors import ConfigError
 DATA_FORMATS = ("tsv", "csv", "jsonl")
 STUDENT_TYPES = ("textcnn", "bilstm", "bigru", "transformer")
 STUDENT_VOCABS = ("char", "word", "teacher")
+EMBEDDING_INITS = ("auto", "random", "teacher", "file")  # embedding_init.py
+AUGMENT_REPLACE = ("frequency", "teacher_neighbours")  # augment.py
 KD_LOSSES = ("kl", "ce", "mse", "bce")
 OPTIMIZERS = ("adamw", "adam", "sgd", "adadelta")
 LR_SCHEDULES = ("constant", "linear", "cosine")
@@ -79,6 +81,10 @@ class AugmentConfig:
     p_ng: float = 0.25
     ngram_range: list[int] = field(default_factory=lambda: [1, 5])
     replace_window: int = 20  # frequency ranks either side to draw a replacement from
+    # frequency: a unit of similar corpus frequency; teacher_neighbours: one of the `neighbours` nearest
+    # whole-word pieces in the teacher's input-embedding space (cosine; TinyBERT's idea without GloVe)
+    replace: str = "frequency"
+    neighbours: int = 15
     max_examples: int = 200_000  # cap on augmented copies (teacher inference time grows with it)
 
 
@@ -89,6 +95,10 @@ class StudentConfig:
     type: str = "textcnn"
     vocab: str = "char"  # char | word vocabulary from the train split, or the teacher's pieces
     embedding_dim: int = 128
+    # auto | random | teacher (its input embeddings; vocab "teacher") | file (embedding_file; char/word
+    # vocab); a learned projection bridges other widths (embedding_init.py)
+    embedding_init: str = "random"
+    embedding_file: str | None = None  # word2vec/GloVe text format (word_vectors.py)
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -251,11 +261,14 @@ class ExperimentConfig:
                f"augment.ngram_range must be [min, max] with 1 <= min <= max (got {a.ngram_range}).")
         _check(a.replace_window >= 1, "augment.replace_window", "augment.replace_window must be at least 1.")
         _check(a.max_examples >= 1, "augment.max_examples", "augment.max_examples must be at least 1.")
+        _choice(a.replace, AUGMENT_REPLACE, "augment.replace")
+        _check(1 <= a.neighbours <= 1000, "augment.neighbours", "augment.neighbours must be between 1 and 1000.")
         _check(not (a.enabled and d.text_pair_column is not None), "augment.enabled",
                "Augmentation of sentence pairs is not supported; turn augment.enabled off for pair datasets.")
         _choice(s.type, STUDENT_TYPES, "student.type")
         _choice(s.vocab, STUDENT_VOCABS, "student.vocab")
         _check(1 <= s.embedding_dim <= 4096, "student.embedding_dim", "embedding_dim must be between 1 and 4096.")
+        self._validate_embedding_init()
         _check(math.isfinite(k.temperature) and k.temperature > 0, "kd.temperature",
                f"Temperature must be greater than 0 (got {k.temperature}).")
         _check(math.isfinite(k.alpha) and 0.0 <= k.alpha <= 1.0, "kd.alpha",
@@ -293,6 +306,29 @@ class ExperimentConfig:
         _choice(t.best_metric, BEST_METRICS, "train.best_metric")
         _choice(t.amp, AMP_MODES, "train.amp")
         self._validate_matches_and_stages()
+
+    def _validate_embedding_init(self) -> None:
+        s = self.student
+        _choice(s.embedding_init, EMBEDDING_INITS, "student.embedding_init")
+        if s.embedding_init in ("teacher", "file"):
+            _check(s.type != "transformer", "student.embedding_init",
+                   "Embedding initialisation is for TextCNN, BiLSTM and BiGRU; a transformer student starts from "
+                   "the teacher with options.init_from_teacher.")
+        if s.embedding_init == "teacher":
+            _check(s.vocab == "teacher", "student.embedding_init",
+                   "Initialising from the teacher's embeddings needs the teacher's word pieces (student.vocab "
+                   "\"teacher\"); for a word vocabulary use a word-vector file.")
+        if s.embedding_init == "file" or (s.embedding_init == "auto" and s.embedding_file):
+            _check(bool(s.embedding_file), "student.embedding_file", "Choose a word-vector file.")
+            _check(s.vocab in ("word", "char"), "student.embedding_file",
+                   "A word-vector file initialises a char or word vocabulary; the teacher's pieces start from "
+                   "the teacher's own embeddings (embedding_init \"teacher\").")
+            _check(s.type != "transformer", "student.embedding_file",
+                   "A word-vector file initialises TextCNN, BiLSTM and BiGRU students only.")
+        else:
+            _check(not s.embedding_file, "student.embedding_file",
+                   f"A word-vector file is only read with embedding_init \"file\" or \"auto\" (got "
+                   f"{s.embedding_init!r}).")
 
     def _validate_matches_and_stages(self) -> None:
         _check(len(self.stages) <= 20, "stages", "At most 20 stages.")
