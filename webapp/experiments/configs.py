@@ -32,6 +32,7 @@ FORM_FIELDS = {
     "student.type": "student_type",
     "student.vocab": "student_vocab",
     "student.embedding_dim": "embedding_dim",
+    "student.embedding_init": "embedding_init",
     "kd.temperature": "temperature",
     "kd.alpha": "alpha",
     "kd.t2_scaling": "t2_scaling",
@@ -68,6 +69,8 @@ FORM_FIELDS = {
     "augment.ngram_range": "augment_ngram_range",
     "augment.replace_window": "augment_replace_window",
     "augment.max_examples": "augment_max_examples",
+    "augment.replace": "augment_replace",
+    "augment.neighbours": "augment_neighbours",
     "matches": "match_rows",
     "stages": "stages",
 }
@@ -85,7 +88,7 @@ STUDENT_OPTION_FIELDS: dict[str, dict[str, str]] = {
                     "ffn": "tf_ffn", "dropout": "tf_dropout", "init_from_teacher": "tf_init_from_teacher"},
 }
 # Config path prefixes whose errors belong to one form field (the longest prefix wins).
-PREFIX_FIELDS = {"matches": "match_rows", "stages": "stages", "teacher.ensemble": "ensemble", "data.": "dataset",
+PREFIX_FIELDS = {"student.embedding_file": "word_vectors", "matches": "match_rows", "stages": "stages", "teacher.ensemble": "ensemble", "data.": "dataset",
                  "student.options": "student_type"}
 
 
@@ -134,6 +137,8 @@ def build_config(cleaned_data: dict[str, Any], checkpoint: Checkpoint, dataset: 
             _put(raw, path, cleaned_data[name])
     if cleaned_data.get("grad_clip") == 0:
         raw["train"]["grad_clip"] = None
+    if _given(cleaned_data.get("embedding_file")):  # the chosen word-vector file, checked by the form
+        _put(raw, "student.embedding_file", cleaned_data["embedding_file"])
     student_type = cleaned_data.get("student_type") or "textcnn"
     options: dict[str, Any] = {}
     for option, name in STUDENT_OPTION_FIELDS.get(student_type, {}).items():

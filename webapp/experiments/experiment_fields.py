@@ -12,7 +12,9 @@ from django.core.validators import RegexValidator
 
 from distill_core.config import (
     AMP_MODES,
+    AUGMENT_REPLACE,
     BEST_METRICS,
+    EMBEDDING_INITS,
     KD_LOSSES,
     LR_SCHEDULES,
     OPTIMIZERS,
@@ -20,6 +22,7 @@ from distill_core.config import (
     WEIGHT_SCHEDULES,
 )
 from webapp.accounts.models import MAX_PRIORITY, MIN_PRIORITY
+from webapp.experiments.models_vectors import WordVectors
 from webapp.gpuqueue.models import POOL_NAME_MAX, validate_pool_name
 
 STUDENT_CHOICES = [("textcnn", "TextCNN"), ("bilstm", "BiLSTM"), ("bigru", "BiGRU"), ("transformer", "Transformer")]
@@ -94,6 +97,14 @@ class ExperimentFields(forms.Form):
                            label="Vocabulary")
     embedding_dim = integer(128, 1, 4096, "Width of the token embeddings (transformers use their hidden width).",
                             label="Embedding size")
+    embedding_init = choice(_choices(EMBEDDING_INITS, {
+        "auto": "Auto (the teacher's on its pieces, else the file, else random)", "random": "Random",
+        "teacher": "The teacher's input embeddings", "file": "A word-vector file"}), "random",
+        "Where TextCNN/BiLSTM/BiGRU embeddings start. Other widths than the source's train through a learned "
+        "projection, folded away at the end (same size and speed).", label="Embedding start")
+    word_vectors = forms.ModelChoiceField(
+        queryset=WordVectors.objects.none(), required=False, label="Word vectors",
+        help_text="For a char or word vocabulary: a word2vec/GloVe file of the team (Datasets → Word vectors).")
     cnn_filter_sizes = forms.CharField(required=False, max_length=100, initial="2, 3, 4", label="Filter sizes",
                                        help_text="Comma-separated convolution widths in tokens.")
     cnn_num_filters = integer(128, 1, 4096, "Filters per width.", label="Filters per size")
@@ -162,6 +173,11 @@ class ExperimentFields(forms.Form):
                                           help_text="min, max n-gram length.")
     augment_replace_window = integer(20, 1, 1_000_000, "Frequency ranks either side to draw a replacement from.",
                                      label="Replace window")
+    augment_replace = choice(_choices(AUGMENT_REPLACE, {
+        "frequency": "A word of similar frequency", "teacher_neighbours": "A nearest neighbour in the teacher's "
+        "embeddings"}), "frequency", "What a replaced word becomes. Neighbours suit English word pieces "
+                                    "(TinyBERT's idea, without GloVe).", label="Replace with")
+    augment_neighbours = integer(15, 1, 1000, "Nearest neighbours a replacement is drawn from.", label="Neighbours")
     augment_max_examples = integer(200_000, 1, 100_000_000, "Cap on augmented copies (teacher time grows with it).",
                                    label="Max copies")
 
@@ -250,7 +266,7 @@ class ExperimentFields(forms.Form):
 
 SECTIONS: dict[str, tuple[str, ...]] = {
     "basics": ("name", "team", "teacher", "dataset", "max_length", "multi_label", "label_separator"),
-    "student": ("student_type", "student_vocab", "embedding_dim", "cnn_filter_sizes", "cnn_num_filters",
+    "student": ("student_type", "student_vocab", "embedding_dim", "embedding_init", "word_vectors", "cnn_filter_sizes", "cnn_num_filters",
                 "cnn_dropout", "rnn_hidden_size", "rnn_fc_size", "rnn_dropout", "rnn_siamese", "tf_preset",
                 "tf_layers", "tf_hidden", "tf_heads", "tf_ffn", "tf_dropout", "tf_init_from_teacher"),
     "kd": ("temperature", "alpha", "kd_loss", "t2_scaling", "kd_weight"),
@@ -259,7 +275,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "schedules": ("temperature_schedule", "temperature_final", "schedule_beta", "schedule_gamma",
                   "kd_weight_schedule", "hard_weight_schedule", "lr_schedule", "warmup_ratio"),
     "augment": ("augment", "augment_n_iter", "augment_p_mask", "augment_p_replace", "augment_p_ng",
-                "augment_ngram_range", "augment_replace_window", "augment_max_examples"),
+                "augment_ngram_range", "augment_replace_window", "augment_replace", "augment_neighbours",
+                "augment_max_examples"),
     "optimisation": ("epochs", "batch_size", "learning_rate", "optimizer", "weight_decay", "grad_clip",
                      "grad_accumulation", "amp", "max_steps", "early_stopping_patience", "best_metric", "log_every",
                      "eval_every", "checkpoint_every", "device"),

@@ -268,3 +268,6 @@ class MetricRollup(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["experiment", "key", "block"], name="unique_metric_rollup"),
         ]
+
+
+from webapp.experiments.models_vectors import WordVectors  # noqa: E402,F401  (a model of this app, kept apart)

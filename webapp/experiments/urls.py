@@ -5,6 +5,7 @@ from webapp.experiments import views_compare as compare
 from webapp.experiments import views_experiments as experiments
 from webapp.experiments import views_json as live
 from webapp.experiments import views_list as listing
+from webapp.experiments import vectors
 from webapp.experiments import views_registry as registry
 
 app_name = "experiments"
@@ -27,4 +28,5 @@ urlpatterns = [
     path("datasets/", registry.dataset_list, name="datasets"),
     path("datasets/new/", registry.dataset_new, name="dataset_new"),
     path("datasets/<int:pk>/", registry.dataset_detail, name="dataset"),
+    path("word-vectors/", vectors.word_vectors, name="word_vectors"),
 ]
