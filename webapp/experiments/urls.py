@@ -1,11 +1,11 @@
 from django.urls import path
 
+from webapp.experiments import vectors
 from webapp.experiments import views_artifacts as artifacts
 from webapp.experiments import views_compare as compare
 from webapp.experiments import views_experiments as experiments
 from webapp.experiments import views_json as live
 from webapp.experiments import views_list as listing
-from webapp.experiments import vectors
 from webapp.experiments import views_registry as registry
 
 app_name = "experiments"
