@@ -51,6 +51,11 @@ def test_the_form_sends_the_embedding_start_and_neighbour_options_to_the_config(
     config = ExperimentConfig.from_dict(Experiment.objects.get().config)
     assert (config.student.embedding_init, config.student.embedding_file) == ("file", str(Path(row.path).resolve()))
     assert (config.augment.replace, config.augment.neighbours) == ("teacher_neighbours", 5)
+    from webapp.experiments.clone import clone_initial
+
+    initial = clone_initial(Experiment.objects.get())
+    assert (initial["word_vectors"], initial["embedding_init"], initial["augment_replace"]) == (
+        row.pk, "file", "teacher_neighbours")
 
 
 def test_the_teachers_embeddings_need_its_word_pieces(alice_client, form_data, wake):
