@@ -15,6 +15,16 @@ train split by the product's own `kind: "finetune_teacher"` run (its config.json
 it, so `python -m distill_core run` reproduces it). Nothing is downloaded. --size tiny uses a tiny
 random BERT instead, so the smoke test needs no package.
 
+Rows "+ teacher emb" start the student's 128-d piece embeddings from the teacher's 384-d input
+embeddings through a learned projection (student.embedding_init "teacher", folded into a plain
+table at the end); their hard-label twin is "<student> alone + teacher emb". "NN augment" replaces
+words by nearest neighbours in the teacher's embedding space (augment.replace "teacher_neighbours").
+`--runs` takes row names in the order to run them; `--out` names the summary file, so a second
+batch of rows does not overwrite the first:
+
+    nohup .venv/bin/python bench/quality_trec.py --size full --seeds 3 --out quality-trec-full-emb.json \
+        --runs "bigru alone + teacher emb,bigru distilled + teacher emb,..." > var/bench/emb.log 2>&1 &
+
 Students use the teacher's word pieces (student.vocab "teacher"); every run goes through
 distill_core.distiller.run with one shared teacher cache. `--seeds N` reruns, with seeds 1..N-1,
 the alone and distilled rows of every student whose distilled row differs from its alone twin by
@@ -84,6 +94,7 @@ def main() -> None:
     parser.add_argument("--size", choices=list(SIZES), default="full")
     parser.add_argument("--data", type=Path, default=TREC, help="folder with TREC's train.tsv, test.tsv, class.txt")
     parser.add_argument("--runs", help="comma-separated row names to run, in this order (default: all)")
+    parser.add_argument("--out", help="summary JSON file name under var/bench/ (default: quality-trec-<size>.json)")
     parser.add_argument("--seeds", type=int, default=1,
                         help="seeds for the rows whose distilled vs alone difference is under 1 point at seed 0")
     args = parser.parse_args()
@@ -94,7 +105,7 @@ def main() -> None:
     paths = trec_split(args.data, labels, size)
     teacher = ensure_teacher(args.size, paths, labels, size)
     progress(f"teacher ready: {json.dumps(teacher)}")
-    out_file = common.VAR / f"quality-trec-{args.size}.json"
+    out_file = common.VAR / (args.out or f"quality-trec-{args.size}.json")
     summary = {"bench": "quality_trec", "size": args.size, "data": str(args.data), "split_seed": SPLIT_SEED,
                "examples": {k: sum(1 for _ in open(p, encoding="utf-8")) for k, p in paths.items()},
                "teacher": teacher, "temperature": TEMPERATURE, "distilled_alpha": DISTILLED_ALPHA,
