@@ -12,9 +12,9 @@ Only the tokens in `wanted` are kept, so memory follows the student's vocabulary
 from __future__ import annotations
 
 import itertools
-import math
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from distill_core.errors import ConfigError
@@ -88,14 +88,14 @@ def _read(path: Path, wanted: set[str] | None, check_all: bool, max_rows: int,
             if not keep and not check_all:
                 continue
             try:
-                values = [float(p) for p in parts[1:]]
+                values = np.array(parts[1:], dtype=np.float64)  # (dim,); several times faster than float() each
             except ValueError:
                 bad = next(p for p in parts[1:] if not _is_float(p))
                 raise WordVectorError(f"{name} line {line_no}: {bad[:30]!r} is not a number.") from None
-            if not all(math.isfinite(v) for v in values):
+            if not np.isfinite(values).all():
                 raise WordVectorError(f"{name} line {line_no} holds inf or NaN.")
             if keep:
-                vectors.setdefault(token, torch.tensor(values, dtype=torch.float32))
+                vectors.setdefault(token, torch.from_numpy(values.astype(np.float32)))
     if dim is None or rows == 0:
         raise WordVectorError(f"{name} holds no vectors.")
     if declared is not None and declared != rows:
