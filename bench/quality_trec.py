@@ -94,6 +94,8 @@ def main() -> None:
     parser.add_argument("--size", choices=list(SIZES), default="full")
     parser.add_argument("--data", type=Path, default=TREC, help="folder with TREC's train.tsv, test.tsv, class.txt")
     parser.add_argument("--runs", help="comma-separated row names to run, in this order (default: all)")
+    parser.add_argument("--teacher", type=Path, help="a teacher directory with its bench_teacher.json (as this "
+                                                    "script writes it) to use instead of building one")
     parser.add_argument("--out", help="summary JSON file name under var/bench/ (default: quality-trec-<size>.json)")
     parser.add_argument("--seeds", type=int, default=1,
                         help="seeds for the rows whose distilled vs alone difference is under 1 point at seed 0")
@@ -103,7 +105,10 @@ def main() -> None:
     started = time.monotonic()
     labels = (args.data / "class.txt").read_text(encoding="utf-8").split()
     paths = trec_split(args.data, labels, size)
-    teacher = ensure_teacher(args.size, paths, labels, size)
+    if args.teacher:
+        teacher = {**json.loads((args.teacher / "bench_teacher.json").read_text()), "cached": True}
+    else:
+        teacher = ensure_teacher(args.size, paths, labels, size)
     progress(f"teacher ready: {json.dumps(teacher)}")
     out_file = common.VAR / (args.out or f"quality-trec-{args.size}.json")
     summary = {"bench": "quality_trec", "size": args.size, "data": str(args.data), "split_seed": SPLIT_SEED,
