@@ -21,6 +21,8 @@ from distill_core.options import opt, registry_names
 
 DATA_FORMATS = ("tsv", "csv", "jsonl", "parquet", "hf")  # hf: a datasets save_to_disk directory
 STUDENT_VOCABS = ("char", "word", "teacher")
+EMBEDDING_INITS = ("auto", "random", "teacher", "file")  # embedding_init.py
+AUGMENT_REPLACE = ("frequency", "teacher_neighbours")  # augment.py
 OPTIMIZERS = ("adamw", "adam", "sgd", "adadelta")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 AMP_MODES = ("off", "bf16", "fp16")
@@ -97,6 +99,10 @@ class AugmentConfig:
                                  what="augment.ngram_range")
     replace_window: int = opt(20, "Frequency ranks either side to draw a replacement from.", low=1,
                               high=1_000_000)
+    replace: str = opt("frequency", "What a replaced unit becomes: one of similar corpus frequency, or one of the "
+                                    "`neighbours` nearest whole-word pieces in the teacher's input-embedding space "
+                                    "(cosine; TinyBERT's idea without GloVe).", choices=AUGMENT_REPLACE)
+    neighbours: int = opt(15, "Nearest neighbours a teacher_neighbours replacement is drawn from.", low=1, high=1000)
     max_examples: int = opt(200_000, "Cap on augmented copies (teacher inference time grows with it).", low=1,
                             high=100_000_000)
 
@@ -111,6 +117,12 @@ class StudentConfig:
                              "matches and initialising from the teacher need those).", choices=STUDENT_VOCABS)
     embedding_dim: int = opt(128, "Width of the token embeddings (transformers use their hidden width).", low=1,
                              high=4096)
+    embedding_init: str = opt("random", "Where TextCNN/BiLSTM/BiGRU embeddings start: random, the teacher's input "
+                                        "embeddings (vocab teacher), a word-vector file (embedding_file; char/word "
+                                        "vocab), or auto (the teacher's on its pieces, else the file, else random). "
+                                        "Other widths train through a learned projection, folded away at the end.",
+                              choices=EMBEDDING_INITS)
+    embedding_file: str | None = None  # word2vec/GloVe text format (word_vectors.py); checked in validate()
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -304,6 +316,7 @@ class ExperimentConfig:
                f"augment.ngram_range must be [min, max] with 1 <= min <= max (got {a.ngram_range}).")
         _check(not (a.enabled and d.text_pair_column is not None), "augment.enabled",
                "Augmentation of sentence pairs is not supported; turn augment.enabled off for pair datasets.")
+        self._validate_embedding_init()
         if k.temperature_schedule in ("linear", "cosine"):
             _check(k.temperature_final is not None, "kd.temperature_final", f"A {k.temperature_schedule} temperature "
                    f"schedule needs temperature_final greater than 0 (got {k.temperature_final}).")
@@ -326,6 +339,28 @@ class ExperimentConfig:
         trials = len(u.temperatures) * len(u.alphas) * len(u.losses)
         _check(trials <= TUNE_MAX_TRIALS, "tune.temperatures",
                f"The grid has {trials} trials; at most {TUNE_MAX_TRIALS} (fewer temperatures, alphas or losses).")
+
+    def _validate_embedding_init(self) -> None:
+        s = self.student
+        if s.embedding_init in ("teacher", "file"):
+            _check(s.type != "transformer", "student.embedding_init",
+                   "Embedding initialisation is for TextCNN, BiLSTM and BiGRU; a transformer student starts from "
+                   "the teacher with options.init_from_teacher.")
+        if s.embedding_init == "teacher":
+            _check(s.vocab == "teacher", "student.embedding_init",
+                   "Initialising from the teacher's embeddings needs the teacher's word pieces (student.vocab "
+                   "\"teacher\"); for a word vocabulary use a word-vector file.")
+        if s.embedding_init == "file" or (s.embedding_init == "auto" and s.embedding_file):
+            _check(bool(s.embedding_file), "student.embedding_file", "Choose a word-vector file.")
+            _check(s.vocab in ("word", "char"), "student.embedding_file",
+                   "A word-vector file initialises a char or word vocabulary; the teacher's pieces start from "
+                   "the teacher's own embeddings (embedding_init \"teacher\").")
+            _check(s.type != "transformer", "student.embedding_file",
+                   "A word-vector file initialises TextCNN, BiLSTM and BiGRU students only.")
+        else:
+            _check(not s.embedding_file, "student.embedding_file",
+                   f"A word-vector file is only read with embedding_init \"file\" or \"auto\" (got "
+                   f"{s.embedding_init!r}).")
 
     def _validate_matches_and_stages(self) -> None:
         _check(len(self.stages) <= 20, "stages", "At most 20 stages.")

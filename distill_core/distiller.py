@@ -45,6 +45,7 @@ from distill_core import checkpointing, environment, parallel, storage, streamin
 from distill_core.bucketing import example_lengths, sampler_for
 from distill_core.config import ExperimentConfig, StageConfig
 from distill_core.data import Split, read_split
+from distill_core.embedding_init import fold_embeddings, initialise_embeddings
 from distill_core.errors import CheckpointError, ConfigError, RunCancelled, TrainingError
 from distill_core.evaluate import accuracy_and_macro_f1, report_for
 from distill_core.export import save_student
@@ -194,7 +195,16 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
         from distill_core.augment import augment_texts
 
         with phases.phase("augmenting", total=len(splits["train"]), poll_cancel=True) as progress:
-            texts = augment_texts(splits["train"].texts, config.augment, config.seed, progress=progress.advance)
+            neighbours = None
+            if config.augment.replace == "teacher_neighbours":  # seconds; cached with the teacher outputs
+                from distill_core.augment import units
+                from distill_core.augment_neighbours import teacher_neighbours
+
+                neighbours = teacher_neighbours([u for text in splits["train"].texts for u in units(text)[0]],
+                                                tokenizer, teacher, config.augment.neighbours, cache_dir,
+                                                teachers[0].path)
+            texts = augment_texts(splits["train"].texts, config.augment, config.seed, progress=progress.advance,
+                                  neighbours=neighbours)
         splits["augmented"] = Split("augmented", splits["train"].path, texts, None, [-1] * len(texts))
         log.info("Augmentation made %d extra training texts", len(texts))
         encoder = build_encoder(config, splits["train"], tokenizer)  # after augmentation, as before
@@ -218,6 +228,8 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     seed_everything(config.seed)  # the student's initialisation must not depend on the teacher's work
     student = build_student(config.student.type, encoder.vocab_size, len(labels), config.student.embedding_dim,
                             config.student.options).to(device)
+    embedding_info = initialise_embeddings(student, config.student, teacher=teacher, seed=config.seed,
+                                           tokens=getattr(encoder, "tokens", None))
     parallel.reseed(group, config.seed, 0)
     trainer = Trainer(config, student, encoded, labels, device, sink, should_cancel, teacher, teacher_info)
     with phases.phase("training", total=trainer.total_steps, unit="step") as trainer.progress:
@@ -228,6 +240,7 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
         return {"rank": group.rank, "steps": trainer.step, "best_dev": trainer.best}
 
     student.load_state_dict(trainer.best_state)
+    fold_embeddings(student)  # a projected table becomes the plain one it computes: export and size as usual
     max_length = config.data.max_length
     test_name = "test" if "test" in encoded else "dev"
     test = encoded[test_name]
@@ -273,6 +286,7 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
         "size": {**compare(teacher_size, student_size), "teachers": len(teachers)},
         "teacher_precision": {"saved": teacher_info.get("dtype"),
                               "compute": str(next(teacher.parameters()).dtype).removeprefix("torch.")},
+        "embedding_init": embedding_info,
         "best_dev": {k: trainer.best.get(k) for k in ("accuracy", "macro_f1", "epoch", "step")},
         "export_dir": export_dir,
         "steps": trainer.step,

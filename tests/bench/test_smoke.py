@@ -88,14 +88,20 @@ def test_quality_trec_fills_the_table_with_a_tiny_random_teacher(tmp_path):
     (data / "train.tsv").write_text("".join(rows), encoding="utf-8")
     (data / "test.tsv").write_text("".join(rows[:60]), encoding="utf-8")
     out = run_script("quality_trec.py", ["--size", "tiny", "--data", str(data),
-                                         "--runs", "textcnn alone,textcnn distilled,transformer from teacher distilled"],
+                                         "--runs", "textcnn alone,textcnn distilled,transformer from teacher distilled,"
+                                         "textcnn alone + teacher emb,textcnn distilled + teacher emb + NN augment"],
                      tmp_path)
     assert out["examples"] == {"train": 180, "dev": 20, "test": 50}
     assert out["rows"][0]["model"].startswith("teacher: tiny random BERT")
     assert [row["model"] for row in out["rows"][1:]] == ["textcnn alone", "textcnn distilled",
-                                                         "transformer from teacher distilled"]
+                                                         "transformer from teacher distilled",
+                                                         "textcnn alone + teacher emb",
+                                                         "textcnn distilled + teacher emb + NN augment"]
     assert all(0.0 <= row["accuracy"] <= 1.0 and row["parameters"] > 0 and row["mb"] > 0 for row in out["rows"])
-    assert set(out["checks"]["distilled_gain_points"]) == {"textcnn distilled"}
+    # each distilled row is judged against its own hard-label twin; the folded projection keeps the size
+    assert set(out["checks"]["distilled_gain_points"]) == {"textcnn distilled",
+                                                           "textcnn distilled + teacher emb + NN augment"}
+    assert out["rows"][1]["parameters"] == out["rows"][4]["parameters"] == out["rows"][5]["parameters"]
     assert out["checks"]["transformer_param_ratio"] > 1  # half the teacher's layers
 
 

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Fields that are not one scalar value with bounds: paths, columns, lists and objects, checked by validate().
 STRUCTURAL = {"name", "output_dir", "matches", "stages", "data.train", "data.dev", "data.test", "data.has_header",
               "data.text_column", "data.text_pair_column", "data.label_column", "data.labels",
-              "data.label_separator", "teacher.path", "teacher.ensemble", "student.options", "train.device",
+              "data.label_separator", "teacher.path", "teacher.ensemble", "student.options", "student.embedding_file", "train.device",
               "tune.losses"}  # a list of registry names, checked in validate()
 
 

@@ -70,7 +70,7 @@ def test_every_groups_values_reach_the_stored_config(alice_client, form_data, wa
         "kd_weight_schedule": "linear_decay", "hard_weight_schedule": "linear_growth"}
     assert dataclasses.asdict(config.augment) == {
         "enabled": True, "n_iter": 4, "p_mask": 0.2, "p_replace": 0.3, "p_ng": 0.5, "ngram_range": [2, 4],
-        "replace_window": 7, "max_examples": 999}
+        "replace_window": 7, "replace": "frequency", "neighbours": 15, "max_examples": 999}
     assert dataclasses.asdict(config.train) == {
         "epochs": 2, "batch_size": 16, "learning_rate": 0.0005, "optimizer": "sgd", "weight_decay": 0.01,
         "lr_schedule": "cosine", "warmup_ratio": 0.1, "grad_clip": None, "grad_accumulation": 2,
@@ -90,7 +90,9 @@ def test_the_api_style_minimal_dict_still_validates_with_the_librarys_defaults(a
     for section in ("kd", "augment"):
         assert config[section] == dataclasses.asdict(getattr(defaults, section)), section
     assert config["train"] == {**dataclasses.asdict(defaults.train), "batch_size": 64, "learning_rate": 0.001}
-    assert config["student"] == {"type": "textcnn", "vocab": "char", "embedding_dim": 128, "options": {}}
+    assert config["student"] == {"type": "textcnn", "vocab": "char", "embedding_dim": 128,
+                                 "embedding_init": dataclasses.asdict(defaults.student)["embedding_init"],
+                                 "embedding_file": None, "options": {}}
     assert config["matches"] == [] and config["stages"] == [] and config["teacher"]["ensemble"] == []
     assert len(form.configs) == 1
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from webapp.experiments.configs import FORM_FIELDS, STUDENT_OPTION_FIELDS
-from webapp.experiments.models import Checkpoint, Experiment
+from webapp.experiments.models import Checkpoint, Experiment, WordVectors
 
 # Form fields whose initial value is a row id, not the config's value (the config holds a path).
 ROW_FIELDS = {"teacher": "teacher_id", "dataset": "dataset_id"}
@@ -97,4 +98,9 @@ def _structured(config: dict[str, Any], experiment: Experiment) -> dict[str, Any
                  if isinstance(m, dict) and isinstance(m.get("path"), str)
                  and isinstance(m.get("weight", 1.0), (int, float))]
         initial["ensemble"] = "\n".join(lines)
+    vectors = _lookup(config, "student.embedding_file")  # the form stored the file's resolved path
+    if isinstance(vectors, str) and vectors:
+        for row in WordVectors.objects.filter(team=experiment.team_id):
+            if str(Path(row.path).resolve()) == vectors:
+                initial["word_vectors"] = row.pk
     return initial

@@ -43,7 +43,8 @@ DERIVED = {"teacher.path", "data.max_length"}
 STUDENT_OPTION_FIELDS: dict[str, dict[str, str]] = {
     student: {d.name: name for name, d in inputs.items()} for student, inputs in STUDENT_INPUTS.items()}
 # Config path prefixes whose errors belong to one form field (the longest prefix wins).
-PREFIX_FIELDS = {"lm.": "lm_mode", "matches": "match_rows", "stages": "stages", "teacher.ensemble": "ensemble", "data.": "dataset",
+PREFIX_FIELDS = {"lm.": "lm_mode", "student.embedding_file": "word_vectors", "matches": "match_rows", "stages": "stages",
+                 "teacher.ensemble": "ensemble", "data.": "dataset",
                  "student.options": "student_type"}
 
 
@@ -92,6 +93,8 @@ def build_config(cleaned_data: dict[str, Any], checkpoint: Checkpoint, dataset: 
             _put(raw, path, cleaned_data[name])
     if cleaned_data.get("grad_clip") == 0:
         raw["train"]["grad_clip"] = None
+    if _given(cleaned_data.get("embedding_file")):  # the chosen word-vector file, checked by the form
+        _put(raw, "student.embedding_file", cleaned_data["embedding_file"])
     student_type = cleaned_data.get("student_type") or "textcnn"
     options: dict[str, Any] = {}
     for option, name in STUDENT_OPTION_FIELDS.get(student_type, {}).items():

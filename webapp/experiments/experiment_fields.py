@@ -12,6 +12,7 @@ from django import forms
 from django.core.validators import RegexValidator
 
 from webapp.accounts.models import MAX_PRIORITY, MIN_PRIORITY
+from webapp.experiments.models_vectors import WordVectors
 from webapp.experiments.option_fields import (
     config_inputs,
     form_name,
@@ -71,6 +72,11 @@ class HandMadeFields(forms.Form):
     dataset = forms.ModelChoiceField(queryset=None, help_text="Its label count must match the teacher's.")
     label_separator = forms.CharField(required=False, max_length=5, strip=False, initial=",",
                                       label="Label separator", help_text="Splits a multi-label row's labels.")
+
+    # -- student: the team's word-vector file for student.embedding_file (a path in its folder) --
+    word_vectors = forms.ModelChoiceField(
+        queryset=WordVectors.objects.none(), required=False, label="Word vectors",
+        help_text="For a char or word vocabulary: a word2vec/GloVe file of the team (Datasets → Word vectors).")
 
     # -- student: a tick here stores the chosen teacher's path as the option --
     tf_init_from_teacher = forms.BooleanField(
@@ -158,8 +164,8 @@ RANGES = ranges(_GENERATED)
 # Where each input sits on the page, in order. Generated inputs not placed here follow their group's own.
 LAYOUT: dict[str, tuple[str, ...]] = {
     "basics": ("name", "team", "teacher", "dataset", "max_length", "multi_label", "label_separator"),
-    "student": ("student_type", "student_vocab", "embedding_dim", "cnn_filter_sizes", "cnn_num_filters",
-                "cnn_dropout", "rnn_hidden_size", "rnn_fc_size", "rnn_dropout", "rnn_siamese", "tf_preset",
+    "student": ("student_type", "student_vocab", "embedding_dim", "embedding_init", "word_vectors", "cnn_filter_sizes",
+                "cnn_num_filters", "cnn_dropout", "rnn_hidden_size", "rnn_fc_size", "rnn_dropout", "rnn_siamese", "tf_preset",
                 "tf_layers", "tf_hidden", "tf_heads", "tf_ffn", "tf_dropout", "tf_init_from_teacher"),
     "kd": ("temperature", "alpha", "kd_loss", "t2_scaling", "kd_weight", "tune_kd", "tune_temperatures", "tune_alphas",
            "tune_losses", "tune_steps"),
@@ -168,7 +174,8 @@ LAYOUT: dict[str, tuple[str, ...]] = {
     "schedules": ("temperature_schedule", "temperature_final", "schedule_beta", "schedule_gamma",
                   "kd_weight_schedule", "hard_weight_schedule", "lr_schedule", "warmup_ratio"),
     "augment": ("augment", "augment_n_iter", "augment_p_mask", "augment_p_replace", "augment_p_ng",
-                "augment_ngram_range", "augment_replace_window", "augment_max_examples"),
+                "augment_ngram_range", "augment_replace_window", "augment_replace", "augment_neighbours",
+                "augment_max_examples"),
     "optimisation": ("epochs", "batch_size", "learning_rate", "optimizer", "weight_decay", "grad_clip",
                      "grad_accumulation", "bucket_by_length", "amp", "max_steps", "early_stopping_patience",
                      "best_metric", "log_every", "eval_every", "checkpoint_every", "device"),

@@ -28,7 +28,7 @@ from webapp.experiments.lm_fields import KIND as LM_KIND
 from webapp.experiments.lm_fields import SECTION as LM_SECTION
 from webapp.experiments.lm_fields import LMFields
 from webapp.experiments.matches_check import check_config, generate_rows
-from webapp.experiments.models import Checkpoint, Dataset
+from webapp.experiments.models import Checkpoint, Dataset, WordVectors
 
 __all__ = ["ExperimentForm", "STUDENT_CHOICES", "SECTIONS"]
 
@@ -63,6 +63,7 @@ class ExperimentForm(TeamFormMixin, ExperimentFields, LMFields):
         self.fields["teacher"].queryset = (owned(user, Checkpoint).filter(status=Checkpoint.Status.READY)
                                            .select_related("team").order_by("team__name", "name"))
         self.fields["dataset"].queryset = owned(user, Dataset).select_related("team").order_by("team__name", "name")
+        self.fields["word_vectors"].queryset = owned(user, WordVectors).select_related("team").order_by("name")
         if len(self.fields["team"].queryset) > 1:
             self.fields["teacher"].label_from_instance = lambda c: f"{c.name} ({c.team})"
             self.fields["dataset"].label_from_instance = lambda d: f"{d.name} ({d.team})"
@@ -166,6 +167,11 @@ class ExperimentForm(TeamFormMixin, ExperimentFields, LMFields):
             self.add_error("teacher", f"The checkpoint {teacher.name!r} belongs to {teacher.team}, not {team}.")
         if team and dataset and dataset.team_id != team.pk:
             self.add_error("dataset", f"The dataset {dataset.name!r} belongs to {dataset.team}, not {team}.")
+        if team and cleaned.get("word_vectors"):
+            cleaned["embedding_file"] = ownership.usable_vectors_path(cleaned["word_vectors"], team)
+            if cleaned["embedding_file"] is None:
+                self.add_error("word_vectors", f"The word vectors {cleaned['word_vectors'].name!r} are not a file of "
+                                               f"{team}'s (or the file is gone); upload them for this team.")
         if not cleaned.get("matches_mode"):  # a plain dict may post rows without a mode
             cleaned["matches_mode"] = "rows" if cleaned.get("match_rows") else "none"
         if team:

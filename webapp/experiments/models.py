@@ -281,4 +281,5 @@ class MetricRollup(models.Model):
         ]
 
 
+from webapp.experiments.models_vectors import WordVectors  # noqa: E402,F401  (a model of this app, kept apart)
 from webapp.experiments.trials import TuneTrial  # noqa: E402,F401  (tune-KD child runs, their own module)

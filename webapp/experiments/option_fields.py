@@ -24,7 +24,7 @@ SECTION_GROUPS = {"": ("", "advanced"), "data": ("", "basics"), "teacher": ("tea
                   "augment": ("augment_", "augment"), "tune": ("tune_", "kd")}
 STUDENT_PREFIXES = {"textcnn": "cnn", "bilstm": "rnn", "bigru": "rnn", "transformer": "tf"}
 # Inputs whose name is not the rule's (the API and saved links use these names).
-NAMES = {"student.embedding_dim": "embedding_dim", "kd.loss": "kd_loss", "augment.enabled": "augment",
+NAMES = {"student.embedding_dim": "embedding_dim", "student.embedding_init": "embedding_init", "kd.loss": "kd_loss", "augment.enabled": "augment",
          "tune.enabled": "tune_kd"}
 GROUPS = {name: "schedules" for name in ("temperature_schedule", "temperature_final", "schedule_beta",
                                          "schedule_gamma", "kd_weight_schedule", "hard_weight_schedule",
@@ -53,7 +53,8 @@ LABELS = {
     "early_stopping_patience": "Early-stopping patience", "best_metric": "Best metric", "log_every": "Log every",
     "eval_every": "Evaluate every", "checkpoint_every": "Checkpoint every", "kind": "Run kind", "seed": "Seed",
     "teacher_weight": "Teacher weight", "tune_kd": "Tune KD first", "tune_steps": "Steps per trial",
-    "tune_metric": "Trial metric", "bucket_by_length": "Bucket by length",
+    "tune_metric": "Trial metric", "bucket_by_length": "Bucket by length", "embedding_init": "Embedding start",
+    "augment_replace": "Replace with", "augment_neighbours": "Neighbours",
 }
 CHOICE_LABELS = {
     "textcnn": "TextCNN", "bilstm": "BiLSTM", "bigru": "BiGRU", "transformer": "Transformer",
@@ -65,7 +66,13 @@ CHOICE_LABELS = {
     "lm_distill": "Distil a language model",
 }
 # Per input: choice labels that differ from CHOICE_LABELS (the same name means another thing there).
-OWN_CHOICE_LABELS = {"lr_schedule": {"linear": "Linear decay", "cosine": "Cosine decay"}}
+OWN_CHOICE_LABELS = {
+    "lr_schedule": {"linear": "Linear decay", "cosine": "Cosine decay"},
+    "embedding_init": {"auto": "Auto (the teacher's on its pieces, else the file, else random)", "random": "Random",
+                       "teacher": "The teacher's input embeddings", "file": "A word-vector file"},
+    "augment_replace": {"frequency": "A word of similar frequency",
+                        "teacher_neighbours": "A nearest neighbour in the teacher's embeddings"},
+}
 
 
 def form_name(path: str) -> str:

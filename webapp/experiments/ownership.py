@@ -134,3 +134,20 @@ def name_as_typed(message: str, resolved: Path, raw: str) -> str:
     """`message` with the resolved path replaced by what the user typed (it may reveal the server's layout)."""
     typed = raw.rstrip("/") or raw
     return message.replace(str(resolved), typed if len(typed) <= ECHO_CHARS else typed[:ECHO_CHARS] + "…")
+
+
+def vectors_dir(team) -> Path:
+    """A team's word-vector files (vectors.py): a folder of its dataset folder."""
+    return dataset_dir(team) / "vectors"
+
+
+def usable_vectors_path(vectors, team) -> str | None:
+    """A WordVectors row's file when `team` owns the row and the file still lies in that team's folder, else None."""
+    if vectors.team_id != team.pk:
+        return None
+    try:
+        resolved = Path(vectors.path).resolve()
+        folder = vectors_dir(team).resolve()
+    except (OSError, RuntimeError, PathRefused):
+        return None
+    return str(resolved) if resolved.is_relative_to(folder) and resolved.is_file() else None

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from webapp.experiments import environment_view
+from webapp.experiments import environment_view, vectors
 from webapp.experiments import views_artifacts as artifacts
 from webapp.experiments import views_compare as compare
 from webapp.experiments import views_experiments as experiments
@@ -36,4 +36,5 @@ urlpatterns = [
     path("datasets/", registry.dataset_list, name="datasets"),
     path("datasets/new/", registry.dataset_new, name="dataset_new"),
     path("datasets/<int:pk>/", registry.dataset_detail, name="dataset"),
+    path("word-vectors/", vectors.word_vectors, name="word_vectors"),
 ]
