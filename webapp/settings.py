@@ -249,6 +249,8 @@ EMAIL_USE_TLS = env_str("DISTILLERY_EMAIL_TLS", "0") == "1"
 DEFAULT_FROM_EMAIL = env_str("DISTILLERY_EMAIL_FROM", "distillery@localhost")
 # The address links in notifications start with (e.g. https://distillery.example.org); "" gives bare paths.
 DISTILLERY_PUBLIC_URL = env_str("DISTILLERY_PUBLIC_URL", "")
+# Webhooks to private/loopback addresses (a closed network's receivers): off, so a user cannot aim the server inside.
+WEBHOOK_ALLOW_PRIVATE = env_bool("DISTILLERY_WEBHOOK_ALLOW_PRIVATE", False)
 NOTIFY_RETRY_BASE_SECONDS = env_int("DISTILLERY_NOTIFY_RETRY_SECONDS", 30, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     # A copy older than one interval is dropped unrun: the next one is already on its way, so

@@ -13,7 +13,7 @@ import pytest
 from django.core import mail
 
 from webapp.experiments.models import Experiment, Tag
-from webapp.notifications import events
+from webapp.notifications import events, send
 from webapp.notifications.models import Delivery, NotificationSettings, Webhook
 from workers import notify_tasks, queue
 
@@ -27,6 +27,7 @@ class Receiver:
     def __init__(self, failures: int = 0):
         self.requests: list[dict] = []
         self.failures = failures
+        self.redirect_to = ""  # answer every POST with a 302 there
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -34,7 +35,9 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.requests.append({"headers": dict(self.headers), "body": body})
                 failing = len(outer.requests) <= outer.failures
-                self.send_response(503 if failing else 200)
+                self.send_response(302 if outer.redirect_to else 503 if failing else 200)
+                if outer.redirect_to:
+                    self.send_header("Location", outer.redirect_to)
                 self.end_headers()
 
             def log_message(self, *args):
@@ -75,7 +78,9 @@ def test_deliveries_go_to_the_registered_task_on_the_housekeeping_queue(monkeypa
 
 @pytest.fixture(autouse=True)
 def _eager(settings, monkeypatch, wake):
-    """Mail to the locmem outbox; the delivery task run in-process (retries too, without waiting)."""
+    """Mail to the locmem outbox; the delivery task run in-process (retries too, without waiting); the test
+    receivers listen on 127.0.0.1, a private address."""
+    settings.WEBHOOK_ALLOW_PRIVATE = True
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     monkeypatch.setattr(events, "enqueue", lambda pk: notify_tasks.deliver.apply(args=[pk]))
 
@@ -237,3 +242,36 @@ def test_nobody_can_use_or_delete_another_persons_webhook(charlie_client, alice,
     assert charlie_client.post(f"/notifications/webhooks/{hook.pk}/delete/").status_code == 404
     assert r.requests == [] and Webhook.objects.filter(pk=hook.pk).exists()
     assert hook.secret not in charlie_client.get("/notifications/").content.decode()
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/hook", "http://localhost/hook", "http://10.1.2.3/x",
+                                 "http://169.254.169.254/latest/meta-data/", "http://[::1]/x",
+                                 "http://[::ffff:127.0.0.1]/x", "http://0.0.0.0/x", "https://192.168.0.5/x"])
+def test_a_webhook_cannot_aim_the_server_at_private_addresses(alice_client, alice, settings, url):
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    response = alice_client.post("/notifications/webhooks/", {"url": url}, follow=True)
+    assert not Webhook.objects.exists()
+    assert "private, loopback or reserved" in response.content.decode()
+    with pytest.raises(send.SendError, match="private, loopback or reserved"):
+        send.post_webhook(url, "secret", {"text": "x", "event": "test"})
+
+
+def test_a_public_address_passes_the_check_without_a_request(settings):
+    from webapp.notifications import addresses
+
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    assert addresses.problem("https://93.184.216.34/hook") is None
+    assert "does not resolve" in addresses.problem("https://no-such-host.invalid/hook")
+
+
+def test_a_webhook_redirect_is_not_followed(settings):
+    settings.WEBHOOK_ALLOW_PRIVATE = True  # both servers are on 127.0.0.1
+    inner, outer = Receiver(), Receiver()
+    outer.redirect_to = inner.url
+    try:
+        with pytest.raises(send.SendError, match="HTTP 302"):
+            send.post_webhook(outer.url, "secret", {"text": "x", "event": "test"})
+        assert inner.requests == []
+    finally:
+        inner.close()
+        outer.close()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
+from webapp.notifications import addresses
 from webapp.notifications.models import NotificationSettings, Webhook
 
 MAX_HOOKS = 10
@@ -29,8 +30,9 @@ class WebhookForm(forms.ModelForm):
 
     def clean_url(self) -> str:
         url = self.cleaned_data["url"]
-        if not url.lower().startswith(("http://", "https://")):
-            raise forms.ValidationError("Only http:// and https:// addresses can receive webhooks.")
+        refused = addresses.problem(url)
+        if refused:
+            raise forms.ValidationError(refused)
         if self.user is not None and self.user.webhooks.count() >= MAX_HOOKS:
             raise forms.ValidationError(f"At most {MAX_HOOKS} webhooks per person; delete one first.")
         return url

@@ -17,11 +17,23 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import send_mail
 
+from webapp.notifications import addresses
+
 TIMEOUT = 10  # seconds a webhook receiver gets to answer
 
 
 class SendError(Exception):
     """The message did not go out; the text says why (kept on the Delivery row)."""
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is the receiver's answer, not a new address to post to (it could point inside)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -33,13 +45,16 @@ def body_of(payload: dict[str, Any]) -> bytes:
 
 
 def post_webhook(url: str, secret: str, payload: dict[str, Any], delivery_id: str = "") -> None:
+    refused = addresses.problem(url)  # again at send time: the name may resolve elsewhere by now
+    if refused:
+        raise SendError(refused)
     body = body_of(payload)
     request = urllib.request.Request(url, data=body, method="POST", headers={
         "Content-Type": "application/json", "User-Agent": "Distillery-Webhook/1",
         "X-Distillery-Event": str(payload.get("event", "")), "X-Distillery-Delivery": delivery_id,
         "X-Distillery-Signature": signature(secret, body)})
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310 - http(s) only (the form)
+        with _OPENER.open(request, timeout=TIMEOUT) as response:  # http(s) to a public host (addresses.py)
             if not 200 <= response.status < 300:
                 raise SendError(f"The receiver answered HTTP {response.status}.")
     except urllib.error.HTTPError as exc:
