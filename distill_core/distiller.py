@@ -52,7 +52,14 @@ from distill_core.export import save_student
 from distill_core.losses import hard_bce, hard_ce, kd_losses
 from distill_core.matches import MatchLoss, parse_matches, validate_matches
 from distill_core.progress import Phase, Phases
-from distill_core.run_parts import NullSink, Sink, check_finite, make_optimizer, resolve_device  # noqa: F401
+from distill_core.run_parts import (  # noqa: F401  (NullSink, Sink: the engine others are handed)
+    NullSink,
+    Sink,
+    check_finite,
+    hold_out_dev,
+    make_optimizer,
+    resolve_device,
+)
 from distill_core.schedules import lr_factor, temperature_schedules, weight_schedules
 from distill_core.seeding import seed_everything
 from distill_core.size import compare, size_report
@@ -110,14 +117,7 @@ def load_splits(config: ExperimentConfig, progress: Phase | None = None) -> dict
         splits["dev"] = read_split(data.dev, data, data.labels, "dev")
         advance()
     else:
-        train = splits["train"]
-        if len(train) < 2:
-            raise ConfigError("Without a dev file the train split needs at least 2 examples to hold one out.",
-                              field="data.dev")
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.seed)).tolist()
-        held = max(1, len(train) // 10)
-        splits["dev"] = train.subset(sorted(order[:held]), "dev")
-        splits["train"] = train.subset(sorted(order[held:]), "train")
+        splits["dev"], splits["train"] = hold_out_dev(splits["train"], config.seed)
     if data.test:
         splits["test"] = read_split(data.test, data, data.labels, "test")
         advance()

@@ -52,3 +52,14 @@ def check_finite(terms: dict[str, torch.Tensor], step: int) -> None:
         if not torch.isfinite(value.detach()).all():
             raise TrainingError(f"The {name} became {float(value.detach())} at step {step}; lower the learning rate or "
                                 f"the temperature, or check the data.")
+
+
+def hold_out_dev(train: Any, seed: int) -> tuple[Any, Any]:
+    """(dev, train): a seeded tenth of a split without a dev file held out (any split with len() and
+    subset(indices, name), in its file order)."""
+    if len(train) < 2:
+        raise ConfigError("Without a dev file the train split needs at least 2 examples to hold one out.",
+                          field="data.dev")
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
+    held = max(1, len(train) // 10)
+    return train.subset(sorted(order[:held]), "dev"), train.subset(sorted(order[held:]), "train")

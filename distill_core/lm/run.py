@@ -28,6 +28,7 @@ from distill_core.lm.evaluate import generate, generation_speed, score
 from distill_core.lm.models import build_student, load_causal_lm, pad_id
 from distill_core.lm.trainer import LMTrainer
 from distill_core.progress import Phases
+from distill_core.run_parts import hold_out_dev
 from distill_core.seeding import seed_everything
 from distill_core.size import count_parameters, serialized_bytes
 
@@ -70,14 +71,7 @@ def run_lm(config: ExperimentConfig, sink: Any = None, should_cancel: Callable[[
             splits[name] = tokenise(split_rows, tokenizer, config.data.max_length, name)
             progress.advance(len(split_rows))
     if "dev" not in splits:
-        train = splits["train"]
-        if len(train) < 2:
-            raise ConfigError("Without a dev file the train split needs at least 2 examples to hold one out.",
-                              field="data.dev")
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.seed)).tolist()
-        held = max(1, len(train) // 10)
-        splits["dev"], splits["train"] = train.subset(sorted(order[:held]), "dev"), train.subset(sorted(order[held:]),
-                                                                                                  "train")
+        splits["dev"], splits["train"] = hold_out_dev(splits["train"], config.seed)
     test_name = "test" if "test" in splits else "dev"
 
     seed_everything(config.seed)
