@@ -93,9 +93,23 @@ def ls(*, status: str | None = None, team: str | None = None, name: str | None =
     return rows
 
 
+# The worker's system series (workers/sysmetrics.py KEYS), keyed by seconds since the start, not steps: the API
+# sends them only when asked for by name.
+SYSTEM_KEYS = ("system/cpu_percent", "system/rss_mb", "system/gpu_util_percent", "system/gpu_memory_mb", "system/step")
+
+
 def metrics(experiment_id: int, keys: list[str] | None = None,
             connection: Connection | None = None) -> dict[str, list[tuple[int, float | None]]]:
-    """Every stored point of every (or each given) series, not downsampled: {key: [(step, value), ...]}."""
+    """Every stored point of every (or each given) series, not downsampled: {key: [(step, value), ...]}
+    (for a system/... series, (second, value))."""
+    if keys is None:
+        conn = _conn(connection)
+        return {**_metrics(experiment_id, None, conn), **_metrics(experiment_id, list(SYSTEM_KEYS), conn)}
+    return _metrics(experiment_id, keys, connection)
+
+
+def _metrics(experiment_id: int, keys: list[str] | None,
+             connection: Connection | None) -> dict[str, list[tuple[int, float | None]]]:
     conn, path = _conn(connection), f"/api/experiments/{int(experiment_id)}/metrics/"
     overview = conn.call("GET", path, query={"points": 10, "key": keys})
     last = max((s["steps"][-1] for s in overview["series"].values() if s["steps"]), default=-1)

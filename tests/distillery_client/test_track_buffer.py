@@ -188,3 +188,10 @@ def test_submit_sends_a_distill_core_config_to_from_config_and_form_inputs_to_ex
     assert conn.sent == [("/api/experiments/from-config/", {"config": {"teacher": {"path": "/t"},
                                                                       "data": {"train": "x.tsv"}}, "name": "again"}),
                          ("/api/experiments/", {"teacher": 1, "dataset": 2, "priority": 3})]
+
+
+def test_the_client_asks_for_every_system_series_the_worker_samples():
+    from distillery_client import api
+    from workers import sysmetrics
+
+    assert api.SYSTEM_KEYS == sysmetrics.KEYS

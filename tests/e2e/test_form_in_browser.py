@@ -97,6 +97,7 @@ def test_a_transformer_with_a_matches_preset_is_queued_from_the_browser(seeded, 
     page.wait_for_url(re.compile(r".*/experiments/\d+/$"), timeout=90_000)
     experiment = Experiment.objects.get()
     assert experiment.config["student"] == {"type": "transformer", "vocab": "teacher", "embedding_dim": 128,
+                                            "embedding_init": "random", "embedding_file": None,
                                             "options": {"preset": "custom", "layers": 3, "hidden": 16, "heads": 2,
                                                         "ffn": 32, "dropout": 0.1}}
     assert experiment.config["matches"] == "L3_hidden_smmd"
