@@ -69,7 +69,8 @@ def main() -> None:
         chosen = None
         for seed in range(args.seeds):
             if args.alone is None or student in args.alone.split(","):
-                record["alone"].append(qt.distil_row(f"{student} alone", student, 1.0, False, paths, labels, teacher,
+                record["alone"].append(qt.distil_row(f"{student} alone", student, 1.0, False, "random", "frequency",
+                                                     paths, labels, teacher,
                                                      size, seed))
                 progress(json.dumps(record["alone"][-1]))
             tuning_now = seed == 0 or args.tune_every_seed

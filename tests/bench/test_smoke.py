@@ -105,6 +105,23 @@ def test_quality_trec_fills_the_table_with_a_tiny_random_teacher(tmp_path):
     assert out["checks"]["transformer_param_ratio"] > 1  # half the teacher's layers
 
 
+def test_tune_kd_trec_tunes_against_a_rerun_twin_with_a_tiny_random_teacher(tmp_path):
+    data = tmp_path / "trec"
+    data.mkdir()
+    classes = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
+    (data / "class.txt").write_text("\n".join(classes) + "\n", encoding="utf-8")
+    questions = ["What does NASA stand for ?", "How do bees make honey ?", "What color is the sky ?",
+                 "Who wrote Hamlet ?", "Where is Paris ?", "How many legs has a spider ?"]
+    rows = [f"{q} {i}\t{c}\t{c}:x\n" for i in range(40) for q, c in zip(questions, classes, strict=True)]
+    (data / "train.tsv").write_text("".join(rows), encoding="utf-8")
+    (data / "test.tsv").write_text("".join(rows[:60]), encoding="utf-8")
+    out = run_script("tune_kd_trec.py", ["--size", "tiny", "--data", str(data), "--seeds", "1", "--students",
+                                         "textcnn", "--alone", "textcnn", "--temperatures", "1,4", "--alphas", "0.5",
+                                         "--steps", "10"], tmp_path)
+    assert "T = " in json.dumps(out) and "gain_points" in json.dumps(out)
+
+
+
 def test_metric_ingest_stores_every_point(tmp_path):
     out = run_script("metric_ingest.py", ["--steps", "40", "--keys", "3", "--writer", "both"], tmp_path)
     assert out["database"] == "sqlite"
