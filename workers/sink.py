@@ -37,6 +37,17 @@ def with_db_retry(fn: Callable[[], T], attempts: int = 5, delay: float = 0.5) ->
     raise AssertionError("unreachable")
 
 
+
+LOWER_IS_BETTER = ("loss", "perplexity")  # a key whose last part holds one of these is best when lowest
+
+
+def better(key: str, value: float, best: float | None) -> bool:
+    """Whether `value` beats the `best` so far of series `key` (accuracy: higher; loss, perplexity: lower)."""
+    if best is None:
+        return True
+    lower = any(word in key.rsplit("/", 1)[-1] for word in LOWER_IS_BETTER)
+    return value < best if lower else value > best
+
 class DatabaseSink:
     """Event sink for distill_core.distiller.run that writes to an Experiment row.
 
@@ -152,7 +163,7 @@ class DatabaseSink:
                 self.latest[key] = value
 
     def _keep_best(self, key: str, value: Any) -> None:
-        if isinstance(value, (int, float)) and math.isfinite(value) and (key not in self.best or value > self.best[key]):
+        if isinstance(value, (int, float)) and math.isfinite(value) and better(key, value, self.best.get(key)):
             self.best[key] = float(value)
 
     def _fence(self) -> None:

@@ -189,3 +189,11 @@ def test_every_point_a_checkpoint_covers_is_stored_before_the_checkpoint_is_rena
     run(ExperimentConfig.from_dict(config), sink=sink)
     assert [covered for covered, _ in seen] == [5, 8, 10, 12]  # every 5 steps, each epoch end (8) and the last step
     assert all(stored == list(range(1, covered + 1)) for covered, stored in seen)
+
+
+def test_best_keeps_the_highest_accuracy_and_the_lowest_loss_or_perplexity():
+    from workers.sink import better
+
+    assert better("dev/accuracy", 0.9, 0.8) and not better("dev/accuracy", 0.7, 0.8)
+    assert better("dev/perplexity", 3.0, 4.0) and not better("dev/perplexity", 5.0, 4.0)
+    assert better("dev/distill_loss", 0.1, 0.2) and better("dev/macro_f1", 0.5, None)

@@ -26,7 +26,7 @@ from webapp.experiments.access import get_owned
 from webapp.experiments.models import Experiment
 from workers.bulk import insert_points
 from workers.queue import json_safe
-from workers.sink import PHASE_FIELDS
+from workers.sink import PHASE_FIELDS, better
 
 S = Experiment.Status
 MAX_POINTS = 10_000  # per ingest call; the client sends at most this many
@@ -154,7 +154,7 @@ def _ingest(request, pk: int):
             latest, best = dict(row.latest or {}), dict(row.best or {})
             for key, _step, value in sorted(points, key=lambda p: p[1]):
                 latest[key] = value
-                if not key.startswith("train/") and (key not in best or value > best[key]):
+                if not key.startswith("train/") and better(key, value, best.get(key)):
                     best[key] = value
             fields.update(latest=latest, best=best)
             insert_points(row.pk, points)
