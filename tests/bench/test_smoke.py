@@ -76,8 +76,8 @@ def test_quality_fills_the_table_at_the_tiny_size(tmp_path):
     assert "textcnn distilled" in out["checks"]["distilled_beats_alone"]
 
 
-def test_quality_trec_fills_the_table_with_a_tiny_random_teacher(tmp_path):
-    # a slice of TREC in the shared layout; --size tiny fine-tunes a tiny random BERT, so no teacher package is needed
+def trec_slice(tmp_path: Path) -> Path:
+    """240 questions in TREC's shared layout (train.tsv, test.tsv, class.txt), 40 of each class."""
     data = tmp_path / "trec"
     data.mkdir()
     classes = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
@@ -87,6 +87,12 @@ def test_quality_trec_fills_the_table_with_a_tiny_random_teacher(tmp_path):
     rows = [f"{q} {i}\t{c}\t{c}:x\n" for i in range(40) for q, c in zip(questions, classes, strict=True)]
     (data / "train.tsv").write_text("".join(rows), encoding="utf-8")
     (data / "test.tsv").write_text("".join(rows[:60]), encoding="utf-8")
+    return data
+
+
+def test_quality_trec_fills_the_table_with_a_tiny_random_teacher(tmp_path):
+    # a slice of TREC in the shared layout; --size tiny fine-tunes a tiny random BERT, so no teacher package is needed
+    data = trec_slice(tmp_path)
     out = run_script("quality_trec.py", ["--size", "tiny", "--data", str(data),
                                          "--runs", "textcnn alone,textcnn distilled,transformer from teacher distilled,"
                                          "textcnn alone + teacher emb,textcnn distilled + teacher emb + NN augment"],
@@ -106,15 +112,7 @@ def test_quality_trec_fills_the_table_with_a_tiny_random_teacher(tmp_path):
 
 
 def test_tune_kd_trec_tunes_against_a_rerun_twin_with_a_tiny_random_teacher(tmp_path):
-    data = tmp_path / "trec"
-    data.mkdir()
-    classes = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
-    (data / "class.txt").write_text("\n".join(classes) + "\n", encoding="utf-8")
-    questions = ["What does NASA stand for ?", "How do bees make honey ?", "What color is the sky ?",
-                 "Who wrote Hamlet ?", "Where is Paris ?", "How many legs has a spider ?"]
-    rows = [f"{q} {i}\t{c}\t{c}:x\n" for i in range(40) for q, c in zip(questions, classes, strict=True)]
-    (data / "train.tsv").write_text("".join(rows), encoding="utf-8")
-    (data / "test.tsv").write_text("".join(rows[:60]), encoding="utf-8")
+    data = trec_slice(tmp_path)
     out = run_script("tune_kd_trec.py", ["--size", "tiny", "--data", str(data), "--seeds", "1", "--students",
                                          "textcnn", "--alone", "textcnn", "--temperatures", "1,4", "--alphas", "0.5",
                                          "--steps", "10"], tmp_path)
