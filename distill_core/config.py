@@ -325,7 +325,7 @@ class ExperimentConfig:
             _check(k.temperature_final is not None, "kd.temperature_final", f"A {k.temperature_schedule} temperature "
                    f"schedule needs temperature_final greater than 0 (got {k.temperature_final}).")
         if self.kind == "lm_distill":
-            self.lm.validate()  # lm/options.py: its own checks (not yet opt() declarations)
+            self.lm.validate()  # lm/options.py: its declarations, then what one option cannot say alone
         self._validate_matches_and_stages()
         self._validate_tune()
 
