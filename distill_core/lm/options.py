@@ -94,3 +94,16 @@ class LMConfig:
 def _check(ok: bool, field_name: str, message: str) -> None:
     if not ok:
         raise ConfigError(message, field=field_name)
+
+
+def validate_run(config) -> None:
+    """The `lm` section, then what the rest of an lm_distill config may hold (config.validate calls it)."""
+    config.lm.validate()
+    # The classifier's stages switch its KD settings (alpha, kd_weight, temperature, matches) with a fresh
+    # optimiser per stage; the LM loop has one stage, and its loss is set in `lm`.
+    _check(not config.stages, "stages", "A language-model run has one stage (its token loss and weights are set "
+                                        "in `lm`, which stages do not change); remove the stages.")
+    if config.matches:
+        from distill_core.lm.matches import refuse_attention  # imports torch: only when there are matches
+
+        refuse_attention(config.matches)
