@@ -103,6 +103,10 @@ def validate_run(config) -> None:
     # optimiser per stage; the LM loop has one stage, and its loss is set in `lm`.
     _check(not config.stages, "stages", "A language-model run has one stage (its token loss and weights are set "
                                         "in `lm`, which stages do not change); remove the stages.")
+    # flsw / cwsm set a temperature per example from class logits; a token loss takes one temperature.
+    _check(config.kd.temperature_schedule in ("constant", "linear", "cosine"), "kd.temperature_schedule",
+           f"A language-model run takes a constant, linear or cosine temperature schedule (got "
+           f"{config.kd.temperature_schedule!r}, a per-example schedule of classifier logits).")
     if config.matches:
         from distill_core.lm.matches import refuse_attention  # imports torch: only when there are matches
 

@@ -4,9 +4,13 @@ Per optimisation step, for each batch of its gradient-accumulation group:
 
     logits_S = student(batch)[:, :-1][loss_mask]                       (n, V) response positions only
     teacher  = cached top-k (offline) or teacher(batch) live (online, on-policy)
-    loss     = distill_weight * token_loss(logits_S [at the top-k ids], teacher, T, beta)
-             + sft_weight * CE(logits_S, next tokens)
+    loss     = distill_weight * f_kd(p) * token_loss(logits_S [at the top-k ids], teacher, T(p), beta)
+             + sft_weight * f_hard(p) * CE(logits_S, next tokens)
              + sum of the weighted hidden-state match terms (config.matches; lm/matches.py)
+
+The classifier's schedules apply with p = (step - 1) / total steps: T(p) by kd.temperature_schedule
+from lm.temperature to kd.temperature_final (constant, linear, cosine), f_kd and f_hard by
+kd.kd_weight_schedule and kd.hard_weight_schedule; the learning rate by train.lr_schedule after warm-up.
 
 On-policy (GKD): with probability lambda_on_policy (a seeded draw, part of the checkpoint) a batch's
 responses are replaced by continuations sampled from the student, then scored by the teacher live.
@@ -33,7 +37,7 @@ from distill_core.lm.losses import gather_topk, sft_cross_entropy, token_losses
 from distill_core.lm.matches import build_match_loss, match_terms
 from distill_core.lm.topk_cache import TopK
 from distill_core.progress import Phase
-from distill_core.schedules import lr_factor
+from distill_core.schedules import lr_factor, temperature_schedules, weight_schedules
 
 log = logging.getLogger(__name__)
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -95,8 +99,18 @@ class LMTrainer:
     def teacher_forward(self, input_ids: torch.Tensor, attention: torch.Tensor, hidden: bool = False) -> Any:
         return self.teacher(input_ids=input_ids, attention_mask=attention, output_hidden_states=hidden)
 
-    def token_loss(self, z_s: torch.Tensor, z_t: torch.Tensor) -> torch.Tensor:
-        return self.loss_fn(z_s, z_t, self.config.lm.temperature, self.config.lm.beta)
+    def token_loss(self, z_s: torch.Tensor, z_t: torch.Tensor, T: float | None = None) -> torch.Tensor:
+        """The token loss at temperature T (default lm.temperature, the one dev and test are scored at)."""
+        return self.loss_fn(z_s, z_t, self.config.lm.temperature if T is None else T, self.config.lm.beta)
+
+    def schedule(self) -> tuple[float, float, float]:
+        """(T, distill weight, SFT weight) of the current step, by the kd section's schedules."""
+        o, kd = self.config.lm, self.config.kd
+        progress = (self.step - 1) / max(1, self.total_steps)
+        T = temperature_schedules.get(kd.temperature_schedule)(o.temperature, kd.temperature_final or o.temperature,
+                                                               progress, None, None, 0.0, 0.0)
+        return (T, o.distill_weight * weight_schedules.get(kd.kd_weight_schedule)(progress),
+                o.sft_weight * weight_schedules.get(kd.hard_weight_schedule)(progress))
 
     # --- the loop -------------------------------------------------------------------------
     def train(self, resume: bool) -> None:
@@ -142,6 +156,7 @@ class LMTrainer:
         self.student.train()
         self.optimizer.zero_grad(set_to_none=True)
         sums: dict[str, float] = {}
+        T, distill_w, sft_w = self.schedule()
         amp = torch.autocast(self.device.type, dtype=AMP_DTYPES.get(t.amp, torch.bfloat16), enabled=t.amp != "off")
         for index in group:
             sampled = o.mode == "on_policy" and float(torch.rand(1, generator=self.policy_generator)) < o.lambda_on_policy
@@ -158,11 +173,11 @@ class LMTrainer:
             live = self.teacher_forward(input_ids, attention, hidden=True) if matched else None
             z_t, top_ids = self.targets("train", None if sampled else index, input_ids, attention, mask, live)
             gold = input_ids[:, 1:][mask]  # (n,)
-            with torch.set_grad_enabled(o.sft_weight > 0):  # logged either way; no backward pass through a 0 weight
+            with torch.set_grad_enabled(sft_w > 0):  # logged either way; no backward pass through a 0 weight
                 sft = sft_cross_entropy(z_s, gold)
-            terms = {"distill_loss": self.token_loss(gather_topk(z_s, top_ids) if top_ids is not None else z_s, z_t),
+            terms = {"distill_loss": self.token_loss(gather_topk(z_s, top_ids) if top_ids is not None else z_s, z_t, T),
                      "sft_loss": sft}
-            terms["loss"] = o.distill_weight * terms["distill_loss"] + o.sft_weight * terms["sft_loss"]
+            terms["loss"] = distill_w * terms["distill_loss"] + sft_w * terms["sft_loss"]
             if matched:
                 with amp:
                     per_match = match_terms(self.match_loss, out, live, attention, mask)
@@ -184,7 +199,8 @@ class LMTrainer:
             self.progress.update_to(self.step)
         if self.step % t.log_every == 0 or self.step == self.total_steps:
             self.sink.emit("step", {"step": self.step, "epoch": epoch, "stage": 0,
-                                    "metrics": {**sums, "lr": lr, "on_policy_batches": self.sampled_batches}})
+                                    "metrics": {**sums, "temperature": T, "lr": lr,
+                                                "on_policy_batches": self.sampled_batches}})
 
     @torch.no_grad()
     def _sample(self, index: list[int]) -> tuple[list[torch.Tensor], list[int]]:

@@ -14,8 +14,10 @@ from distill_core.distiller import run
 from distill_core.errors import ConfigError, RunCancelled
 from distill_core.lm.matches import hidden_mask, match_terms
 from distill_core.matches import MatchLoss, parse_matches
+from tests.distill_core import test_lm_run
 from tests.distill_core.conftest import CancelAt, ListSink
-from tests.distill_core.test_lm_run import lm_config, lm_files  # noqa: F401  (fixtures)
+
+lm_files, lm_config = test_lm_run.lm_files, test_lm_run.lm_config  # the tiny GPT-2/Llama fixtures
 
 HIDDEN_ROW = {"layer_T": 2, "layer_S": 1, "feature": "hidden", "loss": "hidden_mse", "weight": 1.0}
 

@@ -10,8 +10,11 @@ from unittest import mock
 import pytest
 
 from distill_core.lm.testing import make_tiny_lm
-from tests.webapp.test_lm_experiment import form, lm_checkpoint, lm_dataset  # noqa: F401  (fixtures)
+from tests.webapp import test_lm_experiment
+from tests.webapp.test_lm_experiment import form
 from webapp.experiments.models import Checkpoint, Experiment
+
+lm_checkpoint, lm_dataset = test_lm_experiment.lm_checkpoint, test_lm_experiment.lm_dataset  # fixtures
 
 
 @pytest.fixture(autouse=True)
