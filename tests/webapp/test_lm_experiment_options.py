@@ -143,3 +143,17 @@ def test_the_api_queues_an_lm_run_with_a_checkpoint_student(api, acme, lm_checkp
         "online", "reverse_kl", lm_student_checkpoint.path, 0.7)
     schema = api.get("/api/schema.json").json()
     assert "lm_student_checkpoint" in json.dumps(schema) and "lm_sample_temperature" in json.dumps(schema)
+
+
+def test_an_lm_config_is_queued_again_from_its_json_with_its_student_and_prompts(api, alice_client, acme, lm_checkpoint,
+                                                                                lm_dataset, lm_student_checkpoint):
+    data = form(acme, lm_checkpoint, lm_dataset, lm_student_source="checkpoint", lm_mode="online",
+                lm_student_checkpoint=lm_student_checkpoint.pk, lm_sample_prompts="what does the cat ?\nwho is , here ?")
+    assert _post(alice_client, data).status_code == 302
+    original = Experiment.objects.get()
+    response = api.post("/api/experiments/from-config/", json.dumps({"config": original.config, "name": "again"}),
+                        content_type="application/json")
+    assert response.status_code == 201, response.json()
+    again = Experiment.objects.get(pk=response.json()["id"])
+    assert again.config["lm"] == original.config["lm"]
+    assert again.config["lm"]["sample_prompts"] == ["what does the cat ?", "who is , here ?"]
