@@ -39,9 +39,12 @@ class LMConfig:
     loss: str = opt("forward_kl", "Token-level divergence between the teacher's and the student's next-token "
                                   "distributions (distill_core/lm/losses.py).", choices=LM_LOSSES)
     beta: float = opt(0.5, "Generalised JSD mixture weight: 0 = forward KL, 1 = reverse KL.", **UNIT)
-    temperature: float = opt(1.0, "Softens both distributions.", low=0.0, low_open=True, high=1000.0)
-    distill_weight: float = opt(1.0, "Weight of the token loss.", **WEIGHT)
-    sft_weight: float = opt(0.0, "Weight of the cross-entropy of the student on the response tokens.", **WEIGHT)
+    temperature: float = opt(1.0, "Softens both distributions; kd.temperature_schedule (constant, linear or "
+                                  "cosine) moves it to kd.temperature_final over training.", low=0.0,
+                             low_open=True, high=1000.0)
+    distill_weight: float = opt(1.0, "Weight of the token loss, times kd.kd_weight_schedule's factor.", **WEIGHT)
+    sft_weight: float = opt(0.0, "Weight of the cross-entropy of the student on the response tokens, times "
+                                 "kd.hard_weight_schedule's factor.", **WEIGHT)
     top_k: int = opt(20, "Offline: teacher logits kept per response token (renormalised over these).", low=1,
                      high=4096)
     lambda_on_policy: float = opt(0.5, "On-policy: fraction of batches whose responses the student samples.", **UNIT)
