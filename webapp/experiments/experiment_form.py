@@ -25,14 +25,12 @@ from webapp.experiments.configs import build_config, form_field_for
 from webapp.experiments.experiment_fields import EXTRAS, RANGES, SECTIONS, STUDENT_CHOICES, ExperimentFields
 from webapp.experiments.form_base import TeamFormMixin
 from webapp.experiments.lm_fields import KIND as LM_KIND
-from webapp.experiments.lm_fields import SECTION as LM_SECTION
-from webapp.experiments.lm_fields import LMFields
+from webapp.experiments.lm_fields import LMFields, check_student_checkpoint
 from webapp.experiments.matches_check import check_config, generate_rows
 from webapp.experiments.models import Checkpoint, Dataset, WordVectors
 
 __all__ = ["ExperimentForm", "STUDENT_CHOICES", "SECTIONS"]
 
-SECTIONS["lm"] = LM_SECTION  # declared beside its fields (lm_fields imports experiment_fields' helpers)
 MAX_ENSEMBLE = 8
 # Unfolded on a fresh form: the original ten inputs live here; the rest waits in folded groups.
 OPEN_BY_DEFAULT = ("basics", "student", "kd", "optimisation")
@@ -64,6 +62,7 @@ class ExperimentForm(TeamFormMixin, ExperimentFields, LMFields):
                                            .select_related("team").order_by("team__name", "name"))
         self.fields["dataset"].queryset = owned(user, Dataset).select_related("team").order_by("team__name", "name")
         self.fields["word_vectors"].queryset = owned(user, WordVectors).select_related("team").order_by("name")
+        self.fields["lm_student_checkpoint"].queryset = self.fields["teacher"].queryset
         if len(self.fields["team"].queryset) > 1:
             self.fields["teacher"].label_from_instance = lambda c: f"{c.name} ({c.team})"
             self.fields["dataset"].label_from_instance = lambda d: f"{d.name} ({d.team})"
@@ -167,6 +166,7 @@ class ExperimentForm(TeamFormMixin, ExperimentFields, LMFields):
             self.add_error("teacher", f"The checkpoint {teacher.name!r} belongs to {teacher.team}, not {team}.")
         if team and dataset and dataset.team_id != team.pk:
             self.add_error("dataset", f"The dataset {dataset.name!r} belongs to {dataset.team}, not {team}.")
+        check_student_checkpoint(self, cleaned, team)
         if team and cleaned.get("word_vectors"):
             cleaned["embedding_file"] = ownership.usable_vectors_path(cleaned["word_vectors"], team)
             if cleaned["embedding_file"] is None:
