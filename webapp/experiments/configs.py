@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 
 from distill_core.config import ExperimentConfig
-from webapp.experiments import dependencies
+from webapp.experiments import dependencies, lm_datasets
 from webapp.experiments.experiment_fields import INPUTS, STUDENT_INPUTS
 from webapp.experiments.lm_fields import LM_FORM_FIELDS
 from webapp.experiments.models import Checkpoint, Dataset, Experiment
@@ -86,6 +86,8 @@ def build_config(cleaned_data: dict[str, Any], checkpoint: Checkpoint, dataset: 
         "data": dataset.data_config(),
         "teacher": {"path": checkpoint.source},  # a directory, or hub:org/name@rev resolved by the worker
     }
+    if dataset.kind == Dataset.Kind.LM:  # its files and column keys (lm_datasets.py)
+        raw["data"], raw["lm"] = lm_datasets.config_sections(dataset)
     if _given(cleaned_data.get("max_length")):
         raw["data"]["max_length"] = cleaned_data["max_length"]
     for path, name in FORM_FIELDS.items():
