@@ -1,0 +1,26 @@
+// New-experiment form: offer only the datasets of the chosen run kind (the server checks it again on submit).
+(function () {
+  "use strict";
+  const kind = document.querySelector('select[name="kind"]');
+  const dataset = document.querySelector('select[name="dataset"]');
+  if (!kind || !dataset) return;
+
+  function wanted() { return kind.value === "lm_distill" ? "lm" : "classification"; }
+
+  function update() {
+    const want = wanted();
+    Array.prototype.forEach.call(dataset.options, function (option) {
+      const other = option.dataset.kind && option.dataset.kind !== want;
+      option.hidden = other;
+      option.disabled = other;
+    });
+    const chosen = dataset.options[dataset.selectedIndex];
+    if (chosen && chosen.disabled) {
+      const first = Array.prototype.find.call(dataset.options, function (o) { return o.dataset.kind === want; });
+      dataset.value = first ? first.value : "";
+    }
+  }
+
+  kind.addEventListener("change", update);
+  update();
+})();
