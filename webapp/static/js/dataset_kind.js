@@ -15,10 +15,10 @@
       option.disabled = other;
     });
     const chosen = dataset.options[dataset.selectedIndex];
-    if (chosen && chosen.disabled) {
-      const first = Array.prototype.find.call(dataset.options, function (o) { return o.dataset.kind === want; });
-      dataset.value = first ? first.value : "";
-    }
+    const fitting = Array.prototype.filter.call(dataset.options, function (o) { return o.dataset.kind === want; });
+    // A dataset of the other kind is never left chosen; the only one of this kind is preselected, as the server does.
+    if (chosen && chosen.disabled) dataset.value = fitting.length === 1 ? fitting[0].value : "";
+    else if (!dataset.value && fitting.length === 1) dataset.value = fitting[0].value;
   }
 
   kind.addEventListener("change", update);
