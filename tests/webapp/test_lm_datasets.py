@@ -164,3 +164,18 @@ def test_the_form_takes_only_datasets_of_the_run_kind(alice_client, acme, form_d
 def test_the_dataset_menu_marks_each_kind(alice_client, checkpoint, dataset):
     html = alice_client.get("/experiments/new/").content.decode()
     assert re.search(rf'<option value="{dataset.pk}"[^>]* data-kind="classification"', html)
+
+
+def test_a_run_reads_the_dataset_with_its_column_mapping(alice_client, acme, lm_checkpoint):
+    rows = [{"conv": [{"role": "user", "content": "what does the cat ?"}, {"role": "assistant", "content": "the cat"}]}
+            for _ in range(8)]
+    post(alice_client, acme, jsonl(rows), messages_key="conv")
+    dataset = Dataset.objects.get()
+    response = alice_client.post("/experiments/new/", {
+        "name": "lm", "team": acme.pk, "teacher": lm_checkpoint.pk, "dataset": dataset.pk, "kind": "lm_distill",
+        "student_type": "textcnn", "temperature": "1", "alpha": "0.5", "epochs": "1", "batch_size": "8",
+        "learning_rate": "0.001", "max_length": "24"})
+    assert response.status_code == 302, response.context["form"].errors
+    config = Experiment.objects.get().config
+    assert config["data"]["train"] == dataset.train_path and config["data"]["labels"] == []
+    assert config["lm"]["messages_key"] == "conv" and config["lm"]["data_format"] == "auto"

@@ -82,12 +82,12 @@ def build_config(cleaned_data: dict[str, Any], checkpoint: Checkpoint, dataset: 
     round trip through ExperimentConfig returns the complete, normalised dict. Special values:
     grad_clip 0 turns clipping off (null); tf_init_from_teacher copies the chosen teacher's path (or Hub id).
     """
-    raw: dict[str, Any] = {
-        "data": dataset.data_config(),
-        "teacher": {"path": checkpoint.source},  # a directory, or hub:org/name@rev resolved by the worker
-    }
-    if dataset.kind == Dataset.Kind.LM:  # its files and column keys (lm_datasets.py)
-        raw["data"], raw["lm"] = lm_datasets.config_sections(dataset)
+    if dataset.kind == Dataset.Kind.LM:  # its files and its column keys (lm_datasets.py)
+        data, lm = lm_datasets.config_sections(dataset)
+        raw: dict[str, Any] = {"data": data, "lm": lm}
+    else:
+        raw = {"data": dataset.data_config()}
+    raw["teacher"] = {"path": checkpoint.source}  # a directory, or hub:org/name@rev resolved by the worker
     if _given(cleaned_data.get("max_length")):
         raw["data"]["max_length"] = cleaned_data["max_length"]
     for path, name in FORM_FIELDS.items():
