@@ -2,8 +2,8 @@
 
 Log in → upload prompt/response JSONL as a language-model dataset → register a tiny random GPT-2
 (save_pretrained) → the dataset page renders token-length histograms with its tokenizer → the form
-offers the LM dataset for the LM kind → the worker runs it → the page shows the generated samples →
-Try it streams the teacher's and the student's continuations.
+takes the LM kind from the dataset and offers only datasets of the kind → the worker runs it → the
+page shows the generated samples → Try it streams the teacher's and the student's continuations.
 """
 
 from __future__ import annotations
@@ -80,12 +80,17 @@ def test_a_user_distils_a_language_model_from_the_browser(acme, live_server, pag
     assert prompt_hist["type"] == "bar" and sum(prompt_hist["y"]) == 48
     screenshot(page, "e2e-lm-dataset")
 
-    # The form: the LM kind offers the LM dataset; the worker runs it.
-    page.goto(f"{base}/experiments/new/")
-    page.fill("input[name=name]", "gpt2 → 2 layers")
+    # "Distil on it": the form takes the run kind from the LM dataset, and the kind keeps the menu to its datasets.
+    page.click("text=Distil on it")
+    page.wait_for_load_state()
+    assert page.eval_on_selector("select[name=kind]", "s => s.value") == "lm_distill"
+    assert page.eval_on_selector("select[name=dataset]", "s => s.options[s.selectedIndex].text") == "toy QA"
     open_section(page, "advanced")
+    page.select_option("select[name=kind]", "distill")
+    assert page.eval_on_selector("select[name=dataset]", "s => s.value") == ""  # no classification dataset
     page.select_option("select[name=kind]", "lm_distill")
     assert page.eval_on_selector("select[name=dataset]", "s => s.options[s.selectedIndex].text") == "toy QA"
+    page.fill("input[name=name]", "gpt2 → 2 layers")
     page.fill("input[name=epochs]", "1")
     page.fill("input[name=batch_size]", "8")
     open_section(page, "lm")

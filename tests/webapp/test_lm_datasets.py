@@ -179,3 +179,9 @@ def test_a_run_reads_the_dataset_with_its_column_mapping(alice_client, acme, lm_
     config = Experiment.objects.get().config
     assert config["data"]["train"] == dataset.train_path and config["data"]["labels"] == []
     assert config["lm"]["messages_key"] == "conv" and config["lm"]["data_format"] == "auto"
+
+
+def test_the_list_marks_language_model_datasets(alice_client, acme, tmp_path):
+    post(alice_client, acme, write_toy_data(tmp_path / "t.jsonl", 4).read_text())
+    html = alice_client.get("/datasets/").content.decode()
+    assert '<span class="tag">language model</span>' in html

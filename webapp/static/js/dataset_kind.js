@@ -21,6 +21,12 @@
     else if (!dataset.value && fitting.length === 1) dataset.value = fitting[0].value;
   }
 
+  // "Distil on it" from a language-model dataset's page preselects that dataset: take the run kind from it.
+  const preselected = dataset.options[dataset.selectedIndex];
+  if (preselected && preselected.dataset.kind === "lm" && kind.value !== "lm_distill") {
+    kind.value = "lm_distill";
+    kind.dispatchEvent(new Event("change", { bubbles: true }));
+  }
   kind.addEventListener("change", update);
   update();
 })();
