@@ -55,7 +55,9 @@ def test_a_user_distils_a_language_model_from_the_browser(acme, live_server, pag
     # Upload the language-model dataset.
     page.goto(f"{base}/datasets/new/")
     page.fill("input[name=name]", "toy QA")
+    assert page.is_hidden("#field-prompt_key") and page.is_visible("#field-label_column")
     page.select_option("select[name=kind]", "lm")
+    assert page.is_visible("#field-prompt_key") and page.is_hidden("#field-label_column")
     page.select_option("select[name=format]", "jsonl")
     page.set_input_files("input[name=train_file]", str(train))
     page.set_input_files("input[name=dev_file]", str(dev))
