@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 
 from distill_core.config import ExperimentConfig
-from webapp.experiments import dependencies
+from webapp.experiments import dependencies, lm_datasets
 from webapp.experiments.experiment_fields import INPUTS, STUDENT_INPUTS
 from webapp.experiments.lm_fields import LM_FORM_FIELDS
 from webapp.experiments.models import Checkpoint, Dataset, Experiment
@@ -83,10 +83,12 @@ def build_config(cleaned_data: dict[str, Any], checkpoint: Checkpoint, dataset: 
     grad_clip 0 turns clipping off (null); tf_init_from_teacher copies the chosen teacher's path (or Hub id);
     lm_student_checkpoint gives lm.student_path the chosen checkpoint's path (or Hub id).
     """
-    raw: dict[str, Any] = {
-        "data": dataset.data_config(),
-        "teacher": {"path": checkpoint.source},  # a directory, or hub:org/name@rev resolved by the worker
-    }
+    if dataset.kind == Dataset.Kind.LM:  # its files and its column keys (lm_datasets.py)
+        data, lm = lm_datasets.config_sections(dataset)
+        raw: dict[str, Any] = {"data": data, "lm": lm}
+    else:
+        raw = {"data": dataset.data_config()}
+    raw["teacher"] = {"path": checkpoint.source}  # a directory, or hub:org/name@rev resolved by the worker
     if _given(cleaned_data.get("max_length")):
         raw["data"]["max_length"] = cleaned_data["max_length"]
     for path, name in FORM_FIELDS.items():

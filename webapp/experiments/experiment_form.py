@@ -19,7 +19,7 @@ from distill_core.config import KD_LOSSES, TuneConfig
 from distill_core.errors import ConfigError
 from distill_core.options import option_of
 from distill_core.untrusted import UntrustedInput, loads
-from webapp.experiments import dependencies, ownership, sweeps
+from webapp.experiments import dependencies, lm_checks, ownership, sweeps
 from webapp.experiments.access import owned
 from webapp.experiments.configs import build_config, form_field_for
 from webapp.experiments.experiment_fields import EXTRAS, RANGES, SECTIONS, STUDENT_CHOICES, ExperimentFields
@@ -61,6 +61,7 @@ class ExperimentForm(TeamFormMixin, ExperimentFields, LMFields):
         self.fields["teacher"].queryset = (owned(user, Checkpoint).filter(status=Checkpoint.Status.READY)
                                            .select_related("team").order_by("team__name", "name"))
         self.fields["dataset"].queryset = owned(user, Dataset).select_related("team").order_by("team__name", "name")
+        lm_checks.mark_dataset_kinds(self.fields["dataset"])
         self.fields["word_vectors"].queryset = owned(user, WordVectors).select_related("team").order_by("name")
         self.fields["lm_student_checkpoint"].queryset = self.fields["teacher"].queryset
         if len(self.fields["team"].queryset) > 1:
@@ -183,10 +184,13 @@ class ExperimentForm(TeamFormMixin, ExperimentFields, LMFields):
         self._resolve_ensemble(cleaned, team, dataset)
         overrides = self._sweep_combinations(cleaned)
         self._check_matches_choice(cleaned)
+        lm_checks.check_dataset_kind(self, cleaned.get("kind"), dataset)
         if "teacher" in cleaned and "dataset" in cleaned and not self.errors:
             self._check_teacher(teacher, dataset)
         if not self.errors:
             self._build_all(cleaned, teacher, dataset, overrides)
+        if not self.errors and team:
+            lm_checks.check_tokenizers(self, self.config, team)
         return cleaned
 
     def _show_queue_limits(self) -> None:
