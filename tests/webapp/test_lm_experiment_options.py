@@ -9,7 +9,7 @@ from unittest import mock
 
 import pytest
 
-from distill_core.lm.testing import make_tiny_lm
+from distill_core.lm.testing import WORDS, make_tiny_lm
 from tests.webapp import test_lm_experiment
 from tests.webapp.test_lm_experiment import form
 from webapp.experiments.models import Checkpoint, Experiment
@@ -80,6 +80,22 @@ def test_a_registered_checkpoint_student_becomes_the_student_path(alice_client, 
     response = _post(alice_client, data)
     assert response.status_code == 302, response.content.decode()[:2000]
     assert Experiment.objects.get().config["lm"]["student_path"] == lm_student_checkpoint.path
+
+
+def test_a_checkpoint_student_with_another_tokenizer_is_refused_on_its_field(alice_client, acme, alice, lm_checkpoint,
+                                                                            lm_dataset, teacher_root):
+    from distill_core.teachers import inspect_checkpoint
+
+    path = teacher_root / "acme" / "tiny-gpt2-zebra"
+    if not path.is_dir():
+        make_tiny_lm(path, "gpt2", layers=1, seed=9, words=("zebra",) + WORDS)
+    student = Checkpoint.objects.create(team=acme, name="zebra", path=str(path), info=inspect_checkpoint(path),
+                                        created_by=alice)
+    response = _post(alice_client, form(acme, lm_checkpoint, lm_dataset, lm_student_source="checkpoint",
+                                        lm_student_checkpoint=student.pk))
+    assert response.status_code == 400 and not Experiment.objects.exists()
+    [message] = response.context["form"].errors["lm_student_checkpoint"]
+    assert "must share a tokenizer" in message and "'zebra' in the student" in message
 
 
 def test_a_checkpoint_student_must_be_chosen_the_teams_and_on_disk(alice_client, acme, other, charlie, lm_checkpoint,
