@@ -33,7 +33,8 @@ def seed(experiments: int, steps: int) -> None:
     from django.db import connection, transaction
 
     from webapp.accounts.models import Membership, Team
-    from webapp.experiments.models import Checkpoint, Dataset, Experiment
+    from webapp.experiments.models import Experiment
+    from webapp.registry.models import Checkpoint, Dataset
 
     with transaction.atomic():
         team = Team.objects.create(name=TEAM, slug=TEAM)

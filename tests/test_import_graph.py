@@ -16,7 +16,7 @@ from tests.import_graph import cycles, graph, modules
 
 WEBAPP_MAY_USE = {"workers.dispatch", "workers.queue", "workers.launch", "workers.bulk", "workers.sink",
                   "workers.gpu_slots"}
-WORKERS_MAY_USE = {"webapp.experiments.dependencies", "webapp.experiments.archive_jobs",
+WORKERS_MAY_USE = {"webapp.experiments.dependencies", "webapp.registry.archive_jobs",
                    "webapp.experiments.trials",  # trials.py holds the TuneTrial model
                    "webapp.notifications.events", "webapp.notifications.delivery"}
 

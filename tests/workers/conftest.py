@@ -6,7 +6,8 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from webapp.accounts.models import Team
-from webapp.experiments.models import Checkpoint, Dataset, Experiment
+from webapp.experiments.models import Experiment
+from webapp.registry.models import Checkpoint, Dataset
 
 
 class FakeClock:

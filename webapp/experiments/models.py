@@ -1,4 +1,4 @@
-"""Teacher checkpoints, datasets, experiments and their metric streams."""
+"""Experiments, their tags and their metric streams (teachers and datasets are in webapp.registry)."""
 
 from __future__ import annotations
 
@@ -9,124 +9,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from webapp.accounts.models import Team
-
-
-class Checkpoint(models.Model):
-    """A teacher: a registered local Hugging Face checkpoint directory, or a Hugging Face Hub model id.
-
-    A path registers READY at once; an uploaded archive is UNPACKING until a task has unpacked
-    and inspected it (webapp/experiments/archive_jobs.py), then READY, or FAILED with the reason.
-    """
-
-    class Status(models.TextChoices):
-        UNPACKING = "UNPACKING", "Unpacking"
-        READY = "READY", "Ready"
-        FAILED = "FAILED", "Failed"
-
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="checkpoints")
-    name = models.CharField(max_length=100)
-    path = models.CharField(max_length=1000)  # empty until an upload is unpacked, and for a Hub id
-    # A Hub model id instead of a directory: nothing is downloaded when it is registered; the worker
-    # resolves it at run start (distill_core.hub) and records the commit and `info` here.
-    hub_id = models.CharField(max_length=200, blank=True)
-    hub_revision = models.CharField(max_length=200, blank=True)  # "" = the default branch
-    hub_commit = models.CharField(max_length=64, blank=True)  # "" until a run resolved it
-    # distill_core.teachers.inspect_checkpoint(), computed once at registration: model_type, num_labels,
-    # labels, num_layers, hidden_size, num_heads, ...; experiment forms read it instead of re-inspecting.
-    info = models.JSONField(default=dict)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.READY)
-    error = models.TextField(blank=True)  # why an upload FAILED
-    bytes_done = models.BigIntegerField(default=0)  # of the uploaded archive, read by the unpacking task
-    bytes_total = models.BigIntegerField(default=0)
-    task_id = models.CharField(max_length=64, blank=True)  # the unpacking task that claimed the row
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    # The fine-tune run that writes this directory; until it SUCCEEDS the checkpoint is not ready
-    # and every experiment created with it as teacher waits for that run (its depends_on).
-    trained_by = models.ForeignKey("Experiment", null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="trained_checkpoints")
-
-    class Meta:
-        ordering = ["-created_at"]
-        constraints = [models.UniqueConstraint(fields=["team", "name"], name="unique_checkpoint_name")]
-
-    def __str__(self) -> str:
-        return self.name
-
-    @property
-    def num_labels(self) -> int | None:
-        return self.info.get("num_labels")
-
-    @property
-    def is_ready(self) -> bool:
-        return self.status == self.Status.READY
-
-    @property
-    def percent(self) -> int:
-        """How much of the archive the unpacking task has read, 0..100."""
-        if self.status == self.Status.READY:
-            return 100
-        return min(100, int(100 * self.bytes_done / self.bytes_total)) if self.bytes_total else 0
-
-    @property
-    def is_hub(self) -> bool:
-        return bool(self.hub_id)
-
-    @property
-    def source(self) -> str:
-        """What a config names as this teacher: its directory, or `hub:org/name@revision`."""
-        from distill_core.hub import HubRef
-
-        return HubRef(self.hub_id, self.hub_revision or None).spec() if self.hub_id else self.path
-
-
-class Dataset(models.Model):
-    """A text-classification dataset: split files plus how to read them."""
-
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="datasets")
-    name = models.CharField(max_length=100)
-    train_path = models.CharField(max_length=1000)
-    dev_path = models.CharField(max_length=1000, blank=True)
-    test_path = models.CharField(max_length=1000, blank=True)
-    format = models.CharField(max_length=10, default="tsv")
-    has_header = models.BooleanField(default=False)
-    # Column name or 0-based index, stored as text ("0", "text"); blank pair = single sentence.
-    text_column = models.CharField(max_length=100, default="0")
-    text_pair_column = models.CharField(max_length=100, blank=True)
-    label_column = models.CharField(max_length=100, default="1")
-    labels = models.JSONField(default=list)
-    # Rows and class counts per split, computed when the dataset is registered.
-    stats = models.JSONField(default=dict)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        constraints = [models.UniqueConstraint(fields=["team", "name"], name="unique_dataset_name")]
-
-    def __str__(self) -> str:
-        return self.name
-
-    def data_config(self) -> dict:
-        """The `data` section of a distill_core config (without max_length)."""
-
-        from distill_core.data import column_index
-
-        def column(value: str) -> int | str:
-            index = column_index(value)
-            return value if index is None else index
-
-        return {
-            "train": self.train_path,
-            "dev": self.dev_path or None,
-            "test": self.test_path or None,
-            "format": self.format,
-            "has_header": self.has_header,
-            "text_column": column(self.text_column),
-            "text_pair_column": column(self.text_pair_column) if self.text_pair_column else None,
-            "label_column": column(self.label_column),
-            "labels": list(self.labels),
-        }
+from webapp.registry.models import Checkpoint, Dataset
 
 
 class Tag(models.Model):
@@ -281,5 +164,4 @@ class MetricRollup(models.Model):
         ]
 
 
-from webapp.experiments.models_vectors import WordVectors  # noqa: E402,F401  (a model of this app, kept apart)
 from webapp.experiments.trials import TuneTrial  # noqa: E402,F401  (tune-KD child runs, their own module)

@@ -14,8 +14,8 @@ from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from webapp.accounts.access import get_owned
 from webapp.experiments import downsample
-from webapp.experiments.access import get_owned
 from webapp.experiments.models import Experiment
 
 MAX_STEP = 2**31 - 1

@@ -27,9 +27,9 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 
 from distill_core.errors import CheckpointError
-from webapp.experiments import archives, ownership
-from webapp.experiments.archives import ArchiveRefused
-from webapp.experiments.models import Checkpoint
+from webapp.registry import archives, ownership
+from webapp.registry.archives import ArchiveRefused
+from webapp.registry.models import Checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ directories with relative paths that stay inside the target, and the member coun
 bytes are bounded (bytes are counted while copying, not taken from headers). tar's extension
 headers (GNU long names 'L'/'K', pax 'x'/'g') are size-checked before tarfile reads their payload,
 which it would otherwise read whole into memory; sparse members are refused. The web request only
-stores the archive, in the owning team's upload folder (webapp/experiments/archive_jobs.py,
+stores the archive, in the owning team's upload folder (webapp/registry/archive_jobs.py,
 `ownership.upload_dir`); a Celery task unpacks it with `unpack`.
 """
 
@@ -23,7 +23,7 @@ from typing import IO
 
 from django.conf import settings
 
-from webapp.experiments import upload_limits
+from webapp.registry import upload_limits
 
 FIELD = "archive"
 MAX_MEMBERS = 1000

@@ -21,8 +21,8 @@ from django.db import IntegrityError, transaction
 from distill_core.config import DataConfig
 from distill_core.data import Split, read_head, read_split
 from distill_core.errors import DatasetError
-from webapp.experiments import ownership
-from webapp.experiments.models import Dataset
+from webapp.registry import ownership
+from webapp.registry.models import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ def store_hf(upload: UploadedFile, target: Path, split: str) -> str:
     most the dataset upload limit unpacked); the directory holding its state.json."""
     from django.conf import settings
 
-    from webapp.experiments import archives
+    from webapp.registry import archives
 
     target.mkdir()
     field = f"{split}_file"

@@ -1,4 +1,4 @@
-"""Forms: register a checkpoint, upload a dataset (the new-experiment form is in experiment_form.py).
+"""Forms: register a checkpoint, upload a dataset (the new-experiment form is in webapp/experiments/experiment_form.py).
 
 Each form validates at the edge and puts every message on the field a person has to fix.
 Querysets are limited to the user's teams, so another team's rows are "not a valid choice".
@@ -14,13 +14,10 @@ from django.conf import settings
 from distill_core.config import DATA_FORMATS
 from distill_core.errors import CheckpointError
 from distill_core.hub import HubRef
-from webapp.experiments import ownership
-from webapp.experiments.archives import too_large_message
-from webapp.experiments.experiment_form import STUDENT_CHOICES, ExperimentForm
-from webapp.experiments.form_base import TeamFormMixin, inspect
-from webapp.experiments.models import Checkpoint, Dataset
-
-__all__ = ["CheckpointForm", "DatasetForm", "ExperimentForm", "STUDENT_CHOICES", "inspect"]
+from webapp.registry import ownership
+from webapp.registry.archives import too_large_message
+from webapp.registry.form_base import TeamFormMixin, inspect
+from webapp.registry.models import Checkpoint, Dataset
 
 MAX_LABELS = 1000
 
@@ -121,7 +118,7 @@ def save_checkpoint(form: CheckpointForm, user) -> Checkpoint:
     """
     from django.db import transaction
 
-    from webapp.experiments import archive_jobs
+    from webapp.registry import archive_jobs
 
     cd = form.cleaned_data
     if cd.get("archive"):

@@ -74,7 +74,7 @@ def outside_message(team: Team, raw: str) -> str:
 
 def registered_elsewhere(team: Team, resolved: Path) -> bool:
     """True when another team registered `resolved`, a directory inside it, or one containing it."""
-    from webapp.experiments.models import Checkpoint
+    from webapp.registry.models import Checkpoint
 
     text = str(resolved)
     overlapping = (Q(path=text) | Q(path__startswith=text.rstrip("/") + "/")
@@ -106,7 +106,7 @@ def resolve_checkpoint_path(team: Team, raw: str) -> Path:
 
 def first_registrant(path: Path) -> Team | None:
     """The team that registered the directory `path` first (rows store resolved paths), if any."""
-    from webapp.experiments.models import Checkpoint
+    from webapp.registry.models import Checkpoint
 
     row = Checkpoint.objects.filter(path=str(path)).select_related("team").order_by("created_at", "pk").first()
     return row.team if row is not None else None

@@ -21,14 +21,14 @@ from django.db import IntegrityError, transaction
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
+from webapp.accounts.access import owned
 from webapp.accounts.models import teams_of
-from webapp.experiments import datasets, ownership, upload_limits
-from webapp.experiments.access import owned
-from webapp.experiments.form_base import TeamFormMixin
-from webapp.experiments.forms import dataset_too_large_message, max_dataset_upload_bytes
-from webapp.experiments.models_vectors import WordVectors
-from webapp.experiments.ownership import usable_vectors_path as usable_path  # noqa: F401
-from webapp.experiments.ownership import vectors_dir
+from webapp.registry import datasets, ownership, upload_limits
+from webapp.registry.form_base import TeamFormMixin
+from webapp.registry.forms import dataset_too_large_message, max_dataset_upload_bytes
+from webapp.registry.models import WordVectors
+from webapp.registry.ownership import usable_vectors_path as usable_path  # noqa: F401
+from webapp.registry.ownership import vectors_dir
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def _word_vectors(request):
             form.add_error(exc.field, exc.message)
         else:
             messages.success(request, f"Registered the word vectors “{row.name}”: {row.count:,} words × {row.dim}.")
-            return redirect("experiments:word_vectors")
+            return redirect("registry:word_vectors")
     return _render(request, form, status=400 if form.is_bound else 200)
 
 

@@ -11,10 +11,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from distill_core.errors import DatasetError
+from webapp.accounts.access import get_owned, owned
 from webapp.accounts.models import teams_of
-from webapp.experiments import archives, datasets, dependencies, upload_limits
-from webapp.experiments.access import get_owned, owned
-from webapp.experiments.forms import (
+from webapp.experiments import dependencies
+from webapp.registry import archives, datasets, upload_limits
+from webapp.registry.forms import (
     CheckpointForm,
     DatasetForm,
     dataset_too_large_message,
@@ -22,7 +23,7 @@ from webapp.experiments.forms import (
     max_dataset_upload_bytes,
     save_checkpoint,
 )
-from webapp.experiments.models import Checkpoint, Dataset
+from webapp.registry.models import Checkpoint, Dataset
 
 PREVIEW_ROWS = 20
 
@@ -67,7 +68,7 @@ def _checkpoint_new(request):
                 messages.success(request, f"Registered the checkpoint “{checkpoint.name}”.")
             else:
                 messages.success(request, f"Uploaded “{checkpoint.name}”; it is unpacked and checked in the background.")
-            return redirect("experiments:checkpoint", pk=checkpoint.pk)
+            return redirect("registry:checkpoint", pk=checkpoint.pk)
     return _render_checkpoint_new(request, form, status=400 if form.is_bound else 200)
 
 
@@ -138,7 +139,7 @@ def _dataset_new(request):
             form.add_error(exc.field, exc.message)
         else:
             messages.success(request, f"Uploaded the dataset “{dataset.name}”.")
-            return redirect("experiments:dataset", pk=dataset.pk)
+            return redirect("registry:dataset", pk=dataset.pk)
     return _render_dataset_new(request, form, status=400 if form.is_bound else 200)
 
 

@@ -54,7 +54,7 @@ def test_the_served_schema_is_the_generated_one(client, db):
 
 def test_every_input_of_the_experiment_form_is_documented_with_its_bounds_and_default():
     from webapp.api.schema import build_schema
-    from webapp.experiments.forms import ExperimentForm
+    from webapp.experiments.experiment_form import ExperimentForm
 
     body = build_schema()["components"]["schemas"]["ExperimentCreate"]
     assert set(body["properties"]) == set(ExperimentForm.base_fields) and len(body["properties"]) > 70
@@ -79,7 +79,7 @@ def test_students_and_presets_are_the_registries_names():
 
 def test_the_dataset_and_checkpoint_bodies_come_from_their_forms():
     from webapp.api.schema import build_schema
-    from webapp.experiments.forms import DatasetForm
+    from webapp.registry.forms import DatasetForm
 
     schemas = build_schema()["components"]["schemas"]
     assert set(schemas["DatasetUpload"]["properties"]) == set(DatasetForm.base_fields)

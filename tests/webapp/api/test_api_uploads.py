@@ -9,7 +9,7 @@ from pathlib import Path
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.webapp.factories import DEV_ROWS, TRAIN_ROWS, run_on_commit, tar_bytes, tsv, zip_bytes
-from webapp.experiments.models import Checkpoint, Dataset
+from webapp.registry.models import Checkpoint, Dataset
 
 
 def files_of(teacher_dir) -> dict[str, bytes]:

@@ -24,7 +24,7 @@ from distillery_client.credentials import Credentials
 from distillery_client.http import ApiError, Connection
 from webapp.experiments.models import Experiment, MetricPoint
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 S = Experiment.Status
 
 

@@ -136,7 +136,7 @@ def test_another_teams_experiment_in_the_ids_is_404(charlie_client, runs):
 
 def test_one_foreign_id_among_own_ones_is_404(alice_client, runs, charlie, other, teacher_dir, teacher_info,
                                               dataset_files):
-    from webapp.experiments.models import Checkpoint, Dataset
+    from webapp.registry.models import Checkpoint, Dataset
 
     cp = Checkpoint.objects.create(team=other, name="theirs", path=str(teacher_dir), info=teacher_info)
     ds = Dataset.objects.create(team=other, name="theirs", train_path=str(dataset_files["train"]), labels=["a"])

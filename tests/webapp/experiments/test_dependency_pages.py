@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from webapp.experiments.models import Checkpoint, Experiment
+from webapp.experiments.models import Experiment
+from webapp.registry.models import Checkpoint
 
 S = Experiment.Status
 

@@ -10,7 +10,8 @@ import pytest
 from distill_core.config import ExperimentConfig
 from distill_core.errors import ConfigError
 from webapp.accounts.models import Membership, Team
-from webapp.experiments.models import Checkpoint, Dataset, Experiment
+from webapp.experiments.models import Experiment
+from webapp.registry.models import Checkpoint, Dataset
 
 URL = "/experiments/new/"
 

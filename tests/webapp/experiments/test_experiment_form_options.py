@@ -13,8 +13,9 @@ from distill_core.config import ExperimentConfig
 from distill_core.errors import ConfigError
 from webapp.experiments.configs import FORM_FIELDS, STUDENT_OPTION_FIELDS, form_field_for
 from webapp.experiments.experiment_fields import SECTIONS
-from webapp.experiments.forms import ExperimentForm
-from webapp.experiments.models import Checkpoint, Experiment
+from webapp.experiments.experiment_form import ExperimentForm
+from webapp.experiments.models import Experiment
+from webapp.registry.models import Checkpoint
 
 URL = "/experiments/new/"
 

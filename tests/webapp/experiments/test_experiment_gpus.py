@@ -6,7 +6,7 @@ from unittest import mock
 
 import pytest
 
-from tests.webapp.test_api_experiments import post_json
+from tests.webapp.api.test_api_experiments import post_json
 from webapp.experiments.models import Experiment
 
 URL = "/experiments/new/"

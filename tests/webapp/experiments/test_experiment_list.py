@@ -10,7 +10,8 @@ from django.test.utils import CaptureQueriesContext
 
 from tests.webapp.factories import sample_results
 from webapp.experiments.annotations import annotate
-from webapp.experiments.models import Checkpoint, Dataset, Experiment
+from webapp.experiments.models import Experiment
+from webapp.registry.models import Checkpoint, Dataset
 
 S = Experiment.Status
 

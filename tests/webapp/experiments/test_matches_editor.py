@@ -169,7 +169,7 @@ def test_stale_rows_are_ignored_when_another_mode_is_chosen(alice_client, form_d
 
 
 def test_a_plain_dict_may_post_rows_without_a_mode(alice, form_data):
-    from webapp.experiments.forms import ExperimentForm
+    from webapp.experiments.experiment_form import ExperimentForm
 
     # The REST API fills missing fields with each field's initial value: the mode has none to fill.
     assert ExperimentForm.base_fields["matches_mode"].initial is None

@@ -84,7 +84,7 @@ def test_another_team_cannot_see_the_trials(charlie_client, tuned):
 
 
 def test_a_clone_of_a_tuned_run_keeps_its_grid(alice_client, form_data, wake):
-    from tests.webapp.test_clone import form_values
+    from tests.webapp.experiments.test_clone import form_values
 
     alice_client.post(URL, {**form_data, "tune_kd": "on", "tune_temperatures": "1, 4", "tune_alphas": "0.2",
                             "tune_losses": "kl, mse", "tune_steps": "50"})

@@ -15,7 +15,7 @@ import tracemalloc
 import pytest
 
 from tests.webapp.factories import tar_bytes
-from webapp.experiments import archives
+from webapp.registry import archives
 
 GIB = 2**30
 PEAK_LIMIT = 100 * 2**20

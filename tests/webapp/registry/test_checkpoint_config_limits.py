@@ -17,7 +17,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from distill_core import checkpoint_limits
 from distill_core.errors import CheckpointError
 from tests.webapp.factories import run_on_commit, zip_bytes
-from webapp.experiments.models import Checkpoint, Experiment
+from webapp.experiments.models import Experiment
+from webapp.registry.models import Checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,7 @@ def test_creating_an_experiment_reads_the_stored_inspection(alice_client, form_d
         raise AssertionError("the new-experiment form must not inspect the checkpoint again")
 
     monkeypatch.setattr("distill_core.teachers.inspect_checkpoint", forbidden)
-    monkeypatch.setattr("webapp.experiments.form_base.inspect", forbidden)
+    monkeypatch.setattr("webapp.registry.form_base.inspect", forbidden)
     with run_on_commit():
         response = alice_client.post("/experiments/new/", form_data)
     assert response.status_code == 302, response.content.decode()[:500]
@@ -126,7 +127,7 @@ def test_registering_a_path_builds_no_model_in_the_request(alice_client, acme, t
 
 
 def test_the_housekeeping_task_counts_the_parameters_once(alice_client, acme, teacher_dir, teacher_info, eager_tasks):
-    from webapp.experiments import archive_jobs
+    from webapp.registry import archive_jobs
 
     with run_on_commit():
         alice_client.post("/checkpoints/new/", {"team": acme.pk, "name": "tiny", "path": str(teacher_dir)})

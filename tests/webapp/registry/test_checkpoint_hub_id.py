@@ -12,7 +12,8 @@ from tests.conftest import wait_for
 from tests.hub_server import FakeHub
 from webapp.api.models import ApiToken
 from webapp.experiments import artifacts
-from webapp.experiments.models import Checkpoint, Experiment
+from webapp.experiments.models import Experiment
+from webapp.registry.models import Checkpoint
 from workers import queue
 from workers.tasks import execute
 

@@ -17,8 +17,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from tests.webapp.factories import DEV_ROWS, TRAIN_ROWS, tsv, zip_bytes
-from webapp.experiments import ownership
-from webapp.experiments.models import Checkpoint, Dataset
+from webapp.registry import ownership
+from webapp.registry.models import Checkpoint, Dataset
 
 URL = "/checkpoints/new/"
 

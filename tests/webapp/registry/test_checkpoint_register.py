@@ -11,7 +11,7 @@ import os
 import pytest
 
 from tests.webapp.factories import run_on_commit
-from webapp.experiments.models import Checkpoint
+from webapp.registry.models import Checkpoint
 
 URL = "/checkpoints/new/"
 OUTSIDE = "is not a directory in Acme's checkpoint folder"

@@ -15,8 +15,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.webapp.factories import run_on_commit, tar_bytes, zip_bytes
-from webapp.experiments import archive_jobs, archives
-from webapp.experiments.models import Checkpoint
+from webapp.registry import archive_jobs, archives
+from webapp.registry.models import Checkpoint
 
 S = Checkpoint.Status
 

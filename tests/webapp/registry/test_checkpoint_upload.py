@@ -15,7 +15,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.webapp.factories import run_on_commit, tar_bytes, zip_bytes
-from webapp.experiments.models import Checkpoint
+from webapp.registry.models import Checkpoint
 
 URL = "/checkpoints/new/"
 

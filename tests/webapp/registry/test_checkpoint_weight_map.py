@@ -16,7 +16,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from distill_core.errors import CheckpointError
 from distill_core.teachers import inspect_checkpoint
 from tests.webapp.factories import run_on_commit, zip_bytes
-from webapp.experiments.models import Checkpoint
+from webapp.registry.models import Checkpoint
 
 
 @pytest.fixture(autouse=True)

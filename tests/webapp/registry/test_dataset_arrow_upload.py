@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.webapp.factories import DEV_ROWS, LABELS, TRAIN_ROWS
-from tests.webapp.test_dataset_upload import URL, assert_refused
-from webapp.experiments.models import Dataset
+from tests.webapp.registry.test_dataset_upload import URL, assert_refused
+from webapp.registry.models import Dataset
 
 
 def parquet_bytes(rows) -> bytes:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.webapp.factories import TRAIN_ROWS, tsv
-from tests.webapp.test_dataset_upload import assert_refused, post, upload
-from webapp.experiments.models import Dataset
+from tests.webapp.registry.test_dataset_upload import assert_refused, post, upload
+from webapp.registry.models import Dataset
 
 
 def rows(path: str) -> list[str]:

@@ -9,7 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.webapp.factories import DEV_ROWS, LABELS, TRAIN_ROWS, tsv
-from webapp.experiments.models import Dataset
+from webapp.registry.models import Dataset
 
 URL = "/datasets/new/"
 

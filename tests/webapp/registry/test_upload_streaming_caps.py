@@ -15,8 +15,8 @@ from django.http.multipartparser import MultiPartParser
 from django.test import RequestFactory
 
 from tests.webapp.factories import TRAIN_ROWS, tsv
-from webapp.experiments import archives, upload_limits
-from webapp.experiments.models import Checkpoint, Dataset
+from webapp.registry import archives, upload_limits
+from webapp.registry.models import Checkpoint, Dataset
 
 BOUNDARY = "distillery-test-boundary"
 MB = 2**20

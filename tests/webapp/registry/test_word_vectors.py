@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from distill_core.config import ExperimentConfig
 from webapp.experiments.models import Experiment
-from webapp.experiments.models_vectors import WordVectors
+from webapp.registry.models import WordVectors
 
 URL = "/word-vectors/"
 GOOD = b"3 4\nthe 0.1 0.2 0.3 0.4\ncity 1 0 0 0\ntown 0 1 0 0\n"
@@ -80,7 +80,7 @@ def test_a_file_without_its_init_or_an_init_without_a_file_is_refused(alice_clie
 
 
 def test_another_teams_vectors_cannot_be_chosen(alice, charlie_client, acme, other, form_data):
-    from webapp.experiments.vectors import register_upload
+    from webapp.registry.vectors import register_upload
 
     row = register_upload(team=acme, user=alice, name="glove-tiny", upload=SimpleUploadedFile("v.txt", GOOD))
     response = charlie_client.post("/experiments/new/", {**form_data, "team": other.pk, "student_vocab": "word",

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from webapp.experiments import ownership
-from webapp.experiments.models import Checkpoint
+from webapp.registry import ownership
+from webapp.registry.models import Checkpoint
 
 
 class Command(BaseCommand):
