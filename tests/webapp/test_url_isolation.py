@@ -59,8 +59,8 @@ STAFF_URLS = {
 }
 # The admin site's own model pages (admin/<app>/<model>/<object_id>/...): model label -> kind.
 ADMIN_MODELS = {
-    "auth.user": "user", "auth.group": "group", "accounts.team": "team", "experiments.checkpoint": "checkpoint",
-    "experiments.dataset": "dataset", "experiments.experiment": "experiment", "api.apitoken": "token",
+    "auth.user": "user", "auth.group": "group", "accounts.team": "team", "registry.checkpoint": "checkpoint",
+    "registry.dataset": "dataset", "experiments.experiment": "experiment", "api.apitoken": "token",
     "gpuqueue.worker": "worker", "gpuqueue.pool": "pool",
     "axes.accessattempt": "access_attempt", "axes.accesslog": "access_log", "axes.accessfailurelog": "access_failure",
 }
