@@ -8,7 +8,8 @@ dependencies follow the rule README states under "Architecture":
   workers.gpu_slots (which GPUs each run holds, for the queue board);
 - workers are Celery wiring around webapp's rows and services: they import webapp's models and the services
   listed in WORKERS_MAY_USE, never its views, forms or API;
-- the registry (teachers, datasets, word vectors) sits below experiments: it reads only REGISTRY_MAY_USE of it.
+- the registry (teachers, datasets, word vectors) and the metric store sit below experiments: they read only
+  what BELOW_EXPERIMENTS allows of it.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ WEBAPP_MAY_USE = {"workers.dispatch", "workers.queue", "workers.launch", "worker
 WORKERS_MAY_USE = {"webapp.experiments.dependencies", "webapp.registry.archive_jobs",
                    "webapp.experiments.trials",  # trials.py holds the TuneTrial model
                    "webapp.notifications.events", "webapp.notifications.delivery"}
-# A checkpoint's page says which queued run still trains it; the registry's models name Experiment by string.
-REGISTRY_MAY_USE = {"webapp.experiments.dependencies"}
+# Their models name Experiment by string; a checkpoint's page says which queued run still trains it.
+BELOW_EXPERIMENTS = {"webapp.registry": {"webapp.experiments.dependencies"}, "webapp.metrics": set()}
 
 
 def _package(module: str) -> str:
@@ -48,11 +49,11 @@ def test_the_one_way_rule():
     assert wrong == []
 
 
-def test_the_registry_imports_no_experiments_module_but_the_dependencies():
+def test_the_registry_and_the_metric_store_import_experiments_only_where_allowed():
     packages = {name for name, path in modules().items() if path.name == "__init__.py"}
-    wrong = [(module, target) for module, imported in graph().items() if module.startswith("webapp.registry.")
-             for target in imported - packages
-             if target.startswith("webapp.experiments.") and target not in REGISTRY_MAY_USE]
+    wrong = [(module, target) for app, allowed in BELOW_EXPERIMENTS.items()
+             for module, imported in graph().items() if module.startswith(app + ".")
+             for target in imported - packages if target.startswith("webapp.experiments.") and target not in allowed]
     assert wrong == []
 
 

@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "webapp.accounts",
     "webapp.registry",
     "webapp.experiments",
+    "webapp.metrics",
     "webapp.api",
     "webapp.gpuqueue",
     "webapp.notifications",

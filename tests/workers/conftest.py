@@ -190,6 +190,6 @@ def reference_run(make_experiment):
 
 def points_of(exp) -> list[tuple[str, int, float]]:
     """Every stored metric point of `exp`, sorted: duplicates would show as repeated (key, step) pairs."""
-    from webapp.experiments.models import MetricPoint
+    from webapp.metrics.models import MetricPoint
 
     return sorted(MetricPoint.objects.filter(experiment=exp).values_list("key", "step", "value"))

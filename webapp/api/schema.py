@@ -77,8 +77,8 @@ def _int(low: int, high: int, default: int | None = None) -> dict[str, Any]:
 def _parameters() -> dict[str, list[dict[str, Any]]]:
     from webapp.api import list_filters
     from webapp.api.views import MAX_OFFSET, MAX_PAGE
-    from webapp.experiments import downsample
     from webapp.experiments.views_json import MAX_KEYS, MAX_POINTS, MAX_STEP, MIN_POINTS
+    from webapp.metrics import downsample
 
     statuses = list(Experiment.Status.values)
     return {

@@ -1,4 +1,4 @@
-"""Experiments, their tags and their metric streams (teachers and datasets are in webapp.registry)."""
+"""Experiments and their tags (teachers and datasets are in webapp.registry, metric points in webapp.metrics)."""
 
 from __future__ import annotations
 
@@ -124,44 +124,6 @@ class Experiment(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
-
-
-class MetricPoint(models.Model):
-    """One value of one metric at one step; unique so a retried flush cannot duplicate."""
-
-    # no index of its own: the unique (experiment, key, step) index serves every lookup by experiment,
-    # and every metric write maintains one index less (docs/BENCHMARKS.md, metric ingest)
-    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="metrics", db_index=False)
-    key = models.CharField(max_length=100)  # "train/loss", "train/lr", "dev/accuracy", ...
-    step = models.PositiveIntegerField()
-    value = models.FloatField()
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["experiment", "key", "step"], name="unique_metric_point"),
-        ]
-
-
-class MetricRollup(models.Model):
-    """Min/max (with their steps) of one series over a block of ROLLUP_BLOCK steps.
-
-    Built lazily by webapp.experiments.downsample for blocks the run has moved past, so a
-    view of a million-point run reads ~1/32 of the rows; the points stay the source of truth.
-    """
-
-    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+")
-    key = models.CharField(max_length=100)
-    block = models.PositiveIntegerField()  # step // ROLLUP_BLOCK
-    count = models.PositiveIntegerField()
-    min_step = models.PositiveIntegerField()
-    min_value = models.FloatField()
-    max_step = models.PositiveIntegerField()
-    max_value = models.FloatField()
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["experiment", "key", "block"], name="unique_metric_rollup"),
-        ]
 
 
 from webapp.experiments.trials import TuneTrial  # noqa: E402,F401  (tune-KD child runs, their own module)

@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from webapp.experiments.models import Experiment, MetricPoint
+from webapp.experiments.models import Experiment
+from webapp.metrics.models import MetricPoint
 
 S = Experiment.Status
 

@@ -22,7 +22,8 @@ from django.test.testcases import LiveServerThread, QuietWSGIRequestHandler, _St
 from distillery_client import api, cli
 from distillery_client.credentials import Credentials
 from distillery_client.http import ApiError, Connection
-from webapp.experiments.models import Experiment, MetricPoint
+from webapp.experiments.models import Experiment
+from webapp.metrics.models import MetricPoint
 
 REPO = Path(__file__).resolve().parents[3]
 S = Experiment.Status

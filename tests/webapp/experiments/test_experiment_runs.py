@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import wait_for
-from webapp.experiments.models import Experiment, MetricPoint
+from webapp.experiments.models import Experiment
+from webapp.metrics.models import MetricPoint
 
 pytestmark = pytest.mark.worker
 

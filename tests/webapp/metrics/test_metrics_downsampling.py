@@ -8,8 +8,8 @@ import pytest
 from django.db import connection
 
 from tests.webapp.factories import add_points
-from webapp.experiments import downsample
-from webapp.experiments.downsample import bucket_points, query_series
+from webapp.metrics import downsample
+from webapp.metrics.downsample import bucket_points, query_series
 
 
 def wave(n: int, seed: int = 0) -> list[tuple[int, float]]:
@@ -63,7 +63,7 @@ def test_the_database_computes_the_same_points_as_the_algorithm(experiment):
 
 
 def test_wide_views_read_rollups_and_still_match_the_algorithm(experiment):
-    from webapp.experiments.models import MetricRollup
+    from webapp.metrics.models import MetricRollup
 
     points = wave(40_000, seed=11)
     add_points(experiment, "train/loss", dict(points))
@@ -78,7 +78,7 @@ def test_wide_views_read_rollups_and_still_match_the_algorithm(experiment):
 
 
 def test_rollups_grow_with_a_running_series(experiment):
-    from webapp.experiments.models import MetricRollup
+    from webapp.metrics.models import MetricRollup
 
     points = wave(30_000, seed=5)
     add_points(experiment, "train/loss", dict(points[:20_000]))
