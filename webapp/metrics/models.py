@@ -21,7 +21,7 @@ class MetricPoint(models.Model):
     value = models.FloatField()
 
     class Meta:
-        db_table = "experiments_metricpoint"  # the table it had in the experiments app (migrations 0100_apps_*)
+        db_table = "experiments_metricpoint"  # the table it had in the experiments app (metrics 0001, state only)
         constraints = [
             models.UniqueConstraint(fields=["experiment", "key", "step"], name="unique_metric_point"),
         ]

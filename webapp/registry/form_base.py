@@ -1,4 +1,4 @@
-"""Pieces every form of the experiments app shares: the team field and the checkpoint inspector."""
+"""Pieces the registry's forms and the new-experiment form share: the team field and the checkpoint inspector."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The team's registry of inputs to a run: teacher checkpoints, datasets and word-vector files.
 
 These models lived in the experiments app; they keep its tables (`db_table`), so moving them
-changed no row (migrations registry 0001 and experiments 0100_apps_*, state only).
+changed no row (migrations registry 0001 and experiments 0101, state only).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class Checkpoint(models.Model):
                                    related_name="trained_checkpoints")
 
     class Meta:
-        db_table = "experiments_checkpoint"  # the table it had in the experiments app (migrations 0100_apps_*)
+        db_table = "experiments_checkpoint"  # the table it had in the experiments app (registry 0001, state only)
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["team", "name"], name="unique_checkpoint_name")]
 
