@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from webapp.experiments.dependencies import end_orphans
-from webapp.experiments.models import Checkpoint, Experiment
+from webapp.experiments.models import Experiment
+from webapp.registry.models import Checkpoint
 from workers import queue
 
 S = Experiment.Status

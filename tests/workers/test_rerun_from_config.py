@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from tests.conftest import REPO
-from webapp.experiments.models import Experiment, MetricPoint
+from webapp.experiments.models import Experiment
+from webapp.metrics.models import MetricPoint
 from workers import queue
 from workers.tasks import execute
 

@@ -8,7 +8,8 @@ import types
 
 import pytest
 
-from webapp.experiments.models import Experiment, MetricPoint
+from webapp.experiments.models import Experiment
+from webapp.metrics.models import MetricPoint
 from workers import queue, sysmetrics
 from workers.tasks import execute
 

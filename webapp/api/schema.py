@@ -5,7 +5,7 @@ of the new-experiment form, with its bounds, choices and defaults, is documented
 read from the form's declaration, whose option inputs are generated from distill_core's option
 declarations (webapp/experiments/option_fields.py; RANGES carries the bounds checked in a validator). Response bodies are written here next to each other; the
 contract tests (tests/webapp/conftest.py) validate every API response of the suite against them,
-and tests/webapp/test_api_fuzz.py fuzzes every operation, so neither side can drift unnoticed.
+and tests/webapp/api/test_api_fuzz.py fuzzes every operation, so neither side can drift unnoticed.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from django.http import JsonResponse
 
 from webapp.api.form_schema import MAX_ID, FormSpec, Range, form_schema
 from webapp.api.http import api_view
-from webapp.experiments.models import Checkpoint, Experiment
+from webapp.experiments.models import Experiment
+from webapp.registry.models import Checkpoint
 
 JSON = "application/json"
 MULTIPART = "multipart/form-data"
@@ -76,8 +77,8 @@ def _int(low: int, high: int, default: int | None = None) -> dict[str, Any]:
 def _parameters() -> dict[str, list[dict[str, Any]]]:
     from webapp.api import list_filters
     from webapp.api.views import MAX_OFFSET, MAX_PAGE
-    from webapp.experiments import downsample
     from webapp.experiments.views_json import MAX_KEYS, MAX_POINTS, MAX_STEP, MIN_POINTS
+    from webapp.metrics import downsample
 
     statuses = list(Experiment.Status.values)
     return {
@@ -106,8 +107,8 @@ def _parameters() -> dict[str, list[dict[str, Any]]]:
 def _request_bodies() -> dict[str, dict[str, Any]]:
     """Request bodies generated from the forms the views validate with."""
     from webapp.experiments.experiment_fields import RANGES
-    from webapp.experiments.experiment_form import registry_choices
-    from webapp.experiments.forms import CheckpointForm, DatasetForm, ExperimentForm
+    from webapp.experiments.experiment_form import ExperimentForm, registry_choices
+    from webapp.registry.forms import CheckpointForm, DatasetForm
 
     team = ("team",)  # filled in with the user's only team
     experiment = form_schema(ExperimentForm.base_fields, FormSpec(

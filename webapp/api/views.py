@@ -12,25 +12,26 @@ from django.http import JsonResponse
 from django.urls import Resolver404, resolve, reverse
 from django.views.decorators.csrf import csrf_exempt
 
+from webapp.accounts.access import get_owned, owned
 from webapp.accounts.models import teams_of
 from webapp.api import list_filters, serialize
 from webapp.api.http import ApiError, api_view, error, form_error, int_param, json_body, scalar_fields
-from webapp.experiments import archives, datasets, lm_datasets, upload_limits
-from webapp.experiments.access import get_owned, owned
-from webapp.experiments.forms import (
+from webapp.experiments.experiment_form import ExperimentForm
+from webapp.experiments.models import Experiment
+from webapp.experiments.results import summarise
+from webapp.experiments.sweeps import queue_from_form
+from webapp.experiments.views_json import MetricWindow, finite, metrics_payload
+from webapp.gpuqueue import actions
+from webapp.registry import archives, datasets, lm_datasets, upload_limits
+from webapp.registry.forms import (
     CheckpointForm,
     DatasetForm,
-    ExperimentForm,
     dataset_too_large_message,
     duplicate_checkpoint_message,
     max_dataset_upload_bytes,
     save_checkpoint,
 )
-from webapp.experiments.models import Checkpoint, Dataset, Experiment
-from webapp.experiments.results import summarise
-from webapp.experiments.sweeps import queue_from_form
-from webapp.experiments.views_json import MetricWindow, finite, metrics_payload
-from webapp.gpuqueue import actions
+from webapp.registry.models import Checkpoint, Dataset
 
 MAX_PAGE = 200
 MAX_OFFSET = 10**9

@@ -16,9 +16,10 @@ from webapp.api import serialize
 from webapp.api.http import ApiError, api_view, form_error, json_body, scalar_fields
 from webapp.api.views_tracking import check_fields, object_or_none, user_team
 from webapp.experiments.clone import clone_initial
-from webapp.experiments.forms import ExperimentForm
-from webapp.experiments.models import Checkpoint, Dataset, Experiment
+from webapp.experiments.experiment_form import ExperimentForm
+from webapp.experiments.models import Experiment
 from webapp.experiments.sweeps import queue_from_form
+from webapp.registry.models import Checkpoint, Dataset
 
 OVERRIDES = ("name", "priority", "pool")
 

@@ -18,11 +18,11 @@ from django.http import JsonResponse, StreamingHttpResponse
 from django.utils import timezone
 
 from distill_core.errors import ConfigError
+from webapp.accounts.access import get_owned
 from webapp.accounts.models import teams_of
 from webapp.api import serialize
 from webapp.api.http import ApiError, api_view, error, json_body
 from webapp.experiments import artifacts
-from webapp.experiments.access import get_owned
 from webapp.experiments.models import Experiment
 from workers.bulk import insert_points
 from workers.queue import json_safe

@@ -1,18 +1,6 @@
 from django.contrib import admin
 
-from webapp.experiments.models import Checkpoint, Dataset, Experiment
-
-
-@admin.register(Checkpoint)
-class CheckpointAdmin(admin.ModelAdmin):
-    list_display = ("name", "team", "path", "created_at")
-    list_filter = ("team",)
-
-
-@admin.register(Dataset)
-class DatasetAdmin(admin.ModelAdmin):
-    list_display = ("name", "team", "format", "created_at")
-    list_filter = ("team",)
+from webapp.experiments.models import Experiment
 
 
 @admin.register(Experiment)

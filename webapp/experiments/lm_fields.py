@@ -14,7 +14,7 @@ from typing import Any
 
 from django import forms
 
-from webapp.experiments import ownership
+from webapp.registry import ownership
 from webapp.experiments.experiment_fields import textarea
 
 KIND = "lm_distill"

@@ -1,0 +1,139 @@
+"""The OpenAPI document at /api/schema.json describes every API route."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from webapp.api import urls as api_urls
+
+
+def openapi_path(route: str) -> str:
+    return "/api/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route)
+
+
+def test_the_schema_is_public_json_with_the_openapi_top_level_keys(client, db):
+    response = client.get("/api/schema.json")
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    schema = json.loads(response.content)
+    assert schema["openapi"].startswith("3.") and {"openapi", "info", "paths", "components"} <= set(schema)
+    assert schema["info"]["title"] and schema["info"]["version"]
+
+
+def test_every_api_route_is_in_the_schema(client, db):
+    paths = client.get("/api/schema.json").json()["paths"]
+    routes = {openapi_path(str(p.pattern)) for p in api_urls.urlpatterns if p.name != "not_found"}
+    assert routes == set(paths)
+
+
+def test_every_reference_in_the_schema_resolves(client, db):
+    schema = client.get("/api/schema.json").json()
+    text = json.dumps(schema)
+    for ref in set(re.findall(r'"\$ref": "#/([^"]+)"', text)):
+        node = schema
+        for part in ref.split("/"):
+            assert part in node, ref
+            node = node[part]
+
+
+def test_every_path_parameter_is_declared(client, db):
+    for path, item in client.get("/api/schema.json").json()["paths"].items():
+        for operation in item.values():
+            declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert declared == set(re.findall(r"{(\w+)}", path)), path
+            assert operation["responses"]
+
+
+# --- generated from the forms and the registries (issue #15) ---------------------------------
+
+def test_the_served_schema_is_the_generated_one(client, db):
+    from webapp.api.schema import build_schema
+
+    assert client.get("/api/schema.json").json() == json.loads(json.dumps(build_schema()))
+
+
+def test_every_input_of_the_experiment_form_is_documented_with_its_bounds_and_default():
+    from webapp.api.schema import build_schema
+    from webapp.experiments.experiment_form import ExperimentForm
+
+    body = build_schema()["components"]["schemas"]["ExperimentCreate"]
+    assert set(body["properties"]) == set(ExperimentForm.base_fields) and len(body["properties"]) > 70
+    assert body["required"] == ["name", "teacher", "dataset"] and body["additionalProperties"] is False
+    temperature = body["properties"]["temperature"]
+    assert (temperature["exclusiveMinimum"], temperature["maximum"], temperature["default"]) == (0.0, 1000.0, 2.0)
+    assert body["properties"]["epochs"]["minimum"] == 1 and body["properties"]["epochs"]["maximum"] == 1000
+    assert body["properties"]["pool"]["pattern"].startswith("^[a-z0-9]")
+    assert "hidden_mse" in body["properties"]["generate_loss"]["enum"]
+
+
+def test_students_and_presets_are_the_registries_names():
+    from distill_core.students import students
+    from distill_core.students_transformer import TRANSFORMER_PRESETS
+    from webapp.api.schema import build_schema
+
+    props = build_schema()["components"]["schemas"]["ExperimentCreate"]["properties"]
+    assert sorted(s for s in props["student_type"]["enum"] if s) == students.names() == [
+        "bigru", "bilstm", "textcnn", "transformer"]
+    assert {p for p in props["tf_preset"]["enum"] if p} == set(TRANSFORMER_PRESETS) | {"custom"}
+
+
+def test_the_dataset_and_checkpoint_bodies_come_from_their_forms():
+    from webapp.api.schema import build_schema
+    from webapp.registry.forms import DatasetForm
+
+    schemas = build_schema()["components"]["schemas"]
+    assert set(schemas["DatasetUpload"]["properties"]) == set(DatasetForm.base_fields)
+    assert schemas["DatasetUpload"]["properties"]["dev_ratio"] == {
+        "type": "number", "minimum": 0.0, "maximum": 0.5, "default": 0.0,
+        "description": DatasetForm.base_fields["dev_ratio"].help_text}
+    assert schemas["CheckpointByPath"]["required"] == ["name", "path"]
+    assert schemas["CheckpointArchive"]["properties"]["archive"]["format"] == "binary"
+
+
+def test_the_answers_include_the_sweep_the_queue_place_and_the_log_tail():
+    from webapp.api.schema import build_schema
+
+    schema = build_schema()
+    created = schema["paths"]["/api/experiments/"]["post"]["responses"]["201"]["content"]["application/json"]
+    assert created["schema"]["oneOf"] == [{"$ref": "#/components/schemas/Experiment"},
+                                          {"$ref": "#/components/schemas/Sweep"}]
+    experiment = schema["components"]["schemas"]["Experiment"]
+    assert {"queue", "log_tail", "eta_seconds"} <= set(experiment["required"])
+    assert "config" in experiment["properties"] and "config" not in experiment["required"]
+
+
+def test_a_field_type_the_generator_does_not_know_is_refused_not_guessed():
+    import pytest
+    from django import forms
+
+    from webapp.api.form_schema import field_schema
+
+    assert field_schema(forms.FloatField(min_value=0.5))["type"] == "number"  # not its base class's integer
+    with pytest.raises(TypeError, match="DurationField"):
+        field_schema(forms.DurationField())
+
+
+# --- the contract checker itself --------------------------------------------------------------
+
+def test_the_contract_refuses_an_undocumented_field_status_or_content_type():
+    import pytest
+
+    from tests.webapp.contract import ContractError, api_contract
+
+    contract = api_contract()
+    ok = json.dumps({"error": "Not found.", "fields": {}}).encode()
+    contract.check("GET", "/api/datasets/7/", 404, "application/json", ok)
+    with pytest.raises(ContractError, match="418 is not documented"):
+        contract.check("GET", "/api/datasets/7/", 418, "application/json", ok)
+    with pytest.raises(ContractError, match="Additional properties"):
+        contract.check("GET", "/api/datasets/7/", 404, "application/json",
+                       json.dumps({"error": "x", "fields": {}, "detail": "x"}).encode())
+    with pytest.raises(ContractError, match="text/html"):
+        contract.check("GET", "/api/datasets/7/", 404, "text/html", b"<h1>Not found</h1>")
+
+
+def test_a_malformed_id_or_unknown_api_path_answers_the_json_404(api, db):
+    for url in ("/api/experiments/-1/", "/api/experiments/1.5/cancel/", "/api/nothing/"):
+        response = api.post(url) if url.endswith("cancel/") else api.get(url)
+        assert response.status_code == 404 and response.json()["error"].startswith("No such API path")
+    assert "Did you mean /api/experiments/ ?" in api.get("/api/experiments").json()["error"]
