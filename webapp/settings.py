@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "webapp.accounts",
     "webapp.experiments",
     "webapp.api",
+    "ninja",  # its templates and static files: the Swagger UI page at /api/docs, no CDN
     "webapp.gpuqueue",
     "webapp.notifications",
 ]
