@@ -8,7 +8,6 @@ the exceptions of Django's body parsing all answer with it.
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 from typing import Any
 
@@ -23,8 +22,6 @@ from ninja.security import HttpBearer
 
 from distill_core.untrusted import UntrustedInput, loads
 from webapp.api.models import ApiToken, hash_token
-
-log = logging.getLogger(__name__)
 
 MAX_ID = 2**63 - 1
 MAX_JSON_BYTES = 1024 * 1024
