@@ -16,7 +16,7 @@ from django.http import Http404, HttpRequest, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
 from ninja import NinjaAPI
-from ninja.errors import AuthenticationError, ValidationError
+from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
 from ninja.security import HttpBearer
 
@@ -161,11 +161,20 @@ def validation_error(exc: ValidationError) -> JsonResponse:
     return error("Some fields are invalid; see `fields`.", 400, fields)
 
 
+def _http_error(exc: HttpError) -> JsonResponse:
+    # ninja turns a parser's exception into HttpError(400, "Cannot parse request body"); ours says why.
+    cause = exc.__cause__
+    if isinstance(cause, ApiError):
+        return error(cause.message, cause.status, cause.fields)
+    return error(str(exc), exc.status_code)
+
+
 def install(api: NinjaAPI) -> None:
     """Answer every refusal of `api` with the error shape."""
     handlers = {
         ApiError: lambda exc: error(exc.message, exc.status, exc.fields),
         ValidationError: validation_error,
+        HttpError: _http_error,
         AuthenticationError: lambda exc: error("Authentication required: send `Authorization: Bearer <token>` with a "
                                                "token from the API tokens page.", 401),
         Http404: lambda exc: error("Not found.", 404),
