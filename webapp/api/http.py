@@ -156,9 +156,13 @@ def validation_error(exc: ValidationError) -> JsonResponse:
     if any(e.get("loc", ("",))[0] == "path" for e in exc.errors):
         return error("Not found.", 404)
     fields: dict[str, list[str]] = {}
+    sentences = []
     for e in exc.errors:
-        fields.setdefault(_field_name(tuple(e.get("loc", ()))), []).append(str(e.get("msg", "Invalid."))[:300])
-    return error("Some fields are invalid; see `fields`.", 400, fields)
+        name, message = _field_name(tuple(e.get("loc", ()))), str(e.get("msg", "Invalid."))[:300]
+        fields.setdefault(name, []).append(message)
+        # webapp/api/params.py's messages name their input ("limit must be ..."); pydantic's do not.
+        sentences.append(message if message.startswith(f"{name} ") else f"{name}: {message}.")
+    return error(" ".join(sentences[:5]) if sentences else "Some fields are invalid; see `fields`.", 400, fields)
 
 
 def _http_error(exc: HttpError) -> JsonResponse:

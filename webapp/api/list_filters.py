@@ -7,14 +7,12 @@ adds the ones the CLI's `distillery ls` sends (team, name, owner by username, tr
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
 from django.db.models import QuerySet
 from ninja import Schema
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
-from distill_core.untrusted import text_problem
 from webapp.api.http import MAX_ID
+from webapp.api.params import integer, one_of, text
 from webapp.experiments import listing
 from webapp.experiments.models import Experiment
 
@@ -22,41 +20,27 @@ MAX_PAGE = 200
 MAX_OFFSET = 10**9
 STATUSES = tuple(Experiment.Status.values)
 SORTS = tuple(name for sort in listing.SORTS for name in (sort, f"-{sort}"))
-
-
-def _storable(text: str) -> str:
-    problem = text_problem(text)
-    if problem:
-        raise ValueError(f"The text {problem}.")
-    return text
-
-
-def text(limit: int):
-    """Free text of at most `limit` characters that a database can compare (no NUL, valid Unicode)."""
-    return Annotated[str, Field(max_length=limit), AfterValidator(_storable)] | None
-
-
-ShortText, Student, Tag, Search = text(150), text(listing.MAX_STUDENT), text(listing.MAX_TAG), text(listing.MAX_QUERY)
+Id = integer(1, MAX_ID)
 
 
 class Page(Schema):
-    limit: int = Field(50, ge=1, le=MAX_PAGE, description=f"Page size (1–{MAX_PAGE}).")
-    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Rows to skip.")
+    limit: integer(1, MAX_PAGE) = Field(50, description=f"Page size (1–{MAX_PAGE}).")
+    offset: integer(0, MAX_OFFSET) = Field(0, description="Rows to skip.")
 
 
 class ExperimentFilters(Page):
-    status: Literal[STATUSES + tuple(s.lower() for s in STATUSES)] | None = Field(
+    status: one_of(STATUSES + tuple(s.lower() for s in STATUSES), shown=STATUSES) | None = Field(
         None, description="Only this status (any case).")
-    sort: Literal[SORTS] = Field(listing.DEFAULT_SORT, description="The list page's sort orders; - for descending.")
-    teacher: int | None = Field(None, ge=1, le=MAX_ID, description="Only runs of this checkpoint (its id).")
-    dataset: int | None = Field(None, ge=1, le=MAX_ID, description="Only runs on this dataset (its id).")
-    student: Student = Field(None, description="Only this student type.")
-    tag: Tag = Field(None, description="Only runs with this tag.")
-    q: Search = Field(None, description="Only names or notes containing this text (any case).")
-    team: ShortText = Field(None, description="Only this team (its id or slug).")
-    name: ShortText = Field(None, description="Only names containing this text (any case).")
-    owner: ShortText = Field(None, description="Only runs of this user (a username).")
-    tracked: Literal["true", "false"] | None = Field(
+    sort: one_of(SORTS) = Field(listing.DEFAULT_SORT, description="The list page's sort orders; - for descending.")
+    teacher: Id | None = Field(None, description="Only runs of this checkpoint (its id).")
+    dataset: Id | None = Field(None, description="Only runs on this dataset (its id).")
+    student: text(listing.MAX_STUDENT) | None = Field(None, description="Only this student type.")
+    tag: text(listing.MAX_TAG) | None = Field(None, description="Only runs with this tag.")
+    q: text(listing.MAX_QUERY) | None = Field(None, description="Only names or notes containing this text (any case).")
+    team: text(100) | None = Field(None, description="Only this team (its id or slug).")
+    name: text(100) | None = Field(None, description="Only names containing this text (any case).")
+    owner: text(150) | None = Field(None, description="Only runs of this user (a username).")
+    tracked: one_of(("true", "false")) | None = Field(
         None, description="true: only tracked runs (streamed from elsewhere); false: only the dashboard's own.")
 
 

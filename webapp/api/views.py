@@ -19,6 +19,7 @@ from webapp.api import list_filters, serialize
 from webapp.api.bodies import documented, documented_query
 from webapp.api.http import ApiError, error, form_error, json_body, scalar_fields
 from webapp.api.list_filters import ExperimentFilters
+from webapp.api.params import text
 from webapp.api.schemas import (
     CancelOut,
     ExperimentOut,
@@ -135,7 +136,7 @@ class MetricQuery(BaseModel):
     after: int = Field(-1, ge=-1, le=MAX_STEP, description="Live cursor: only steps after it.")
     points: int = Field(downsample.DEFAULT_LIMIT, ge=MIN_POINTS, le=MAX_POINTS,
                         description="Most points per series; min/max buckets beyond.")
-    key: list[list_filters.text(100)] = Field(
+    key: list[text(100)] = Field(
         default_factory=list, max_length=MAX_KEYS, description="Metric keys such as train/loss; repeat for several "
                                                                "(default: all).")
 
