@@ -48,7 +48,7 @@ def _document(api: NinjaAPI, path_prefix: str) -> dict[str, Any]:
 
 api = DistilleryAPI(
     title="Distillery API", version="2.0", description=DESCRIPTION, urls_namespace="api",
-    openapi_url="/schema.json", docs_url="/docs", docs=Swagger(settings={"persistAuthorization": False}),
+    openapi_url="/schema.json", docs_url="/docs", docs=Swagger(),
     auth=http.BearerToken(), parser=http.UntrustedJsonParser())
 http.install(api)
 for module in (views, views_from_config, views_registry, views_tracking):
