@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "webapp.experiments",
     "webapp.metrics",
     "webapp.api",
+    "ninja",  # its templates and static files: the Swagger UI page at /api/docs, no CDN
     "webapp.gpuqueue",
     "webapp.notifications",
 ]

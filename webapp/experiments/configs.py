@@ -15,10 +15,10 @@ from django.db import transaction
 
 from distill_core.config import ExperimentConfig
 from webapp.experiments import dependencies
-from webapp.registry import lm_datasets
 from webapp.experiments.experiment_fields import INPUTS, STUDENT_INPUTS
 from webapp.experiments.lm_fields import LM_FORM_FIELDS
 from webapp.experiments.models import Experiment
+from webapp.registry import lm_datasets
 from webapp.registry.models import Checkpoint, Dataset
 from workers import dispatch
 

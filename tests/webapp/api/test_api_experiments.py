@@ -32,6 +32,24 @@ def test_it_lists_the_teams_experiments_newest_first_with_paging(api, make_exper
     assert [e["id"] for e in api.get("/api/experiments/", {"status": "running"}).json()["results"]] == [newer.pk]
 
 
+def test_the_list_takes_the_experiment_pages_filters_and_sort_orders(api, make_experiment):
+    from webapp.experiments import listing
+
+    beta = make_experiment(name="beta", status=S.SUCCEEDED, best={"dev/accuracy": 0.9})
+    alpha = make_experiment(name="alpha", status=S.SUCCEEDED, best={"dev/accuracy": 0.7}, notes="needle")
+    make_experiment(name="gamma")
+    by_name = api.get("/api/experiments/", {"sort": "name", "status": "succeeded"}).json()["results"]
+    assert [e["id"] for e in by_name] == [alpha.pk, beta.pk]
+    by_score = api.get("/api/experiments/", {"sort": "-best_dev"}).json()["results"]
+    assert [e["id"] for e in by_score][:2] == [beta.pk, alpha.pk]
+    assert [e["id"] for e in api.get("/api/experiments/", {"q": "NEEDLE"}).json()["results"]] == [alpha.pk]
+    refused = api.get("/api/experiments/", {"sort": "price"})
+    assert refused.status_code == 400 and "sort must be one of" in refused.json()["error"]
+    documented = next(p for p in api.get("/api/schema.json").json()["paths"]["/api/experiments/"]["get"]["parameters"]
+                      if p["name"] == "sort")
+    assert set(documented["schema"]["enum"]) == {s for name in listing.SORTS for s in (name, f"-{name}")}
+
+
 def test_another_teams_experiments_are_invisible(charlie_api, experiment):
     assert charlie_api.get("/api/experiments/").json()["results"] == []
     for suffix in ("", "metrics/", "results/"):

@@ -28,8 +28,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.webapp.contract import document
 from tests.webapp.factories import DEV_ROWS, TRAIN_ROWS, add_points, sample_results, tsv
-from webapp.api.schema import build_schema
 from webapp.experiments.models import Experiment
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(180)]  # per operation and mode, shrinking included
@@ -38,9 +38,9 @@ EXAMPLES = int(os.environ.get("DISTILLERY_FUZZ_EXAMPLES", "50"))
 # CI replays the same cases every run; DISTILLERY_FUZZ_RANDOM=1 draws new ones (to hunt, not to gate).
 DERANDOMIZE = os.environ.get("DISTILLERY_FUZZ_RANDOM", "") != "1"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-SCHEMA = schemathesis.openapi.from_dict(copy.deepcopy(build_schema()))  # the served one stays untouched
+SCHEMA = schemathesis.openapi.from_dict(copy.deepcopy(document()))  # the served one stays untouched
 # (method, path, mode): an operation without inputs has no invalid ones to send.
-CASES = [(method.upper(), path, mode) for path, item in build_schema()["paths"].items() for method, op in item.items()
+CASES = [(method.upper(), path, mode) for path, item in document()["paths"].items() for method, op in item.items()
          for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
          if mode == GenerationMode.POSITIVE or op.get("parameters") or op.get("requestBody")]
 

@@ -104,6 +104,14 @@ def test_a_tracked_run_needs_a_valid_config_and_one_of_your_teams(api, experimen
     assert refused.status_code == 400 and "team" in refused.json()["fields"]
 
 
+def test_a_tracked_run_body_is_refused_with_the_reason_not_a_parse_error(api, experiment):
+    nul = api.post("/api/tracked/", '{"name": "x", "config": {}, "environment": {"\\u0000": 1}}',
+                   content_type="application/json")
+    assert nul.status_code == 400 and "NUL" in nul.json()["error"] and nul.json()["fields"]
+    as_text = api.post("/api/tracked/", json.dumps({"name": "x", "config": experiment.config}), content_type="text/plain")
+    assert as_text.status_code == 415 and "application/json" in as_text.json()["error"]
+
+
 def test_other_teams_are_refused_on_every_tracking_endpoint(client, alice, charlie, experiment, finished_experiment):
     from webapp.api.models import ApiToken
 

@@ -12,8 +12,7 @@ from distill_core.lm import tokenizer_files
 from distill_core.lm.testing import WORDS, make_tokenizer
 from webapp.experiments import lm_checks
 from webapp.experiments.configs import form_field_for
-from webapp.registry import tokenizers
-
+from webapp.registry import tokenizers as tokenizer_cache
 
 # The form field the check blames, whatever LM_FORM_FIELDS maps lm.student_path to.
 StudentForm = type("StudentForm", (forms.Form,), {"lm_mode": forms.CharField(required=False),
@@ -28,7 +27,7 @@ def tokenizers(teacher_root):
     for path, words in ((base, WORDS), (same, WORDS), (other, ("zebra",) + WORDS)):
         if not path.is_dir():
             make_tokenizer(path, words)
-    tokenizers.forget()
+    tokenizer_cache.forget()
     return {"base": base, "same": same, "other": other}
 
 
@@ -73,7 +72,7 @@ def test_a_student_of_another_team_is_refused_without_reading_it(acme, other, to
         make_tokenizer(theirs)
     form = checked(acme, tokenizers["base"], theirs)
     assert "is not a checkpoint of Acme's" in form.errors[form_field_for("lm.student_path")][0]
-    assert tokenizers.cached() == 0
+    assert tokenizer_cache.cached() == 0
 
 
 def test_derived_students_and_other_kinds_are_not_checked(acme, tokenizers):
@@ -83,7 +82,7 @@ def test_derived_students_and_other_kinds_are_not_checked(acme, tokenizers):
     derived = config(tokenizers["base"], tokenizers["other"])
     derived["lm"]["student_source"] = "derived"
     lm_checks.check_tokenizers(form, derived, acme)
-    assert not form.errors and tokenizers.cached() == 0
+    assert not form.errors and tokenizer_cache.cached() == 0
 
 
 def test_oversized_tokenizer_files_are_not_parsed(tokenizers, monkeypatch):

@@ -7,15 +7,14 @@ from __future__ import annotations
 from django import forms
 
 from distill_core.options import Declared, Option, declared
-from webapp.api.form_schema import Range, field_schema
+from tests.webapp.contract import document, value_schema
+from webapp.api.form_models import FormSpec, Range, form_model
 from webapp.experiments import experiment_fields, option_fields
 from webapp.experiments.configs import FORM_FIELDS, STUDENT_OPTION_FIELDS
 
 
 def _schema_props():
-    from webapp.api.schema import build_schema
-
-    return build_schema()["components"]["schemas"]["ExperimentCreate"]["properties"]
+    return document()["components"]["schemas"]["ExperimentCreate"]["properties"]
 
 
 def test_every_generated_input_documents_its_options_bounds_default_and_help_in_the_api_schema():
@@ -26,16 +25,16 @@ def test_every_generated_input_documents_its_options_bounds_default_and_help_in_
     for name, d in inputs.items():
         if name in handmade:
             continue
-        prop, option = props[name], d.option
+        prop, value, option = props[name], value_schema(props[name]), d.option
         assert prop["description"] == option.help, name
         if option.names():
-            assert [v for v in prop["enum"] if v is not None] == list(option.names()), name
+            assert [v for v in value["enum"] if v is not None] == list(option.names()), name
         if isinstance(d.default, (int, float)) and not isinstance(d.default, bool) and d.default != option.unset:
             assert prop["default"] == d.default, name
             if option.low is not None:
-                assert prop.get("exclusiveMinimum" if option.low_open else "minimum") == option.low, name
+                assert value.get("exclusiveMinimum" if option.low_open else "minimum") == option.low, name
             if option.high is not None:
-                assert prop.get("exclusiveMaximum" if option.high_open else "maximum") == option.high, name
+                assert value.get("exclusiveMaximum" if option.high_open else "maximum") == option.high, name
             checked += 1
     assert checked >= 30
 
@@ -55,8 +54,9 @@ def test_a_new_declared_option_gets_an_input_named_by_the_rule_with_the_librarys
     field = option_fields.input_for(d, name)
     assert name == "label_smoothing" and option_fields.group_of(name, d) == "kd"
     assert isinstance(field, forms.FloatField) and (field.initial, field.min_value, field.max_value) == (0.1, 0.0, 1.0)
-    assert field_schema(field) == {"type": "number", "minimum": 0.0, "maximum": 1.0, "default": 0.1,
-                                   "description": "Smooths the hard labels."}
+    documented = form_model("One", {name: field}, FormSpec(nullable=False)).model_json_schema()["properties"][name]
+    assert documented == {"type": "number", "minimum": 0.0, "maximum": 1.0, "default": 0.1,
+                          "description": "Smooths the hard labels.", "title": "Label Smoothing"}
     student = Declared("student.options.kernel", "int", 3, Option("Kernel width.", low=1, high=9))
     assert option_fields.group_of("cnn_kernel", student) == "cnn"
 
@@ -72,7 +72,7 @@ def test_an_exclusive_bound_is_checked_with_the_librarys_words():
     else:
         raise AssertionError("0 was accepted")
     assert option_fields.ranges({"sharpness": d}) == {"sharpness": (0.0, 5.0, True, False)}
-    assert Range(0.0, 5.0, True).schema() == {"exclusiveMinimum": 0.0, "maximum": 5.0}
+    assert Range(0.0, 5.0, True).constraints() == {"gt": 0.0, "le": 5.0}
 
 
 def test_the_web_app_holds_no_copy_of_a_registry():
