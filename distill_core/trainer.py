@@ -21,8 +21,9 @@ from distill_core.errors import ConfigError, RunCancelled, TrainingError
 from distill_core.evaluate import accuracy_and_macro_f1
 from distill_core.losses import hard_bce, hard_ce, kd_losses
 from distill_core.matches import MatchLoss, parse_matches, validate_matches
+from distill_core.optimizers import make_optimizer
 from distill_core.progress import Phase
-from distill_core.run_parts import Sink, check_finite, make_optimizer
+from distill_core.run_parts import Sink, check_finite
 from distill_core.schedules import lr_factor, temperature_schedules, weight_schedules
 from distill_core.student_base import length_mask
 from distill_core.teachers import label_order

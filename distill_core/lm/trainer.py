@@ -41,7 +41,7 @@ class LMTrainer:
     def __init__(self, config: ExperimentConfig, student: torch.nn.Module, teacher: torch.nn.Module, pad: int,
                  eos: int | None, splits: dict[str, LMSplit], topk: dict[str, TopK], device: torch.device,
                  sink: Any, should_cancel: Callable[[], bool] | None):
-        from distill_core.run_parts import make_optimizer
+        from distill_core.optimizers import make_optimizer
 
         self.config, self.student, self.teacher, self.pad, self.eos = config, student, teacher, pad, eos
         self.splits, self.topk, self.device, self.sink, self.should_cancel = splits, topk, device, sink, should_cancel
