@@ -41,6 +41,17 @@ class Stage:
     steps: int
 
 
+@dataclass
+class Batch:
+    """One forward pass of the student on a training batch, what its loss is computed from."""
+
+    student: torch.Tensor  # (b, C) student logits
+    teacher: torch.Tensor | None  # (b, C) KD targets in dataset label order; None: neither cached nor live
+    labels: torch.Tensor  # (b,) class indices or (b, C) multi-hot
+    match_terms: dict[str, torch.Tensor]  # the intermediate matches' terms (empty without matches)
+    share: dict[str, float]  # this rank's share of each mean under data parallel; empty in one process
+
+
 class Trainer:
     """The optimisation loop of one run: stages, steps, evaluations, schedules, checkpoints, early stopping.
 
@@ -180,47 +191,19 @@ class Trainer:
             self._evaluate(epoch - 1)
 
     def _optimisation_step(self, group: list[torch.Tensor], epoch: int, stage: Stage) -> None:
-        t, kd, sc = self.config.train, self.config.kd, stage.config
+        """One optimiser step over `group` (grad_accumulation batches of train indices), gradients averaged."""
+        t = self.config.train
         self.step += 1
         progress = (self.step - 1) / max(1, self.total_steps)
-        hard_w = sc.alpha * weight_schedules.get(kd.hard_weight_schedule)(progress)
-        kd_w = (1.0 - sc.alpha if sc.kd_weight is None else sc.kd_weight) * weight_schedules.get(
-            kd.kd_weight_schedule)(progress)
+        hard_w, kd_w = self._loss_weights(stage.config, progress)
         self.student.train()
         self.optimizer.zero_grad(set_to_none=True)
         sums: dict[str, float] = {}
         amp = torch.autocast(self.device.type, dtype=AMP_DTYPES.get(t.amp, torch.bfloat16), enabled=t.amp != "off")
         forward = self._forward(stage)
         for n, index in enumerate(group):
-            share: dict[str, float] = {}
-            if self.group is not None:  # this rank's slice of the global batch, and its share of each mean
-                local, stand_in = parallel.shard(index, self.group)
-                share = parallel.shares(self.train_lengths, index, local, stand_in,
-                                        parallel.term_kinds(stage.match_loss))
-                width = int(self.train_lengths[index].max())
-                index = local
-            ids, lengths, y, z_t = self.train_set.batch(index, self.device, width if share else None)
-            with amp, parallel.no_sync(forward, n + 1 == len(group)):
-                z_s, match_terms, live_logits = forward(ids, lengths)
-                if z_t is None and live_logits is not None:  # KD targets from the live teacher (live_train_logits)
-                    z_t = live_logits if self.teacher_order is None else live_logits[:, self.teacher_order]
-            if z_t is None:
-                raise TrainingError(f"Stage {sc.name!r} has no intermediate matches, so it needs the train split's "
-                                    f"precomputed teacher logits, and there are none.")
-            z_s, z_t = z_s.float(), z_t.float()  # (b, C)
-            T = self.temperature_fn(sc.temperature, kd.temperature_final or sc.temperature, progress, z_s, z_t,
-                                    kd.schedule_beta, kd.schedule_gamma)
-            terms = {"kd_loss": self.kd_loss_fn(z_s, z_t, T, kd.t2_scaling), "hard_loss": self.hard_loss_fn(z_s, y)}
-            terms["loss"] = hard_w * terms["hard_loss"] + kd_w * terms["kd_loss"]
-            if match_terms:
-                terms.update({k: v.float() for k, v in match_terms.items()})
-                terms["intermediate_loss"] = sum(terms[k] for k in match_terms)
-                terms["loss"] = terms["loss"] + terms["intermediate_loss"]
-            check_finite(terms, self.step)
-            terms["temperature"] = torch.as_tensor(T).float().mean()
-            loss = terms["loss"]
-            if share:  # world * share: DDP's gradient average is then the gradient of the whole batch's mean
-                loss, terms = parallel.weighted(terms, match_terms, share, hard_w, kd_w, self.group.world)
+            outputs = self._forward_batch(forward, stage, index, amp, sync=n + 1 == len(group))
+            loss, terms = self._loss_terms(stage, outputs, progress, hard_w, kd_w)
             self.scaler.scale(loss / len(group)).backward()
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach()) / len(group)
@@ -234,11 +217,65 @@ class Trainer:
         if self.progress is not None:
             self.progress.update_to(self.step)
         if self.step % t.log_every == 0 or self.step == self.total_steps:
-            if self.group is not None:
-                sums = parallel.reduced_terms(sums, list(stage.match_loss.keys()) if stage.match_loss else [],
-                                              hard_w, kd_w, self.group, self.device)
-            metrics = {**sums, "lr": lr, "kd_weight": kd_w, "hard_weight": hard_w}
-            self.sink.emit("step", {"step": self.step, "epoch": epoch, "stage": self.stage_index, "metrics": metrics})
+            self._report_step(epoch, stage, sums, {"lr": lr, "kd_weight": kd_w, "hard_weight": hard_w})
+
+    def _loss_weights(self, sc: StageConfig, progress: float) -> tuple[float, float]:
+        """(hard-label weight, KD weight) at `progress`: alpha and 1 - alpha (or kd_weight), times their schedules."""
+        kd = self.config.kd
+        hard_w = sc.alpha * weight_schedules.get(kd.hard_weight_schedule)(progress)
+        kd_w = (1.0 - sc.alpha if sc.kd_weight is None else sc.kd_weight) * weight_schedules.get(
+            kd.kd_weight_schedule)(progress)
+        return hard_w, kd_w
+
+    def _forward_batch(self, forward: torch.nn.Module, stage: Stage, index: torch.Tensor, amp: torch.autocast, *,
+                       sync: bool) -> Batch:
+        """The student (and the matches) on this rank's part of the batch `index`, with the KD targets.
+
+        `sync`: the last batch of the step, whose backward averages the gradients across ranks.
+        """
+        share: dict[str, float] = {}
+        width = None
+        if self.group is not None:  # this rank's slice of the global batch, and its share of each mean
+            local, stand_in = parallel.shard(index, self.group)
+            share = parallel.shares(self.train_lengths, index, local, stand_in, parallel.term_kinds(stage.match_loss))
+            width = int(self.train_lengths[index].max())
+            index = local
+        ids, lengths, y, z_t = self.train_set.batch(index, self.device, width if share else None)
+        with amp, parallel.no_sync(forward, sync):
+            z_s, match_terms, live_logits = forward(ids, lengths)
+            if z_t is None and live_logits is not None:  # KD targets from the live teacher (live_train_logits)
+                z_t = live_logits if self.teacher_order is None else live_logits[:, self.teacher_order]
+        return Batch(z_s, z_t, y, match_terms, share)
+
+    def _loss_terms(self, stage: Stage, b: Batch, progress: float, hard_w: float,
+                    kd_w: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(loss to back-propagate, every term to report): w_hard * hard + w_kd * kd(T) + the matches' terms."""
+        kd, sc = self.config.kd, stage.config
+        if b.teacher is None:
+            raise TrainingError(f"Stage {sc.name!r} has no intermediate matches, so it needs the train split's "
+                                f"precomputed teacher logits, and there are none.")
+        z_s, z_t = b.student.float(), b.teacher.float()  # (b, C)
+        T = self.temperature_fn(sc.temperature, kd.temperature_final or sc.temperature, progress, z_s, z_t,
+                                kd.schedule_beta, kd.schedule_gamma)
+        terms = {"kd_loss": self.kd_loss_fn(z_s, z_t, T, kd.t2_scaling), "hard_loss": self.hard_loss_fn(z_s, b.labels)}
+        terms["loss"] = hard_w * terms["hard_loss"] + kd_w * terms["kd_loss"]
+        if b.match_terms:
+            terms.update({k: v.float() for k, v in b.match_terms.items()})
+            terms["intermediate_loss"] = sum(terms[k] for k in b.match_terms)
+            terms["loss"] = terms["loss"] + terms["intermediate_loss"]
+        check_finite(terms, self.step)
+        terms["temperature"] = torch.as_tensor(T).float().mean()
+        if b.share:  # world * share: DDP's gradient average is then the gradient of the whole batch's mean
+            return parallel.weighted(terms, b.match_terms, b.share, hard_w, kd_w, self.group.world)
+        return terms["loss"], terms
+
+    def _report_step(self, epoch: int, stage: Stage, sums: dict[str, float], extra: dict[str, float]) -> None:
+        """The step event: each term's mean over the accumulated batches (over every rank), the rate and weights."""
+        if self.group is not None:
+            sums = parallel.reduced_terms(sums, list(stage.match_loss.keys()) if stage.match_loss else [],
+                                          extra["hard_weight"], extra["kd_weight"], self.group, self.device)
+        self.sink.emit("step", {"step": self.step, "epoch": epoch, "stage": self.stage_index,
+                                "metrics": {**sums, **extra}})
 
     def _forward(self, stage: Stage) -> torch.nn.Module:
         """The student (and the stage's projections) as one module; DDP-wrapped across ranks (parallel.py)."""
