@@ -13,7 +13,7 @@ from tests.hub_server import FakeHub
 from webapp.api.models import ApiToken
 from webapp.experiments import artifacts
 from webapp.experiments.models import Checkpoint, Experiment
-from workers import queue
+from webapp.gpuqueue import queue
 from workers.tasks import execute
 
 S = Experiment.Status

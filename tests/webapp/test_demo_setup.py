@@ -18,7 +18,7 @@ from tests.conftest import demo_labels
 from webapp.experiments import ownership
 from webapp.experiments.management.commands.demo_setup import INITIAL_NAME, TEACHER_NAME
 from webapp.experiments.models import Checkpoint, Experiment
-from workers import queue
+from webapp.gpuqueue import queue
 
 S = Experiment.Status
 

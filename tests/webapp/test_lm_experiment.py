@@ -6,7 +6,7 @@ import pytest
 
 from distill_core.lm.testing import make_tiny_lm, write_toy_data
 from webapp.experiments.models import Checkpoint, Dataset, Experiment, MetricPoint
-from workers import queue
+from webapp.gpuqueue import queue
 from workers.tasks import execute
 
 

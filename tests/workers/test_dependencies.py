@@ -6,7 +6,7 @@ import pytest
 
 from webapp.experiments.dependencies import end_orphans
 from webapp.experiments.models import Checkpoint, Experiment
-from workers import queue
+from webapp.gpuqueue import queue
 
 S = Experiment.Status
 

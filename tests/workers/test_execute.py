@@ -8,8 +8,7 @@ import signal
 import pytest
 
 from webapp.experiments.models import Experiment, MetricPoint
-from webapp.gpuqueue import actions
-from workers import queue
+from webapp.gpuqueue import actions, queue
 from workers.tasks import execute
 
 S = Experiment.Status

@@ -17,7 +17,7 @@ from django.db.models import Count
 from tests.conftest import wait_for
 from tests.workers.conftest import LEASE, housekeeping, wake
 from webapp.experiments.models import Experiment, MetricPoint
-from workers import queue
+from webapp.gpuqueue import queue
 
 S = Experiment.Status
 pytestmark = pytest.mark.worker

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import REPO
 from webapp.experiments.models import Experiment, MetricPoint
-from workers import queue
+from webapp.gpuqueue import queue
 from workers.tasks import execute
 
 S = Experiment.Status

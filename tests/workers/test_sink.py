@@ -9,8 +9,8 @@ from django.db import OperationalError
 from tests.workers.conftest import FakeClock
 from webapp.accounts.models import Team
 from webapp.experiments.models import Checkpoint, Dataset, Experiment, MetricPoint
+from webapp.gpuqueue.queue import ClaimLost
 from workers import sink as sink_module
-from workers.queue import ClaimLost
 from workers.sink import DatabaseSink
 
 

@@ -9,7 +9,8 @@ import types
 import pytest
 
 from webapp.experiments.models import Experiment, MetricPoint
-from workers import queue, sysmetrics
+from webapp.gpuqueue import queue
+from workers import sysmetrics
 from workers.tasks import execute
 
 

@@ -19,7 +19,7 @@ from tests.conftest import wait_for
 from tests.workers.conftest import LEASE, is_running, job_child, points_of, wake
 from tests.workers.test_faults import wait_status, wait_step
 from webapp.experiments.models import Experiment, MetricPoint
-from workers import queue
+from webapp.gpuqueue import queue
 
 S = Experiment.Status
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from webapp.experiments.models import Experiment, MetricPoint, TuneTrial
-from webapp.gpuqueue import actions
-from workers import queue
+from webapp.gpuqueue import actions, queue
 from workers.sink import DatabaseSink
 from workers.tasks import execute
 

@@ -24,8 +24,8 @@ from webapp.api.http import ApiError, api_view, error, json_body
 from webapp.experiments import artifacts
 from webapp.experiments.access import get_owned
 from webapp.experiments.models import Experiment
+from webapp.gpuqueue.queue import json_safe
 from workers.bulk import insert_points
-from workers.queue import json_safe
 from workers.sink import PHASE_FIELDS, better
 
 S = Experiment.Status

@@ -21,8 +21,8 @@ from django.utils import timezone
 from webapp.accounts.models import Team
 from webapp.experiments import dependencies
 from webapp.experiments.models import Experiment
+from webapp.gpuqueue import gpu_slots
 from webapp.gpuqueue.models import Pool, QueueSwitch, Worker
-from workers import gpu_slots
 
 log = logging.getLogger(__name__)
 S = Experiment.Status
