@@ -1,8 +1,10 @@
-"""Optimisers registered by name (`train.optimizer`); each builds from (params, lr, weight_decay)."""
+"""Optimisers registered by name (`train.optimizer`); each builds from (params, lr, weight_decay).
+`apply_gradients` is the end of every run kind's optimisation step."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 
@@ -37,3 +39,19 @@ def adadelta(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -
 def make_optimizer(config: ExperimentConfig, params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
     """The optimiser `config.train.optimizer` names, over `params` at rate `lr`."""
     return optimizers.get(config.train.optimizer)(params, lr, config.train.weight_decay)
+
+
+def apply_gradients(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, scheduler: Any,
+                    parameters: Iterable[torch.nn.Parameter], grad_clip: float | None) -> float:
+    """Clip the (unscaled) gradients, step the optimiser, the AMP scaler and the rate schedule.
+
+    Returns the learning rate this step used (read before the schedule moves it).
+    """
+    if grad_clip is not None:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
+    lr = optimizer.param_groups[0]["lr"]
+    scaler.step(optimizer)
+    scaler.update()
+    scheduler.step()
+    return lr

@@ -21,7 +21,7 @@ from distill_core.errors import ConfigError, RunCancelled, TrainingError
 from distill_core.evaluate import accuracy_and_macro_f1
 from distill_core.losses import hard_bce, hard_ce, kd_losses
 from distill_core.matches import MatchLoss, parse_matches, validate_matches
-from distill_core.optimizers import make_optimizer
+from distill_core.optimizers import apply_gradients, make_optimizer
 from distill_core.progress import Phase
 from distill_core.run_parts import Sink, check_finite
 from distill_core.schedules import lr_factor, temperature_schedules, weight_schedules
@@ -207,13 +207,7 @@ class Trainer:
             self.scaler.scale(loss / len(group)).backward()
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach()) / len(group)
-        if t.grad_clip is not None:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.student.parameters(), t.grad_clip)
-        lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
+        lr = apply_gradients(self.optimizer, self.scaler, self.scheduler, self.student.parameters(), t.grad_clip)
         if self.progress is not None:
             self.progress.update_to(self.step)
         if self.step % t.log_every == 0 or self.step == self.total_steps:
