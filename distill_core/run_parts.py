@@ -1,4 +1,4 @@
-"""The small parts every run kind shares (the classifier loop in distiller.py, finetune.py, lm/, the
+"""The small parts every run kind shares (the classifier loop in trainer.py, finetune.py, lm/, the
 streamed data path): sinks, the device, the finite-loss check, the held-out dev split. Here rather than in
 distiller.py so that those modules need not import the distiller back (tests/test_import_graph.py).
 """

@@ -160,7 +160,7 @@ class TokenStore:
 class StoredSplit:
     """A split for the training loop, read batch by batch: student ids from a TokenStore, gold labels, and
     the teachers' weighted mean logits from their memory-mapped cache entries (`teachers`: (logits (N, C)
-    Mapped, column order or None, weight share)). The same tensors as an in-memory distiller.Encoded."""
+    Mapped, column order or None, weight share)). The same tensors as an in-memory encoding.Encoded."""
 
     def __init__(self, store: TokenStore, teachers: list[tuple[Mapped, list[int] | None, float]] | None):
         self.store, self.teachers = store, teachers
@@ -174,7 +174,7 @@ class StoredSplit:
         return self.store.lengths()
 
     def teacher_rows(self, index: np.ndarray) -> torch.Tensor | None:
-        """(b, C) float32 weighted mean of the teachers' logits, summed in distiller.encode_splits' order."""
+        """(b, C) float32 weighted mean of the teachers' logits, summed in teacher_outputs.encode_splits' order."""
         if not self.teachers:
             return None
         mean = None
