@@ -16,6 +16,7 @@ from typing import Any
 from distill_core import options
 from distill_core.errors import ConfigError
 from distill_core.lm.options import LMConfig
+from distill_core.lm.options import validate_run as validate_lm
 from distill_core.options import build as _build
 from distill_core.options import opt, registry_names
 
@@ -325,7 +326,7 @@ class ExperimentConfig:
             _check(k.temperature_final is not None, "kd.temperature_final", f"A {k.temperature_schedule} temperature "
                    f"schedule needs temperature_final greater than 0 (got {k.temperature_final}).")
         if self.kind == "lm_distill":
-            self.lm.validate()  # lm/options.py: its own checks (not yet opt() declarations)
+            validate_lm(self)  # lm/options.py: the lm section, and the stages and matches an LM run takes
         self._validate_matches_and_stages()
         self._validate_tune()
 

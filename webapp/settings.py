@@ -199,6 +199,8 @@ MAX_CHECKPOINT_UPLOAD_MB = env_int("DISTILLERY_MAX_CHECKPOINT_UPLOAD_MB", 2048, 
 MAX_CHECKPOINT_UNPACKED_MB = env_int("DISTILLERY_MAX_CHECKPOINT_UNPACKED_MB", 4 * MAX_CHECKPOINT_UPLOAD_MB, minimum=1)
 # Each dataset split file, refused while it streams (every split is read into memory to be checked).
 MAX_DATASET_UPLOAD_MB = env_int("DISTILLERY_MAX_DATASET_UPLOAD_MB", 200, minimum=1)
+# The most weights a language-model "Try it" loads into the web process (teacher and student each).
+TRY_IT_MAX_MODEL_MB = env_int("DISTILLERY_TRY_IT_MAX_MODEL_MB", 1024, minimum=1)
 LEASE_SECONDS = env_int("DISTILLERY_LEASE_SECONDS", 60, minimum=5)
 # (Celery setting) Jobs a worker's child process runs before it is replaced: 1 hands GPU
 # memory back after every run (workers/pool.py replaces the child within half a second).

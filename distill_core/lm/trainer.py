@@ -4,8 +4,13 @@ Per optimisation step, for each batch of its gradient-accumulation group:
 
     logits_S = student(batch)[:, :-1][loss_mask]                       (n, V) response positions only
     teacher  = cached top-k (offline) or teacher(batch) live (online, on-policy)
-    loss     = distill_weight * token_loss(logits_S [at the top-k ids], teacher, T, beta)
-             + sft_weight * CE(logits_S, next tokens)
+    loss     = distill_weight * f_kd(p) * token_loss(logits_S [at the top-k ids], teacher, T(p), beta)
+             + sft_weight * f_hard(p) * CE(logits_S, next tokens)
+             + sum of the weighted hidden-state match terms (config.matches; lm/matches.py)
+
+The classifier's schedules apply with p = (step - 1) / total steps: T(p) by kd.temperature_schedule
+from lm.temperature to kd.temperature_final (constant, linear, cosine), f_kd and f_hard by
+kd.kd_weight_schedule and kd.hard_weight_schedule; the learning rate by train.lr_schedule after warm-up.
 
 On-policy (GKD): with probability lambda_on_policy (a seeded draw, part of the checkpoint) a batch's
 responses are replaced by continuations sampled from the student, then scored by the teacher live.
@@ -29,10 +34,11 @@ from distill_core.errors import RunCancelled
 from distill_core.lm.data import LMSplit, collate
 from distill_core.lm.evaluate import score
 from distill_core.lm.losses import gather_topk, sft_cross_entropy, token_losses
+from distill_core.lm.matches import build_match_loss, match_terms
 from distill_core.lm.topk_cache import TopK
 from distill_core.optimizers import apply_gradients, make_optimizer
 from distill_core.progress import Phase
-from distill_core.schedules import lr_factor
+from distill_core.schedules import lr_factor, temperature_schedules, weight_schedules
 
 log = logging.getLogger(__name__)
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -54,7 +60,12 @@ class LMTrainer:
             self.total_steps = min(self.total_steps, t.max_steps)
         self.generator = torch.Generator().manual_seed(config.seed)  # data order
         self.policy_generator = torch.Generator().manual_seed(config.seed + 1)  # which batches are on-policy
-        self.optimizer = make_optimizer(config, list(student.parameters()), t.learning_rate)
+        # Matches' projections are trained with the student: one optimiser, one clip, one checkpoint.
+        self.match_loss = build_match_loss(config.matches, student, teacher)
+        if self.match_loss is not None:
+            self.match_loss.to(device)
+        self.params = list(student.parameters()) + (list(self.match_loss.parameters()) if self.match_loss else [])
+        self.optimizer = make_optimizer(config, self.params, t.learning_rate)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_factor(t.lr_schedule, t.warmup_ratio, self.total_steps))
         self.scaler = torch.amp.GradScaler(device.type, enabled=t.amp == "fp16" and device.type == "cuda")
@@ -72,17 +83,33 @@ class LMTrainer:
 
     # --- teacher targets -------------------------------------------------------------------
     def targets(self, split: str, index: list[int] | None, input_ids: torch.Tensor, attention: torch.Tensor,
-                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Teacher logits at the response positions: cached top-k (n, k) with ids (n, k), or live (n, V) and None."""
+                mask: torch.Tensor, live: Any = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Teacher logits at the response positions: cached top-k (n, k) with ids (n, k), or live (n, V) and None.
+
+        `live`: the teacher's output on this batch when the matches already ran it.
+        """
         if index is not None and split in self.topk:
             values, ids = self.topk[split].rows(index)
             return values.to(self.device), ids.to(self.device)
-        with torch.no_grad():
-            logits = self.teacher(input_ids=input_ids, attention_mask=attention).logits  # (B, T, V)
+        logits = (live if live is not None else self.teacher_forward(input_ids, attention)).logits  # (B, T, V)
         return logits[:, :-1][mask].float(), None
 
-    def token_loss(self, z_s: torch.Tensor, z_t: torch.Tensor) -> torch.Tensor:
-        return self.loss_fn(z_s, z_t, self.config.lm.temperature, self.config.lm.beta)
+    @torch.no_grad()
+    def teacher_forward(self, input_ids: torch.Tensor, attention: torch.Tensor, hidden: bool = False) -> Any:
+        return self.teacher(input_ids=input_ids, attention_mask=attention, output_hidden_states=hidden)
+
+    def token_loss(self, z_s: torch.Tensor, z_t: torch.Tensor, T: float | None = None) -> torch.Tensor:
+        """The token loss at temperature T (default lm.temperature, the one dev and test are scored at)."""
+        return self.loss_fn(z_s, z_t, self.config.lm.temperature if T is None else T, self.config.lm.beta)
+
+    def schedule(self) -> tuple[float, float, float]:
+        """(T, distill weight, SFT weight) of the current step, by the kd section's schedules."""
+        o, kd = self.config.lm, self.config.kd
+        progress = (self.step - 1) / max(1, self.total_steps)
+        T = temperature_schedules.get(kd.temperature_schedule)(o.temperature, kd.temperature_final or o.temperature,
+                                                               progress, None, None, 0.0, 0.0)
+        return (T, o.distill_weight * weight_schedules.get(kd.kd_weight_schedule)(progress),
+                o.sft_weight * weight_schedules.get(kd.hard_weight_schedule)(progress))
 
     # --- the loop -------------------------------------------------------------------------
     def train(self, resume: bool) -> None:
@@ -128,6 +155,7 @@ class LMTrainer:
         self.student.train()
         self.optimizer.zero_grad(set_to_none=True)
         sums: dict[str, float] = {}
+        T, distill_w, sft_w = self.schedule()
         amp = torch.autocast(self.device.type, dtype=AMP_DTYPES.get(t.amp, torch.bfloat16), enabled=t.amp != "off")
         for index in group:
             sampled = o.mode == "on_policy" and float(torch.rand(1, generator=self.policy_generator)) < o.lambda_on_policy
@@ -137,26 +165,35 @@ class LMTrainer:
             else:
                 ids, starts = [self.train_set.ids[i] for i in index], [self.train_set.starts[i] for i in index]
             input_ids, attention, mask = (x.to(self.device) for x in collate(ids, starts, self.pad))
+            matched = self.match_loss is not None
             with amp:
-                logits = self.student(input_ids=input_ids, attention_mask=attention).logits  # (B, T, V)
-            z_s = logits[:, :-1][mask].float()  # (n, V)
-            z_t, top_ids = self.targets("train", None if sampled else index, input_ids, attention, mask)
+                out = self.student(input_ids=input_ids, attention_mask=attention, output_hidden_states=matched)
+            z_s = out.logits[:, :-1][mask].float()  # (n, V)
+            live = self.teacher_forward(input_ids, attention, hidden=True) if matched else None
+            z_t, top_ids = self.targets("train", None if sampled else index, input_ids, attention, mask, live)
             gold = input_ids[:, 1:][mask]  # (n,)
-            with torch.set_grad_enabled(o.sft_weight > 0):  # logged either way; no backward pass through a 0 weight
+            with torch.set_grad_enabled(sft_w > 0):  # logged either way; no backward pass through a 0 weight
                 sft = sft_cross_entropy(z_s, gold)
-            terms = {"distill_loss": self.token_loss(gather_topk(z_s, top_ids) if top_ids is not None else z_s, z_t),
+            terms = {"distill_loss": self.token_loss(gather_topk(z_s, top_ids) if top_ids is not None else z_s, z_t, T),
                      "sft_loss": sft}
-            terms["loss"] = o.distill_weight * terms["distill_loss"] + o.sft_weight * terms["sft_loss"]
+            terms["loss"] = distill_w * terms["distill_loss"] + sft_w * terms["sft_loss"]
+            if matched:
+                with amp:
+                    per_match = match_terms(self.match_loss, out, live, attention, mask)
+                terms.update({k: v.float() for k, v in per_match.items()})
+                terms["intermediate_loss"] = sum(terms[k] for k in per_match)
+                terms["loss"] = terms["loss"] + terms["intermediate_loss"]
             check_finite(terms, self.step)
             self.scaler.scale(terms["loss"] / len(group)).backward()
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach()) / len(group)
-        lr = apply_gradients(self.optimizer, self.scaler, self.scheduler, self.student.parameters(), t.grad_clip)
+        lr = apply_gradients(self.optimizer, self.scaler, self.scheduler, self.params, t.grad_clip)
         if self.progress is not None:
             self.progress.update_to(self.step)
         if self.step % t.log_every == 0 or self.step == self.total_steps:
             self.sink.emit("step", {"step": self.step, "epoch": epoch, "stage": 0,
-                                    "metrics": {**sums, "lr": lr, "on_policy_batches": self.sampled_batches}})
+                                    "metrics": {**sums, "temperature": T, "lr": lr,
+                                                "on_policy_batches": self.sampled_batches}})
 
     @torch.no_grad()
     def _sample(self, index: list[int]) -> tuple[list[torch.Tensor], list[int]]:
@@ -214,6 +251,7 @@ class LMTrainer:
             "best": self.best, "best_state": self.best_state, "bad_evals": self.bad_evals,
             "stopped_early": self.stopped_early, "last_eval_step": self.last_eval_step,
             "sampled_batches": self.sampled_batches,
+            "matches": self.match_loss.state_dict() if self.match_loss is not None else None,
         }, before_replace=lambda: self.sink.emit("checkpoint", {"step": step, "path": path}))
 
     def _restore(self, state: dict[str, Any]) -> tuple[int, int, torch.Tensor | None]:
@@ -228,4 +266,6 @@ class LMTrainer:
         self.best, self.best_state = state["best"], state["best_state"]
         self.bad_evals, self.stopped_early = state["bad_evals"], state["stopped_early"]
         self.last_eval_step, self.sampled_batches = state["last_eval_step"], state["sampled_batches"]
+        if self.match_loss is not None:
+            self.match_loss.load_state_dict(state["matches"])
         return state["epoch"], state["next_batch"], state["permutation"]

@@ -25,7 +25,7 @@ def lm_checkpoint(acme, alice, teacher_root) -> Checkpoint:
 def lm_dataset(acme, alice, tmp_path) -> Dataset:
     train, dev = write_toy_data(tmp_path / "train.jsonl", 32, seed=1), write_toy_data(tmp_path / "dev.jsonl", 8, seed=2)
     return Dataset.objects.create(team=acme, name="toy-qa", train_path=str(train), dev_path=str(dev), format="jsonl",
-                                  text_column="prompt", label_column="response", labels=[], created_by=alice)
+                                  kind=Dataset.Kind.LM, labels=[], created_by=alice)
 
 
 def form(acme, checkpoint, dataset, **extra) -> dict:

@@ -36,7 +36,7 @@ TEAM, STAFF, ADMIN = "team", "staff", "admin"
 TEAM_URLS = {
     "experiments:detail": "experiment", "experiments:cancel": "experiment", "experiments:config": "experiment",
     "experiments:status": "experiment", "experiments:metrics": "experiment", "experiments:annotate": "experiment",
-    "experiments:predict": "experiment", "experiments:download_student": "experiment",
+    "experiments:predict": "experiment", "experiments:generate": "experiment", "experiments:download_student": "experiment",
     "experiments:checkpoint": "checkpoint", "experiments:dataset": "dataset",
     "api:experiment": "experiment", "api:experiment_cancel": "experiment", "api:experiment_metrics": "experiment",
     "api:experiment_results": "experiment", "api:dataset": "dataset", "api:checkpoint": "checkpoint",

@@ -206,6 +206,7 @@ def _response_bodies() -> dict[str, dict[str, Any]]:
         "IngestAnswer": _object(id=INT, accepted=INT, status=STR, cancel_requested=BOOL),
         "Dataset": _object(id=INT, name=STR, team=ref, format=STR, has_header=BOOL, text_column=STR,
                            text_pair_column=STR, label_column=STR, labels={"type": "array", "items": STR},
+                           kind={"type": "string", "enum": ["classification", "lm"]}, lm_columns=ANY_OBJECT,
                            stats=ANY_OBJECT, created_at=WHEN, url=STR),
         "Checkpoint": _object(
             tuple(k for k in checkpoint_props if k != "status_url"), **checkpoint_props),

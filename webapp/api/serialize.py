@@ -69,6 +69,7 @@ def dataset(d: Dataset) -> dict[str, Any]:
     return {
         "id": d.pk, "name": d.name, "team": _ref(d.team), "format": d.format, "has_header": d.has_header,
         "text_column": d.text_column, "text_pair_column": d.text_pair_column, "label_column": d.label_column,
-        "labels": d.labels, "stats": d.stats, "created_at": _when(d.created_at),
+        "labels": d.labels, "kind": d.kind, "lm_columns": d.lm_columns, "stats": d.stats,
+        "created_at": _when(d.created_at),
         "url": reverse("experiments:dataset", args=[d.pk]),
     }

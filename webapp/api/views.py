@@ -15,7 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from webapp.accounts.models import teams_of
 from webapp.api import list_filters, serialize
 from webapp.api.http import ApiError, api_view, error, form_error, int_param, json_body, scalar_fields
-from webapp.experiments import archives, datasets, upload_limits
+from webapp.experiments import archives, datasets, lm_datasets, upload_limits
 from webapp.experiments.access import get_owned, owned
 from webapp.experiments.forms import (
     CheckpointForm,
@@ -167,7 +167,7 @@ def dataset_create(request):
         return form_error(form)
     cd = form.cleaned_data
     try:
-        dataset = datasets.register_from_form(cd, request.user)
+        dataset = lm_datasets.register_any(cd, request.user)
     except datasets.UploadRefused as exc:
         field = exc.field or "__all__"
         return error(exc.message, 400, {field: [exc.message]} if exc.field else {})

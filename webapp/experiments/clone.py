@@ -12,7 +12,7 @@ from webapp.experiments.models import Checkpoint, Experiment, WordVectors
 # Form fields whose initial value is a row id, not the config's value (the config holds a path).
 ROW_FIELDS = {"teacher": "teacher_id", "dataset": "dataset_id"}
 # Config values a form field shows as text of its own (see _structured).
-STRUCTURED = {"matches", "stages", "teacher.ensemble"}
+STRUCTURED = {"matches", "stages", "teacher.ensemble", "lm.sample_prompts", "lm.student_path"}
 
 
 def _lookup(config: dict[str, Any], dotted: str) -> Any:
@@ -82,7 +82,8 @@ def _student_options(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _structured(config: dict[str, Any], experiment: Experiment) -> dict[str, Any]:
-    """Matches (preset name or rows), stages (JSON) and the ensemble (checkpoint names and weights)."""
+    """Matches (preset name or rows), stages (JSON), the ensemble (checkpoint names and weights), the LM sample
+    prompts (one per line) and the LM checkpoint student (its row)."""
     initial: dict[str, Any] = {}
     matches = config.get("matches")
     if isinstance(matches, str) and matches:
@@ -98,6 +99,14 @@ def _structured(config: dict[str, Any], experiment: Experiment) -> dict[str, Any
                  if isinstance(m, dict) and isinstance(m.get("path"), str)
                  and isinstance(m.get("weight", 1.0), (int, float))]
         initial["ensemble"] = "\n".join(lines)
+    prompts = _lookup(config, "lm.sample_prompts")
+    if isinstance(prompts, list) and all(isinstance(p, str) for p in prompts):
+        initial["lm_sample_prompts"] = "\n".join(prompts)
+    student_path = _lookup(config, "lm.student_path")
+    if isinstance(student_path, str) and student_path:
+        row = next((c for c in Checkpoint.objects.filter(team=experiment.team_id) if c.source == student_path), None)
+        if row is not None:
+            initial["lm_student_checkpoint"] = row.pk
     vectors = _lookup(config, "student.embedding_file")  # the form stored the file's resolved path
     if isinstance(vectors, str) and vectors:
         for row in WordVectors.objects.filter(team=experiment.team_id):

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 
 from distill_core.config import ExperimentConfig
-from webapp.experiments import dependencies
+from webapp.experiments import dependencies, lm_datasets
 from webapp.experiments.experiment_fields import INPUTS, STUDENT_INPUTS
 from webapp.experiments.lm_fields import LM_FORM_FIELDS
 from webapp.experiments.models import Checkpoint, Dataset, Experiment
@@ -38,7 +38,7 @@ FORM_FIELDS = {
 }
 FORM_FIELDS.update(LM_FORM_FIELDS)
 # Built from other inputs, not copied from the form's value of the same name.
-DERIVED = {"teacher.path", "data.max_length"}
+DERIVED = {"teacher.path", "data.max_length", "lm.student_path"}
 # student.type -> {option name -> form field}: each student's options have their own inputs.
 STUDENT_OPTION_FIELDS: dict[str, dict[str, str]] = {
     student: {d.name: name for name, d in inputs.items()} for student, inputs in STUDENT_INPUTS.items()}
@@ -80,12 +80,15 @@ def build_config(cleaned_data: dict[str, Any], checkpoint: Checkpoint, dataset: 
 
     Only what the form sets is written here; distill_core's defaults fill in the rest, and the
     round trip through ExperimentConfig returns the complete, normalised dict. Special values:
-    grad_clip 0 turns clipping off (null); tf_init_from_teacher copies the chosen teacher's path (or Hub id).
+    grad_clip 0 turns clipping off (null); tf_init_from_teacher copies the chosen teacher's path (or Hub id);
+    lm_student_checkpoint gives lm.student_path the chosen checkpoint's path (or Hub id).
     """
-    raw: dict[str, Any] = {
-        "data": dataset.data_config(),
-        "teacher": {"path": checkpoint.source},  # a directory, or hub:org/name@rev resolved by the worker
-    }
+    if dataset.kind == Dataset.Kind.LM:  # its files and its column keys (lm_datasets.py)
+        data, lm = lm_datasets.config_sections(dataset)
+        raw: dict[str, Any] = {"data": data, "lm": lm}
+    else:
+        raw = {"data": dataset.data_config()}
+    raw["teacher"] = {"path": checkpoint.source}  # a directory, or hub:org/name@rev resolved by the worker
     if _given(cleaned_data.get("max_length")):
         raw["data"]["max_length"] = cleaned_data["max_length"]
     for path, name in FORM_FIELDS.items():
@@ -93,6 +96,8 @@ def build_config(cleaned_data: dict[str, Any], checkpoint: Checkpoint, dataset: 
             _put(raw, path, cleaned_data[name])
     if cleaned_data.get("grad_clip") == 0:
         raw["train"]["grad_clip"] = None
+    if cleaned_data.get("lm_student_checkpoint") is not None:  # checked against the team by the form
+        _put(raw, "lm.student_path", cleaned_data["lm_student_checkpoint"].source)
     if _given(cleaned_data.get("embedding_file")):  # the chosen word-vector file, checked by the form
         _put(raw, "student.embedding_file", cleaned_data["embedding_file"])
     student_type = cleaned_data.get("student_type") or "textcnn"

@@ -180,6 +180,10 @@ LAYOUT: dict[str, tuple[str, ...]] = {
                      "grad_accumulation", "bucket_by_length", "amp", "max_steps", "early_stopping_patience",
                      "best_metric", "log_every", "eval_every", "checkpoint_every", "device"),
     "resources": ("priority", "pool", "gpus", "max_runtime_hours"),
+    "lm": ("lm_mode", "lm_loss", "lm_beta", "lm_temperature", "lm_distill_weight", "lm_sft_weight", "lm_top_k",
+           "lm_lambda", "lm_max_new_tokens", "lm_sample_temperature", "lm_student_source", "lm_layers",
+           "lm_layer_pick", "lm_student_checkpoint", "lm_hidden_size", "lm_num_heads", "lm_intermediate_size",
+           "lm_samples", "lm_sample_max_new_tokens", "lm_sample_prompts"),
     "sweep": ("sweep_temperature", "sweep_alpha", "sweep_learning_rate", "sweep_student_type"),
     "advanced": ("kind", "seed", "teacher_weight", "ensemble", "stages"),
 }

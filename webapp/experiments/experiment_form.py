@@ -19,20 +19,18 @@ from distill_core.config import KD_LOSSES, TuneConfig
 from distill_core.errors import ConfigError
 from distill_core.options import option_of
 from distill_core.untrusted import UntrustedInput, loads
-from webapp.experiments import dependencies, ownership, sweeps
+from webapp.experiments import dependencies, lm_checks, ownership, sweeps
 from webapp.experiments.access import owned
 from webapp.experiments.configs import build_config, form_field_for
 from webapp.experiments.experiment_fields import EXTRAS, RANGES, SECTIONS, STUDENT_CHOICES, ExperimentFields
 from webapp.experiments.form_base import TeamFormMixin
 from webapp.experiments.lm_fields import KIND as LM_KIND
-from webapp.experiments.lm_fields import SECTION as LM_SECTION
-from webapp.experiments.lm_fields import LMFields
+from webapp.experiments.lm_fields import LMFields, check_student_checkpoint
 from webapp.experiments.matches_check import check_config, generate_rows
 from webapp.experiments.models import Checkpoint, Dataset, WordVectors
 
 __all__ = ["ExperimentForm", "STUDENT_CHOICES", "SECTIONS"]
 
-SECTIONS["lm"] = LM_SECTION  # declared beside its fields (lm_fields imports experiment_fields' helpers)
 MAX_ENSEMBLE = 8
 # Unfolded on a fresh form: the original ten inputs live here; the rest waits in folded groups.
 OPEN_BY_DEFAULT = ("basics", "student", "kd", "optimisation")
@@ -63,7 +61,9 @@ class ExperimentForm(TeamFormMixin, ExperimentFields, LMFields):
         self.fields["teacher"].queryset = (owned(user, Checkpoint).filter(status=Checkpoint.Status.READY)
                                            .select_related("team").order_by("team__name", "name"))
         self.fields["dataset"].queryset = owned(user, Dataset).select_related("team").order_by("team__name", "name")
+        lm_checks.mark_dataset_kinds(self.fields["dataset"])
         self.fields["word_vectors"].queryset = owned(user, WordVectors).select_related("team").order_by("name")
+        self.fields["lm_student_checkpoint"].queryset = self.fields["teacher"].queryset
         if len(self.fields["team"].queryset) > 1:
             self.fields["teacher"].label_from_instance = lambda c: f"{c.name} ({c.team})"
             self.fields["dataset"].label_from_instance = lambda d: f"{d.name} ({d.team})"
@@ -167,6 +167,7 @@ class ExperimentForm(TeamFormMixin, ExperimentFields, LMFields):
             self.add_error("teacher", f"The checkpoint {teacher.name!r} belongs to {teacher.team}, not {team}.")
         if team and dataset and dataset.team_id != team.pk:
             self.add_error("dataset", f"The dataset {dataset.name!r} belongs to {dataset.team}, not {team}.")
+        check_student_checkpoint(self, cleaned, team)
         if team and cleaned.get("word_vectors"):
             cleaned["embedding_file"] = ownership.usable_vectors_path(cleaned["word_vectors"], team)
             if cleaned["embedding_file"] is None:
@@ -183,10 +184,13 @@ class ExperimentForm(TeamFormMixin, ExperimentFields, LMFields):
         self._resolve_ensemble(cleaned, team, dataset)
         overrides = self._sweep_combinations(cleaned)
         self._check_matches_choice(cleaned)
+        lm_checks.check_dataset_kind(self, cleaned.get("kind"), dataset)
         if "teacher" in cleaned and "dataset" in cleaned and not self.errors:
             self._check_teacher(teacher, dataset)
         if not self.errors:
             self._build_all(cleaned, teacher, dataset, overrides)
+        if not self.errors and team:
+            lm_checks.check_tokenizers(self, self.config, team)
         return cleaned
 
     def _show_queue_limits(self) -> None:

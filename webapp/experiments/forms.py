@@ -18,6 +18,7 @@ from webapp.experiments import ownership
 from webapp.experiments.archives import too_large_message
 from webapp.experiments.experiment_form import STUDENT_CHOICES, ExperimentForm
 from webapp.experiments.form_base import TeamFormMixin, inspect
+from webapp.experiments.lm_datasets import TXT_CHOICE, LMDatasetFields
 from webapp.experiments.models import Checkpoint, Dataset
 
 __all__ = ["CheckpointForm", "DatasetForm", "ExperimentForm", "STUDENT_CHOICES", "inspect"]
@@ -147,7 +148,7 @@ def duplicate_checkpoint_message(form: CheckpointForm) -> str:
 FORMAT_LABELS = {"parquet": "Parquet", "hf": "HF save_to_disk"}
 
 
-class DatasetForm(TeamFormMixin, forms.Form):
+class DatasetForm(TeamFormMixin, LMDatasetFields):
     team = forms.ModelChoiceField(queryset=None, empty_label=None)
     name = forms.CharField(max_length=100)
     train_file = forms.FileField(label="Train split")
@@ -155,16 +156,17 @@ class DatasetForm(TeamFormMixin, forms.Form):
                                help_text="Used to pick the best epoch.")
     test_file = forms.FileField(label="Test split", required=False,
                                 help_text="Used for the final report; the dev split stands in when absent.")
-    format = forms.ChoiceField(choices=[(f, FORMAT_LABELS.get(f, f.upper())) for f in DATA_FORMATS], initial="tsv",
+    format = forms.ChoiceField(choices=[(f, FORMAT_LABELS.get(f, f.upper())) for f in DATA_FORMATS] + [TXT_CHOICE],
+                               initial="tsv",
                                help_text="HF save_to_disk: upload each split's directory as a .zip or .tar.gz.")
     has_header = forms.BooleanField(required=False, label="First line is a header",
                                     help_text="TSV/CSV only. JSONL files name their fields in every line.")
-    text_column = forms.CharField(max_length=100, initial="0",
+    text_column = forms.CharField(max_length=100, initial="0", required=False,
                                   help_text="0-based index, or the column name (header / JSONL key).")
     text_pair_column = forms.CharField(max_length=100, required=False, label="Text-pair column",
                                        help_text="Second sentence for pair tasks (NLI, paraphrase). Leave empty "
                                                  "for single sentences.")
-    label_column = forms.CharField(max_length=100, initial="1")
+    label_column = forms.CharField(max_length=100, initial="1", required=False)
     dev_ratio = forms.FloatField(
         required=False, min_value=0.0, max_value=0.5, initial=0.0, label="Hold out for dev",
         help_text="Without a dev file: the fraction of the train file to set aside (e.g. 0.1), chosen by the seed.")

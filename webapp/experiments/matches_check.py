@@ -2,7 +2,8 @@
 
 The student is built on the meta device with a tiny vocabulary: shapes and options are all the
 checks need, so nothing is allocated and a T6 student costs as little as a TextCNN. The teacher
-is described by `inspect_checkpoint`'s info (num_layers, hidden_size, num_heads).
+is described by `inspect_checkpoint`'s info (num_layers, hidden_size, num_heads). A causal-LM student
+derived from the teacher or preset in its family is described by its `lm` options and the teacher's info.
 """
 
 from __future__ import annotations
@@ -28,10 +29,30 @@ def tiny_student(config: dict[str, Any]):
         return build_student(student["type"], CHECK_VOCAB_SIZE, num_labels, student["embedding_dim"], options)
 
 
+def lm_student(config: dict[str, Any], teacher_info: dict[str, Any]):
+    """The shape of a derived or preset causal-LM student (lm.matches.DecoderShape), or None for a checkpoint
+    student, whose files the worker reads."""
+    from types import SimpleNamespace
+
+    from distill_core.lm.matches import DecoderShape
+
+    lm = config["lm"]
+    if lm["student_source"] == "checkpoint":
+        return None
+    preset = lm["student_source"] == "preset"
+    hidden = (preset and lm["hidden_size"]) or teacher_info.get("hidden_size")
+    heads = (preset and lm["num_heads"]) or teacher_info.get("num_heads")
+    shape = SimpleNamespace(num_hidden_layers=lm["layers"], hidden_size=hidden, num_attention_heads=heads)
+    return DecoderShape(SimpleNamespace(config=shape), "causal LM")
+
+
 def check_config(config: dict[str, Any], teacher_info: dict[str, Any]) -> None:
     """Raise ConfigError (with its config field) for what this teacher and student cannot run."""
-    if config.get("kind") in ("finetune_teacher", "lm_distill"):
-        return  # no classifier student: the teacher itself is trained, or the student is a causal LM
+    if config.get("kind") == "lm_distill":
+        _check_lm_matches(config, teacher_info)
+        return
+    if config.get("kind") == "finetune_teacher":
+        return  # no student: the teacher itself is trained
     student = tiny_student(config)
     vocab = config["student"]["vocab"]
     if config["student"].get("options", {}).get("init_from_teacher"):
@@ -57,6 +78,14 @@ def check_config(config: dict[str, Any], teacher_info: dict[str, Any]) -> None:
             raise ConfigError(f"{stage.name}: {exc.message}", field=f"stages.{i}.{exc.field or 'matches'}") from None
 
 
+def _check_lm_matches(config: dict[str, Any], teacher_info: dict[str, Any]) -> None:
+    from distill_core.matches import parse_matches, validate_matches
+
+    student = lm_student(config, teacher_info)
+    if config.get("matches") and student is not None:
+        validate_matches(parse_matches(config["matches"]), {**teacher_info, "has_attentions": False}, student)
+
+
 def _check_init(student, info: dict[str, Any], vocab: str) -> None:
     """init_from_teacher copies the teacher's layers, so widths and depth must fit (as _copy_teacher checks)."""
     if vocab != "teacher":
@@ -79,7 +108,13 @@ def generate_rows(config: dict[str, Any], teacher_info: dict[str, Any], strategy
     """Match rows for every student layer by a layer map; a projection wherever the widths differ."""
     from distill_core.matches import WIDTH_FREE, generate
 
-    student = tiny_student(config)
+    if config.get("kind") == "lm_distill":
+        student = lm_student(config, teacher_info)
+        if student is None:
+            raise ConfigError("Matches are generated from the student's layers and widths; for a checkpoint student "
+                              "edit the rows instead.", field="matches")
+    else:
+        student = tiny_student(config)
     t_layers, t_hidden = teacher_info.get("num_layers"), teacher_info.get("hidden_size")
     if not (isinstance(t_layers, int) and isinstance(t_hidden, int)):
         raise ConfigError("The teacher's config does not give its layer count and hidden size, so matches cannot "

@@ -81,7 +81,11 @@ class Checkpoint(models.Model):
 
 
 class Dataset(models.Model):
-    """A text-classification dataset: split files plus how to read them."""
+    """A dataset: split files plus how to read them; text classification, or language-model text (kind "lm")."""
+
+    class Kind(models.TextChoices):
+        CLASSIFICATION = "classification", "Text classification"
+        LM = "lm", "Language model"
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="datasets")
     name = models.CharField(max_length=100)
@@ -95,7 +99,11 @@ class Dataset(models.Model):
     text_pair_column = models.CharField(max_length=100, blank=True)
     label_column = models.CharField(max_length=100, default="1")
     labels = models.JSONField(default=list)
-    # Rows and class counts per split, computed when the dataset is registered.
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.CLASSIFICATION)
+    # An LM dataset's column mapping: the `lm` config keys data_format, prompt_key, response_key, messages_key,
+    # text_key (lm_datasets.py); empty for classification.
+    lm_columns = models.JSONField(default=dict, blank=True)
+    # Rows and class counts per split (LM: rows and length histograms), computed when the dataset is registered.
     stats = models.JSONField(default=dict)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -21,17 +21,18 @@ from distill_core.student_options import student_types
 # Config section -> (input-name prefix, page group). Student options: per student, below.
 SECTION_GROUPS = {"": ("", "advanced"), "data": ("", "basics"), "teacher": ("teacher_", "advanced"),
                   "student": ("student_", "student"), "kd": ("", "kd"), "train": ("", "optimisation"),
-                  "augment": ("augment_", "augment"), "tune": ("tune_", "kd")}
+                  "augment": ("augment_", "augment"), "tune": ("tune_", "kd"), "lm": ("lm_", "lm")}
 STUDENT_PREFIXES = {"textcnn": "cnn", "bilstm": "rnn", "bigru": "rnn", "transformer": "tf"}
 # Inputs whose name is not the rule's (the API and saved links use these names).
 NAMES = {"student.embedding_dim": "embedding_dim", "student.embedding_init": "embedding_init", "kd.loss": "kd_loss", "augment.enabled": "augment",
-         "tune.enabled": "tune_kd"}
+         "tune.enabled": "tune_kd", "lm.lambda_on_policy": "lm_lambda"}
 GROUPS = {name: "schedules" for name in ("temperature_schedule", "temperature_final", "schedule_beta",
                                          "schedule_gamma", "kd_weight_schedule", "hard_weight_schedule",
                                          "lr_schedule", "warmup_ratio")}
 # Options the page does not offer: the dataset sets them, or they are internal to a student.
 NOT_ON_FORM = {"data.format", "student.options.sep_id", "student.options.max_position_embeddings",
-               "student.options.type_vocab_size"}
+               "student.options.type_vocab_size", "lm.data_format", "lm.prompt_key", "lm.response_key",
+               "lm.messages_key", "lm.text_key"}
 # The original inputs of the page, which a post must fill (the API fills them from the defaults).
 REQUIRED = {"max_length", "student_type", "temperature", "alpha", "epochs", "batch_size", "learning_rate"}
 LABELS = {
@@ -55,6 +56,12 @@ LABELS = {
     "teacher_weight": "Teacher weight", "tune_kd": "Tune KD first", "tune_steps": "Steps per trial",
     "tune_metric": "Trial metric", "bucket_by_length": "Bucket by length", "embedding_init": "Embedding start",
     "augment_replace": "Replace with", "augment_neighbours": "Neighbours",
+    "lm_mode": "Teacher mode", "lm_loss": "Token loss", "lm_beta": "β", "lm_temperature": "Temperature",
+    "lm_distill_weight": "Distillation weight", "lm_sft_weight": "SFT weight", "lm_top_k": "Top-k",
+    "lm_lambda": "λ (on-policy fraction)", "lm_max_new_tokens": "Max new tokens",
+    "lm_sample_temperature": "Sampling temperature", "lm_student_source": "Student", "lm_layers": "Layers",
+    "lm_layer_pick": "Layer pick", "lm_hidden_size": "Hidden size", "lm_num_heads": "Heads",
+    "lm_intermediate_size": "FFN size", "lm_samples": "Samples", "lm_sample_max_new_tokens": "Sample length",
 }
 CHOICE_LABELS = {
     "textcnn": "TextCNN", "bilstm": "BiLSTM", "bigru": "BiGRU", "transformer": "Transformer",
@@ -72,6 +79,12 @@ OWN_CHOICE_LABELS = {
                        "teacher": "The teacher's input embeddings", "file": "A word-vector file"},
     "augment_replace": {"frequency": "A word of similar frequency",
                         "teacher_neighbours": "A nearest neighbour in the teacher's embeddings"},
+    "lm_mode": {"offline": "Offline (cached top-k)", "online": "Online", "on_policy": "On-policy (GKD)"},
+    "lm_loss": {"forward_kl": "Forward KL", "reverse_kl": "Reverse KL", "jsd": "Generalised JSD (β)",
+                "tv": "Total variation"},
+    "lm_student_source": {"derived": "Teacher's layers, copied", "preset": "Teacher's family, fresh",
+                          "checkpoint": "A registered checkpoint"},
+    "lm_layer_pick": {"uniform": "Uniform", "top": "Top layers", "bottom": "Bottom layers"},
 }
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from webapp.experiments import environment_view, vectors
+from webapp.experiments import environment_view, lm_try_it, vectors
 from webapp.experiments import views_artifacts as artifacts
 from webapp.experiments import views_compare as compare
 from webapp.experiments import views_experiments as experiments
@@ -23,6 +23,7 @@ urlpatterns = [
     path("experiments/<int:pk>/metrics.json", live.metrics, name="metrics"),
     path("experiments/<int:pk>/annotate.json", listing.experiment_annotate, name="annotate"),
     path("experiments/<int:pk>/predict.json", artifacts.predict, name="predict"),
+    path("experiments/<int:pk>/generate/", lm_try_it.generate, name="generate"),
     path("experiments/<int:pk>/student.zip", artifacts.download_student, name="download_student"),
     path("experiments/live.json", tracker.live, name="live"),
     path("experiments/<int:pk>/artifacts/", tracker.artifacts, name="artifacts"),

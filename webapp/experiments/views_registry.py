@@ -12,7 +12,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from distill_core.errors import DatasetError
 from webapp.accounts.models import teams_of
-from webapp.experiments import archives, datasets, dependencies, upload_limits
+from webapp.experiments import archives, datasets, dependencies, lm_datasets, upload_limits
 from webapp.experiments.access import get_owned, owned
 from webapp.experiments.forms import (
     CheckpointForm,
@@ -133,7 +133,7 @@ def _dataset_new(request):
     if request.method == "POST" and form.is_valid():
         cd = form.cleaned_data
         try:
-            dataset = datasets.register_from_form(cd, request.user)
+            dataset = lm_datasets.register_any(cd, request.user)
         except datasets.UploadRefused as exc:
             form.add_error(exc.field, exc.message)
         else:
@@ -150,6 +150,10 @@ def _render_dataset_new(request, form, status: int = 200):
 @login_required
 def dataset_detail(request, pk: int):
     dataset = get_owned(request.user, Dataset.objects.select_related("team", "created_by"), pk=pk)
+    if dataset.kind == Dataset.Kind.LM:
+        from webapp.experiments.views_lm_datasets import lm_dataset_detail
+
+        return lm_dataset_detail(request, dataset)
     labels = [str(label) for label in dataset.labels] if isinstance(dataset.labels, list) else []
     stats = dataset.stats if isinstance(dataset.stats, dict) else {}
     splits = []
