@@ -33,7 +33,8 @@ def seed(experiments: int, steps: int) -> None:
     from django.db import connection, transaction
 
     from webapp.accounts.models import Membership, Team
-    from webapp.experiments.models import Checkpoint, Dataset, Experiment
+    from webapp.experiments.models import Experiment
+    from webapp.registry.models import Checkpoint, Dataset
 
     with transaction.atomic():
         team = Team.objects.create(name=TEAM, slug=TEAM)
@@ -104,8 +105,8 @@ def plan(experiment_id: int) -> str:
 
 def matches_algorithm(experiment_id: int) -> bool:
     """The database's answer for a full and a zoomed view equals bucket_points on all points."""
-    from webapp.experiments.downsample import bucket_points, query_series
-    from webapp.experiments.models import MetricPoint
+    from webapp.metrics.downsample import bucket_points, query_series
+    from webapp.metrics.models import MetricPoint
 
     points = list(MetricPoint.objects.filter(experiment_id=experiment_id, key="train/loss")
                   .order_by("step").values_list("step", "value"))
@@ -133,7 +134,8 @@ def main() -> None:
 
     from webapp.accounts.models import Team
     from webapp.api.models import ApiToken
-    from webapp.experiments.models import Experiment, MetricPoint, MetricRollup
+    from webapp.experiments.models import Experiment
+    from webapp.metrics.models import MetricPoint, MetricRollup
 
     settings.ALLOWED_HOSTS = ["*"]
     call_command("migrate", verbosity=0)

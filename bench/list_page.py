@@ -50,7 +50,8 @@ def main() -> None:
 
     from tests.webapp.factories import sample_results
     from webapp.accounts.models import Membership, Team
-    from webapp.experiments.models import Checkpoint, Dataset, Experiment, Tag
+    from webapp.experiments.models import Experiment, Tag
+    from webapp.registry.models import Checkpoint, Dataset
 
     settings.ALLOWED_HOSTS = ["*"]
     call_command("migrate", verbosity=0)

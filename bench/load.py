@@ -130,7 +130,8 @@ def main() -> None:
     from django.core.management import call_command
 
     from webapp.accounts.models import Membership, Team
-    from webapp.experiments.models import Checkpoint, Dataset, Experiment
+    from webapp.experiments.models import Experiment
+    from webapp.registry.models import Checkpoint, Dataset
 
     call_command("migrate", verbosity=0)
     Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on each request without it

@@ -40,7 +40,9 @@ def main() -> None:
     from django.db import connection
 
     from webapp.accounts.models import Team
-    from webapp.experiments.models import Checkpoint, Dataset, Experiment, MetricPoint
+    from webapp.experiments.models import Experiment
+    from webapp.metrics.models import MetricPoint
+    from webapp.registry.models import Checkpoint, Dataset
     from workers import sink as sink_module
     from workers.sink import DatabaseSink
 

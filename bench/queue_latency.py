@@ -92,7 +92,8 @@ def main() -> None:
     from django.db import connection
 
     from webapp.accounts.models import Team
-    from webapp.experiments.models import Checkpoint, Dataset, Experiment
+    from webapp.experiments.models import Experiment
+    from webapp.registry.models import Checkpoint, Dataset
     from workers.launch import worker_argv
 
     call_command("migrate", verbosity=0)

@@ -66,7 +66,9 @@ def main() -> None:
     from distill_core.distiller import NullSink, run
     from distill_core.testing import make_tiny_teacher
     from webapp.accounts.models import Team
-    from webapp.experiments.models import Checkpoint, Dataset, Experiment, MetricPoint
+    from webapp.experiments.models import Experiment
+    from webapp.metrics.models import MetricPoint
+    from webapp.registry.models import Checkpoint, Dataset
     from workers.sink import DatabaseSink
 
     call_command("migrate", verbosity=0)

@@ -6,7 +6,9 @@ dependencies follow the rule README states under "Architecture":
   name), workers.launch (the command lines runall starts) and the metric store's writers (workers.bulk,
   workers.sink) that the tracked-run ingest shares with the sink;
 - workers are Celery wiring around webapp's rows and services: they import webapp's models and the services
-  listed in WORKERS_MAY_USE (the queue's state machine among them), never its views, forms or API.
+  listed in WORKERS_MAY_USE (the queue's state machine among them), never its views, forms or API;
+- the registry (teachers, datasets, word vectors) and the metric store sit below experiments: they read only
+  what BELOW_EXPERIMENTS allows of it.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from tests.import_graph import cycles, graph, modules
 
 WEBAPP_MAY_USE = {"workers.dispatch", "workers.launch", "workers.bulk", "workers.sink"}
 WORKERS_MAY_USE = {"webapp.gpuqueue.queue",  # claim, lease, finish, interrupt, recover
-                   "webapp.experiments.dependencies", "webapp.experiments.archive_jobs",
+                   "webapp.experiments.dependencies", "webapp.registry.archive_jobs",
                    "webapp.experiments.trials",  # trials.py holds the TuneTrial model
                    "webapp.notifications.events", "webapp.notifications.delivery"}
+# Their models name Experiment by string; a checkpoint's page says which queued run still trains it.
+BELOW_EXPERIMENTS = {"webapp.registry": {"webapp.experiments.dependencies"}, "webapp.metrics": set()}
 
 
 def _package(module: str) -> str:
@@ -41,6 +45,14 @@ def test_the_one_way_rule():
             elif (source == "workers" and dest == "webapp" and not target.endswith(".models")
                   and target not in WORKERS_MAY_USE):
                 wrong.append((module, target))
+    assert wrong == []
+
+
+def test_the_registry_and_the_metric_store_import_experiments_only_where_allowed():
+    packages = {name for name, path in modules().items() if path.name == "__init__.py"}
+    wrong = [(module, target) for app, allowed in BELOW_EXPERIMENTS.items()
+             for module, imported in graph().items() if module.startswith(app + ".")
+             for target in imported - packages if target.startswith("webapp.experiments.") and target not in allowed]
     assert wrong == []
 
 

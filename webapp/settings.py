@@ -80,8 +80,11 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "axes",
     "webapp.accounts",
+    "webapp.registry",
     "webapp.experiments",
+    "webapp.metrics",
     "webapp.api",
+    "ninja",  # its templates and static files: the Swagger UI page at /api/docs, no CDN
     "webapp.gpuqueue",
     "webapp.notifications",
 ]
@@ -178,7 +181,7 @@ else:
     }
 
 # --- Uploads --------------------------------------------------------------------------
-# Files are capped per view while they stream (webapp/experiments/upload_limits.py); these bound
+# Files are capped per view while they stream (webapp/registry/upload_limits.py); these bound
 # the rest: non-file fields held in memory, files held in memory before spilling to disk, files per body.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

@@ -8,5 +8,6 @@ urlpatterns = [
     path("api/", include("webapp.api.urls")),
     path("queue/", include("webapp.gpuqueue.urls")),
     path("notifications/", include("webapp.notifications.urls")),
+    path("", include("webapp.registry.urls")),
     path("", include("webapp.experiments.urls")),
 ]

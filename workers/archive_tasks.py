@@ -14,7 +14,7 @@ from celery import shared_task
 @shared_task(bind=True, name="workers.archive_tasks.unpack_checkpoint", acks_late=True, reject_on_worker_lost=True)
 def unpack_checkpoint(self, checkpoint_id: int) -> str:
     """Turn an UNPACKING checkpoint into READY or FAILED; a duplicate message is a no-op."""
-    from webapp.experiments import archive_jobs
+    from webapp.registry import archive_jobs
 
     with _stop_on_sigterm(archive_jobs.Interrupted):
         return archive_jobs.unpack_stored(checkpoint_id, self.request.id or "")
@@ -23,7 +23,7 @@ def unpack_checkpoint(self, checkpoint_id: int) -> str:
 @shared_task(name="workers.archive_tasks.describe_checkpoint")
 def describe_checkpoint(checkpoint_id: int) -> str:
     """Count a path-registered checkpoint's parameters (a meta-device build the web request skipped)."""
-    from webapp.experiments import archive_jobs
+    from webapp.registry import archive_jobs
 
     return archive_jobs.describe_stored(checkpoint_id)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.db import connection
 
-from webapp.experiments.models import MetricPoint
+from webapp.metrics.models import MetricPoint
 
 CHUNK = 20_000  # points per statement: bounds the size of one query's arrays
 

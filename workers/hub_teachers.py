@@ -21,7 +21,7 @@ def localise(experiment: Any, config: Any) -> Any:
     from distill_core import hub
     from distill_core.errors import CheckpointError
     from distill_core.teachers import inspect_checkpoint
-    from webapp.experiments.models import Checkpoint
+    from webapp.registry.models import Checkpoint
 
     config, resolved = hub.localise(config, settings.HF_CACHE)
     for item in resolved.values():

@@ -170,7 +170,7 @@ def start_for(experiment_id: int, sink: Any) -> SystemSampler | None:
     """A started sampler of this process feeding `sink`, continuing after earlier attempts' seconds; None if off."""
     from django.db.models import Max
 
-    from webapp.experiments.models import MetricPoint
+    from webapp.metrics.models import MetricPoint
 
     interval = interval_from_env()
     if interval <= 0:

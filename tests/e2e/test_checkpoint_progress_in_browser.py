@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 
 from tests.e2e.conftest import log_in, screenshot
 from webapp.accounts.models import Membership, Team
-from webapp.experiments.models import Checkpoint
+from webapp.registry.models import Checkpoint
 
 pytestmark = [pytest.mark.browser]
 

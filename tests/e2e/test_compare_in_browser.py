@@ -15,7 +15,8 @@ from django.contrib.auth import get_user_model
 from tests.e2e.conftest import log_in, plot_data, screenshot
 from tests.webapp.factories import LABELS, TRAIN_ROWS, add_points, sample_results
 from webapp.accounts.models import Membership, Team
-from webapp.experiments.models import Checkpoint, Dataset, Experiment
+from webapp.experiments.models import Experiment
+from webapp.registry.models import Checkpoint, Dataset
 
 pytestmark = [pytest.mark.browser]
 

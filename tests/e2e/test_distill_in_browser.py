@@ -15,7 +15,8 @@ from django.contrib.auth import get_user_model
 from tests.conftest import demo_labels, wait_for, write_demo_slice
 from tests.e2e.conftest import log_in, plot_data, screenshot
 from webapp.accounts.models import Membership, Team
-from webapp.experiments.models import Experiment, MetricPoint
+from webapp.experiments.models import Experiment
+from webapp.metrics.models import MetricPoint
 
 pytestmark = [pytest.mark.worker, pytest.mark.browser]
 

@@ -8,7 +8,8 @@ from django.contrib.auth import get_user_model
 
 from tests.e2e.conftest import log_in
 from webapp.accounts.models import Membership, Team
-from webapp.experiments.models import Checkpoint, Dataset, Experiment
+from webapp.experiments.models import Experiment
+from webapp.registry.models import Checkpoint, Dataset
 
 pytestmark = [pytest.mark.browser]
 S = Experiment.Status

@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from tests.e2e.conftest import log_in, screenshot
 from webapp.accounts.models import Membership, Team
-from webapp.experiments.models import Checkpoint, Dataset, Experiment
+from webapp.experiments.models import Experiment
+from webapp.registry.models import Checkpoint, Dataset
 from workers.sink import DatabaseSink
 
 pytestmark = [pytest.mark.browser]

@@ -14,7 +14,8 @@ from django.contrib.auth import get_user_model
 
 from tests.webapp.factories import DEV_ROWS, LABELS, PASSWORD, TRAIN_ROWS, tsv
 from webapp.accounts.models import Membership, Team
-from webapp.experiments.models import Checkpoint, Dataset, Experiment
+from webapp.experiments.models import Experiment
+from webapp.registry.models import Checkpoint, Dataset
 
 
 @pytest.fixture(scope="session")
@@ -134,7 +135,7 @@ def dataset_files(tmp_path) -> dict[str, Path]:
 
 @pytest.fixture
 def dataset(acme, alice, dataset_files) -> Dataset:
-    from webapp.experiments.datasets import compute_stats
+    from webapp.registry.datasets import compute_stats
 
     dataset = Dataset(team=acme, name="headlines", train_path=str(dataset_files["train"]),
                       dev_path=str(dataset_files["dev"]), labels=list(LABELS), created_by=alice)

@@ -23,8 +23,10 @@ class Contract:
 
     def __init__(self, document: dict[str, Any]):
         self.document = document
+        # Concrete paths before templated ones (OpenAPI's matching rule): from-config/ is not an {pk}.
+        templates = sorted(document["paths"].items(), key=lambda entry: entry[0].count("{"))
         self.paths = [(re.compile("^" + re.sub(r"\\{\w+\\}", "[^/]+", re.escape(t)) + "$"), t, item)
-                      for t, item in document["paths"].items()]
+                      for t, item in templates]
         self._validators: dict[str, Draft202012Validator] = {}
 
     def operation(self, method: str, path: str) -> tuple[str, dict[str, Any] | None] | None:
@@ -75,11 +77,23 @@ class Contract:
             raise ContractError(f"{where}, a body the schema does not describe: {shown}")
 
 
+def document() -> dict[str, Any]:
+    """The OpenAPI document django-ninja generates for /api/schema.json (webapp/api/site.py), as served (JSON)."""
+    from webapp.api.site import api
+
+    return json.loads(json.dumps(api.get_openapi_schema()))
+
+
+def value_schema(prop: dict[str, Any]) -> dict[str, Any]:
+    """An optional input's schema without its null branch: the branch with the type, bounds and choices."""
+    branches = [b for b in prop.get("anyOf", [prop]) if b.get("type") != "null"]
+    assert len(branches) == 1, prop
+    return branches[0]
+
+
 @functools.cache
 def api_contract() -> Contract:
-    from webapp.api.schema import build_schema
-
-    return Contract(build_schema())
+    return Contract(document())
 
 
 def check_response(response) -> None:

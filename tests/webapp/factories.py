@@ -6,7 +6,8 @@ import io
 import tarfile
 import zipfile
 
-from webapp.experiments.models import Experiment, MetricPoint
+from webapp.experiments.models import Experiment
+from webapp.metrics.models import MetricPoint
 
 LABELS = ["finance", "sports", "tech"]
 TRAIN_ROWS = [

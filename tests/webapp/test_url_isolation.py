@@ -26,9 +26,10 @@ from django.urls import URLResolver, get_resolver
 from webapp.accounts.models import Membership, Team
 from webapp.api.models import ApiToken
 from webapp.experiments import run_files
-from webapp.experiments.models import Checkpoint, Dataset, Experiment, Tag
+from webapp.experiments.models import Experiment, Tag
 from webapp.gpuqueue.models import Pool, QueueSwitch, Worker
 from webapp.notifications.models import Delivery, NotificationSettings, Webhook
+from webapp.registry.models import Checkpoint, Dataset
 
 TEAM, STAFF, ADMIN = "team", "staff", "admin"
 
@@ -37,13 +38,13 @@ TEAM_URLS = {
     "experiments:detail": "experiment", "experiments:cancel": "experiment", "experiments:config": "experiment",
     "experiments:status": "experiment", "experiments:metrics": "experiment", "experiments:annotate": "experiment",
     "experiments:predict": "experiment", "experiments:generate": "experiment", "experiments:download_student": "experiment",
-    "experiments:checkpoint": "checkpoint", "experiments:dataset": "dataset",
+    "registry:checkpoint": "checkpoint", "registry:dataset": "dataset",
     "api:experiment": "experiment", "api:experiment_cancel": "experiment", "api:experiment_metrics": "experiment",
     "api:experiment_results": "experiment", "api:dataset": "dataset", "api:checkpoint": "checkpoint",
     "api:experiment_ingest": "experiment", "api:experiment_finish": "experiment", "api:experiment_student": "experiment",
     "experiments:environment": "experiment", "experiments:requirements": "experiment",
     "gpuqueue:cancel": "experiment",
-    "experiments:checkpoint_status": "checkpoint",
+    "registry:checkpoint_status": "checkpoint",
     "api_token_revoke": "token",  # a token is the user's own: another user's is 404 too
     "experiments:artifacts": "experiment", "experiments:artifact_file": "experiment",
     "experiments:run_log": "experiment", "experiments:metrics_csv": "experiment",
@@ -58,8 +59,8 @@ STAFF_URLS = {
 }
 # The admin site's own model pages (admin/<app>/<model>/<object_id>/...): model label -> kind.
 ADMIN_MODELS = {
-    "auth.user": "user", "auth.group": "group", "accounts.team": "team", "experiments.checkpoint": "checkpoint",
-    "experiments.dataset": "dataset", "experiments.experiment": "experiment", "api.apitoken": "token",
+    "auth.user": "user", "auth.group": "group", "accounts.team": "team", "registry.checkpoint": "checkpoint",
+    "registry.dataset": "dataset", "experiments.experiment": "experiment", "api.apitoken": "token",
     "gpuqueue.worker": "worker", "gpuqueue.pool": "pool",
     "axes.accessattempt": "access_attempt", "axes.accesslog": "access_log", "axes.accessfailurelog": "access_failure",
 }

@@ -6,7 +6,8 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from webapp.accounts.models import Team
-from webapp.experiments.models import Checkpoint, Dataset, Experiment
+from webapp.experiments.models import Experiment
+from webapp.registry.models import Checkpoint, Dataset
 
 
 class FakeClock:
@@ -189,6 +190,6 @@ def reference_run(make_experiment):
 
 def points_of(exp) -> list[tuple[str, int, float]]:
     """Every stored metric point of `exp`, sorted: duplicates would show as repeated (key, step) pairs."""
-    from webapp.experiments.models import MetricPoint
+    from webapp.metrics.models import MetricPoint
 
     return sorted(MetricPoint.objects.filter(experiment=exp).values_list("key", "step", "value"))

@@ -10,7 +10,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from webapp.accounts.models import Team
-from webapp.experiments.models import Checkpoint, Dataset, Experiment, MetricPoint
+from webapp.experiments.models import Experiment
+from webapp.metrics.models import MetricPoint
+from webapp.registry.models import Checkpoint, Dataset
 from workers import bulk
 from workers.bulk import insert_points
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from webapp.experiments.dependencies import end_orphans
-from webapp.experiments.models import Checkpoint, Experiment
+from webapp.experiments.models import Experiment
 from webapp.gpuqueue import queue
+from webapp.registry.models import Checkpoint
 
 S = Experiment.Status
 

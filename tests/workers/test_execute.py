@@ -7,8 +7,9 @@ import signal
 
 import pytest
 
-from webapp.experiments.models import Experiment, MetricPoint
+from webapp.experiments.models import Experiment
 from webapp.gpuqueue import actions, queue
+from webapp.metrics.models import MetricPoint
 from workers.tasks import execute
 
 S = Experiment.Status

@@ -10,8 +10,9 @@ import sys
 import pytest
 
 from tests.conftest import REPO
-from webapp.experiments.models import Experiment, MetricPoint
+from webapp.experiments.models import Experiment
 from webapp.gpuqueue import queue
+from webapp.metrics.models import MetricPoint
 from workers.tasks import execute
 
 S = Experiment.Status

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from webapp.experiments.models import Experiment, MetricPoint, TuneTrial
+from webapp.experiments.models import Experiment, TuneTrial
 from webapp.gpuqueue import actions, queue
+from webapp.metrics.models import MetricPoint
 from workers.sink import DatabaseSink
 from workers.tasks import execute
 

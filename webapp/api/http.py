@@ -2,13 +2,12 @@
 
 Every answer that is not a success is `{"error": message, "fields": {field: [messages]}}`
 (`fields` empty when no single field is to blame), with a 4xx status; no input gives a 500.
+`install` teaches a NinjaAPI this shape: its validation errors, authentication failures and
+the exceptions of Django's body parsing all answer with it.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -16,12 +15,13 @@ from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
-from django.views.decorators.csrf import csrf_exempt
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
+from ninja.security import HttpBearer
 
 from distill_core.untrusted import UntrustedInput, loads
 from webapp.api.models import ApiToken, hash_token
-
-log = logging.getLogger(__name__)
 
 MAX_ID = 2**63 - 1
 MAX_JSON_BYTES = 1024 * 1024
@@ -51,6 +51,26 @@ def form_error(form) -> JsonResponse:
     return error(message, 400, errors)
 
 
+class BearerToken(HttpBearer):
+    """`Authorization: Bearer <token>` with a token from the API tokens page (webapp/api/models.py)."""
+
+    def __call__(self, request: HttpRequest):
+        user = authenticate(request)
+        if user is not None:
+            request.user = user  # the views, forms and ownership checks read request.user
+        return user
+
+    def authenticate(self, request: HttpRequest, token: str):  # ninja's hook; __call__ reads the header itself
+        return authenticate(request)
+
+
+class UntrustedJsonParser(Parser):
+    """JSON bodies through json_body: Content-Type, size and distill_core.untrusted's checks."""
+
+    def parse_body(self, request: HttpRequest) -> dict[str, Any]:
+        return json_body(request)
+
+
 def authenticate(request: HttpRequest):
     """The user of a valid `Authorization: Bearer <token>` header, else None."""
     header = request.META.get("HTTP_AUTHORIZATION", "")
@@ -65,48 +85,6 @@ def authenticate(request: HttpRequest):
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.user
-
-
-def api_view(methods: dict[str, Callable] | None = None, *, public: bool = False):
-    """Decorate a dispatcher: method check (405), bearer auth (401), ids in range, errors as JSON.
-
-    Use either on a plain view (`@api_view()`) or give {"GET": fn, "POST": fn} to route by method.
-    """
-
-    def decorate(view: Callable) -> Callable:
-        @csrf_exempt  # no cookies are read: a bearer token cannot be sent by another site's form
-        @functools.wraps(view)
-        def wrapper(request: HttpRequest, *args, **kwargs):
-            handlers = methods or {"GET": view}
-            handler = handlers.get(request.method)
-            if handler is None:
-                response = error(f"{request.method} is not allowed here; use {', '.join(handlers)}.", 405)
-                response["Allow"] = ", ".join(handlers)
-                return response
-            if not public:
-                user = authenticate(request)
-                if user is None:
-                    return error("Authentication required: send `Authorization: Bearer <token>` with a token "
-                                 "from the API tokens page.", 401)
-                request.user = user
-            if any(isinstance(v, int) and not 0 < v <= MAX_ID for v in kwargs.values()):
-                return error("Not found.", 404)
-            try:
-                return handler(request, *args, **kwargs)
-            except ApiError as exc:
-                return error(exc.message, exc.status, exc.fields)
-            except Http404:
-                return error("Not found.", 404)
-            except MultiPartParserError as exc:
-                return error(f"Malformed multipart body: {str(exc)[:200]}")
-            except RequestDataTooBig as exc:
-                return error(f"The body is too large: {str(exc)[:200]}", 413)
-            except SuspiciousOperation as exc:  # too many fields or files
-                return error(f"Request refused: {str(exc)[:200]}")
-
-        return wrapper
-
-    return decorate
 
 
 def json_body(request: HttpRequest) -> dict[str, Any]:
@@ -126,15 +104,20 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
     return data
 
 
+def refuse_unknown(data: dict[str, Any], names) -> None:
+    """ApiError naming the inputs of `data` that are not among `names`."""
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ApiError(f"Unknown field(s): {', '.join(repr(n)[:60] for n in unknown[:10])}.",
+                       fields={n[:100]: ["Unknown field."] for n in unknown[:10]})
+
+
 def scalar_fields(data: dict[str, Any], names: list[str], ids: tuple[str, ...] = ()) -> dict[str, str]:
     """Form data from JSON values: scalars only, ids within the database's range.
 
     Lists and objects would be turned into text by the form fields; refuse them instead.
     """
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise ApiError(f"Unknown field(s): {', '.join(repr(n)[:60] for n in unknown[:10])}.",
-                       fields={n[:100]: ["Unknown field."] for n in unknown[:10]})
+    refuse_unknown(data, names)
     out: dict[str, str] = {}
     bad: dict[str, list[str]] = {}
     for name, value in data.items():
@@ -160,14 +143,48 @@ def _id_in_range(value: Any) -> bool:
     return text.isascii() and text.isdecimal() and len(text) < 20 and 0 < int(text) <= MAX_ID
 
 
-def int_param(request: HttpRequest, name: str, default: int, minimum: int, maximum: int) -> int:
-    raw = request.GET.get(name)
-    if raw is None or raw == "":
-        return default
-    if len(raw) > 20 or not (raw.isascii() and raw.removeprefix("-").isdecimal()):
-        raise ApiError(f"{name} must be an integer (got {raw[:40]!r}).", fields={name: ["Must be an integer."]})
-    value = int(raw)
-    if not minimum <= value <= maximum:
-        raise ApiError(f"{name} must be between {minimum} and {maximum} (got {value}).",
-                       fields={name: [f"Must be between {minimum} and {maximum}."]})
-    return value
+def _field_name(loc: tuple) -> str:
+    """`points.0` for pydantic's ("body", "payload", "points", 0, 1): the input, and the item of a list."""
+    parts = list(loc[2:] if loc and loc[0] == "body" else loc[1:])
+    index = next((i for i, part in enumerate(parts) if isinstance(part, int)), None)
+    name = ".".join(str(p) for p in (parts if index is None else parts[:index + 1]))
+    return name[:100] or "__all__"
+
+
+def validation_error(exc: ValidationError) -> JsonResponse:
+    """A 400 naming each invalid input; an invalid path id (0, beyond the id range) is simply not found."""
+    if any(e.get("loc", ("",))[0] == "path" for e in exc.errors):
+        return error("Not found.", 404)
+    fields: dict[str, list[str]] = {}
+    sentences = []
+    for e in exc.errors:
+        name, message = _field_name(tuple(e.get("loc", ()))), str(e.get("msg", "Invalid."))[:300]
+        fields.setdefault(name, []).append(message)
+        # webapp/api/params.py's messages name their input ("limit must be ..."); pydantic's do not.
+        sentences.append(message if message.startswith(f"{name} ") else f"{name}: {message}.")
+    return error(" ".join(sentences[:5]) if sentences else "Some fields are invalid; see `fields`.", 400, fields)
+
+
+def _http_error(exc: HttpError) -> JsonResponse:
+    # ninja turns a parser's exception into HttpError(400, "Cannot parse request body"); ours says why.
+    cause = exc.__cause__
+    if isinstance(cause, ApiError):
+        return error(cause.message, cause.status, cause.fields)
+    return error(str(exc), exc.status_code)
+
+
+def install(api: NinjaAPI) -> None:
+    """Answer every refusal of `api` with the error shape."""
+    handlers = {
+        ApiError: lambda exc: error(exc.message, exc.status, exc.fields),
+        ValidationError: validation_error,
+        HttpError: _http_error,
+        AuthenticationError: lambda exc: error("Authentication required: send `Authorization: Bearer <token>` with a "
+                                               "token from the API tokens page.", 401),
+        Http404: lambda exc: error("Not found.", 404),
+        MultiPartParserError: lambda exc: error(f"Malformed multipart body: {str(exc)[:200]}"),
+        RequestDataTooBig: lambda exc: error(f"The body is too large: {str(exc)[:200]}", 413),
+        SuspiciousOperation: lambda exc: error(f"Request refused: {str(exc)[:200]}"),  # too many fields or files
+    }
+    for exc_class, answer in handlers.items():
+        api.add_exception_handler(exc_class, lambda request, exc, answer=answer: answer(exc))

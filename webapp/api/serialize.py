@@ -6,8 +6,9 @@ from typing import Any
 
 from django.urls import reverse
 
-from webapp.experiments.models import Checkpoint, Dataset, Experiment
+from webapp.experiments.models import Experiment
 from webapp.experiments.views_json import finite, status_payload
+from webapp.registry.models import Checkpoint, Dataset
 
 
 def finite_deep(value: Any) -> Any:
@@ -61,7 +62,7 @@ def checkpoint(c: Checkpoint) -> dict[str, Any]:
         "hub_id": c.hub_id or None, "hub_revision": c.hub_revision or None, "hub_commit": c.hub_commit or None,
         "info": finite_deep(info), "created_at": _when(c.created_at),
         "status": c.status, "percent": c.percent, "error": c.error,
-        "url": reverse("experiments:checkpoint", args=[c.pk]),
+        "url": reverse("registry:checkpoint", args=[c.pk]),
     }
 
 
@@ -71,5 +72,5 @@ def dataset(d: Dataset) -> dict[str, Any]:
         "text_column": d.text_column, "text_pair_column": d.text_pair_column, "label_column": d.label_column,
         "labels": d.labels, "kind": d.kind, "lm_columns": d.lm_columns, "stats": d.stats,
         "created_at": _when(d.created_at),
-        "url": reverse("experiments:dataset", args=[d.pk]),
+        "url": reverse("registry:dataset", args=[d.pk]),
     }

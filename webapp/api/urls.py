@@ -1,26 +1,49 @@
-"""The REST API. Every route here is described in schema.py (a test checks); anything else answers a JSON 404."""
+"""The REST API's URLs: django-ninja's routes (webapp/api/site.py), then a JSON 404 for anything else.
 
-from django.urls import path, re_path
+A method a route does not offer answers 405 in the API's error shape (ninja's own answer is plain
+text, and its schema and docs pages answer any method).
+"""
 
-from webapp.api import schema, views, views_from_config, views_tracking
+import functools
+
+from django.urls import re_path
+
+from webapp.api import views
+from webapp.api.http import error
+from webapp.api.site import api
+
+NINJA_PAGES = ("openapi-json", "openapi-view")  # /api/schema.json and /api/docs: GET only
+
+
+def _json_405(view, get_only: bool = False):
+    @functools.wraps(view)  # keeps ninja's csrf_exempt flag
+    def wrapper(request, *args, **kwargs):
+        if get_only and request.method not in ("GET", "HEAD"):
+            response = error(f"{request.method} is not allowed here; use GET.", 405)
+            response["Allow"] = "GET"
+            return response
+        response = view(request, *args, **kwargs)
+        if response.status_code == 405 and not response.get("Content-Type", "").startswith("application/json"):
+            allowed = response["Allow"]
+            response = error(f"{request.method} is not allowed here; use {allowed}.", 405)
+            response["Allow"] = allowed
+        return response
+
+    return wrapper
+
+
+def _routes():
+    patterns, _, namespace = api.urls
+    assert namespace == app_name, "webapp/api/site.py's urls_namespace must be this module's app_name"
+    for pattern in patterns:
+        if pattern.name != "api-root":  # ninja's root answers an HTML 404; not_found below answers ours
+            pattern.callback = _json_405(pattern.callback, get_only=pattern.name in NINJA_PAGES)
+            yield pattern
+
 
 app_name = "api"
 urlpatterns = [
-    path("schema.json", schema.schema_view, name="schema"),
-    path("experiments/", views.experiments, name="experiments"),
-    path("experiments/from-config/", views_from_config.from_config, name="experiment_from_config"),
-    path("experiments/<int:pk>/", views.experiment, name="experiment"),
-    path("experiments/<int:pk>/cancel/", views.experiment_cancel, name="experiment_cancel"),
-    path("experiments/<int:pk>/metrics/", views.experiment_metrics, name="experiment_metrics"),
-    path("experiments/<int:pk>/results/", views.experiment_results, name="experiment_results"),
-    path("experiments/<int:pk>/ingest/", views_tracking.ingest, name="experiment_ingest"),
-    path("experiments/<int:pk>/finish/", views_tracking.finish, name="experiment_finish"),
-    path("experiments/<int:pk>/student.zip", views_tracking.student_zip, name="experiment_student"),
-    path("tracked/", views_tracking.tracked, name="tracked"),
-    path("datasets/", views.datasets_view, name="datasets"),
-    path("datasets/<int:pk>/", views.dataset, name="dataset"),
-    path("checkpoints/", views.checkpoints, name="checkpoints"),
-    path("checkpoints/<int:pk>/", views.checkpoint, name="checkpoint"),
+    *_routes(),
     # Last: a malformed id (/api/experiments/-1/) or an unknown path gets the error shape, not an HTML page.
     re_path(r"^", views.not_found, name="not_found"),
 ]

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import JsonResponse
+from ninja import Router, Status
 
 from webapp.api import serialize
-from webapp.api.http import ApiError, api_view, form_error, json_body, scalar_fields
-from webapp.api.views_tracking import check_fields, object_or_none, user_team
+from webapp.api.bodies import OVERRIDES, documented
+from webapp.api.http import ApiError, form_error, json_body, refuse_unknown, scalar_fields
+from webapp.api.schemas import ExperimentOut, answers
+from webapp.api.views_tracking import user_team
 from webapp.experiments.clone import clone_initial
-from webapp.experiments.forms import ExperimentForm
-from webapp.experiments.models import Checkpoint, Dataset, Experiment
+from webapp.experiments.experiment_form import ExperimentForm
+from webapp.experiments.models import Experiment
 from webapp.experiments.sweeps import queue_from_form
+from webapp.registry.models import Checkpoint, Dataset
 
-OVERRIDES = ("name", "priority", "pool")
+router = Router(tags=["experiments"])
 
 
 def _match(config: dict[str, Any], team) -> tuple[Checkpoint, Dataset]:
@@ -38,12 +41,21 @@ def _match(config: dict[str, Any], team) -> tuple[Checkpoint, Dataset]:
     return checkpoint, dataset
 
 
-def _create(request):
-    data = json_body(request)
-    check_fields(data, ("config", "team", *OVERRIDES))
-    config = object_or_none(data, "config")
-    if config is None:
-        raise ApiError("Send the distill_core config in `config`.", fields={"config": ["Required."]})
+def _inputs(data: dict[str, Any]) -> dict[str, Any]:
+    """The config (an object) and the overrides; the form checks the overrides' values."""
+    refuse_unknown(data, ("config", "team", *OVERRIDES))
+    if not isinstance(data.get("config"), dict):
+        raise ApiError("Send the distill_core config (an object) in `config`.", fields={"config": ["Required."]})
+    return data
+
+
+@router.post("/experiments/from-config/", response=answers({201: ExperimentOut}, 400, 413, 415),
+             url_name="experiment_from_config", exclude_unset=True, openapi_extra=documented(json="FromConfig"),
+             summary="Queue a distill_core config (an experiment's config.json) with the team's registered teacher "
+                     "and dataset it names by path")
+def from_config(request):
+    data = _inputs(json_body(request))
+    config = data["config"]
     team = user_team(request.user, data.get("team"))
     checkpoint, dataset = _match(config, team)
     draft = Experiment(team=team, owner=request.user, name=str(config.get("name") or "run")[:200], teacher=checkpoint,
@@ -57,9 +69,4 @@ def _create(request):
     if not form.is_valid():
         return form_error(form)
     created, _ = queue_from_form(form, request.user)
-    return JsonResponse(serialize.experiment(created[0], detail=True), status=201)
-
-
-@api_view({"POST": _create})
-def from_config(request):
-    """POST: queue a distill_core config with the team's matching teacher and dataset."""
+    return Status(201, serialize.experiment(created[0], detail=True))

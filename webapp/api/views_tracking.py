@@ -10,44 +10,29 @@ size report included). Every endpoint reaches the experiment through the user's 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from django.db import transaction
-from django.http import JsonResponse, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.utils import timezone
+from ninja import Path, Router, Status
 
 from distill_core.errors import ConfigError
+from webapp.accounts.access import get_owned
 from webapp.accounts.models import teams_of
 from webapp.api import serialize
-from webapp.api.http import ApiError, api_view, error, json_body
+from webapp.api.bodies import MAX_POINTS, Finish, Ingest, TrackedCreate, documented, parse
+from webapp.api.http import ApiError, error
+from webapp.api.schemas import ExperimentOut, IngestOut, Pk, answers
 from webapp.experiments import artifacts
-from webapp.experiments.access import get_owned
 from webapp.experiments.models import Experiment
 from webapp.gpuqueue.queue import json_safe
 from workers.bulk import insert_points
 from workers.sink import PHASE_FIELDS, better
 
+router = Router(tags=["tracked runs"])
 S = Experiment.Status
-MAX_POINTS = 10_000  # per ingest call; the client sends at most this many
-MAX_KEY = 100  # MetricPoint.key's length
-MAX_STEP = 2**31 - 1
 MAX_LOG = 50_000
-FINAL = (S.SUCCEEDED, S.FAILED, S.CANCELLED)
-
-
-def check_fields(data: dict[str, Any], allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise ApiError(f"Unknown field(s): {', '.join(repr(n)[:60] for n in unknown[:10])}.",
-                       fields={n[:100]: ["Unknown field."] for n in unknown[:10]})
-
-
-def object_or_none(data: dict[str, Any], name: str) -> dict[str, Any] | None:
-    value = data.get(name)
-    if value is not None and not isinstance(value, dict):
-        raise ApiError(f"{name} must be an object.", fields={name: ["Must be an object."]})
-    return value
 
 
 def user_team(user, raw: Any):
@@ -62,39 +47,31 @@ def user_team(user, raw: Any):
     raise ApiError("No such team among yours.", fields={"team": ["Give the id or slug of one of your teams."]})
 
 
-def _tracked_create(request):
-    data = json_body(request)
-    check_fields(data, ("team", "name", "config", "environment"))
-    name = data.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        raise ApiError("name must be a non-empty string of at most 200 characters.",
-                       fields={"name": ["Required, at most 200 characters."]})
-    config = object_or_none(data, "config")
-    if config is None:
-        raise ApiError("Send the run's distill_core config in `config`.", fields={"config": ["Required."]})
+@router.post("/tracked/", response=answers({201: ExperimentOut}, 400, 413, 415), url_name="tracked",
+             exclude_unset=True,
+             summary="Create a tracked run: one trained elsewhere that streams into this dashboard (RUNNING, "
+                     "never queued)")
+def tracked(request, payload: TrackedCreate):
+    if not payload.name.strip():
+        raise ApiError("name must not be blank.", fields={"name": ["Required, at most 200 characters."]})
     from distill_core.config import ExperimentConfig
 
     try:
-        student_type = ExperimentConfig.from_dict(config).student.type
+        student_type = ExperimentConfig.from_dict(payload.config).student.type
     except ConfigError as exc:
         field = f"config.{exc.field}" if getattr(exc, "field", None) else "config"
         raise ApiError(f"The config is invalid: {exc}", fields={field: [str(exc)]}) from None
     except (TypeError, ValueError, KeyError) as exc:
         raise ApiError(f"The config is invalid: {str(exc)[:300]}", fields={"config": [str(exc)[:300]]}) from None
-    environment = object_or_none(data, "environment")
+    environment = payload.environment
     now = timezone.now()
     host = ((environment or {}).get("host") or {}).get("hostname") if isinstance(environment, dict) else None
     experiment = Experiment.objects.create(
-        team=user_team(request.user, data.get("team")), owner=request.user, name=name.strip(), student_type=student_type,
-        config=json_safe(config), tracked=True, status=S.RUNNING, pool="tracked", started_at=now, heartbeat_at=now,
-        worker_name=f"tracked:{host}"[:200] if isinstance(host, str) else "tracked",
+        team=user_team(request.user, payload.team), owner=request.user, name=payload.name.strip(),
+        student_type=student_type, config=json_safe(payload.config), tracked=True, status=S.RUNNING, pool="tracked",
+        started_at=now, heartbeat_at=now, worker_name=f"tracked:{host}"[:200] if isinstance(host, str) else "tracked",
         environment=json_safe(environment) if environment is not None else None)
-    return JsonResponse(serialize.experiment(_load(experiment.pk), detail=True), status=201)
-
-
-@api_view({"POST": _tracked_create})
-def tracked(request):
-    """POST: create a tracked run of one of your teams (RUNNING, never queued)."""
+    return Status(201, serialize.experiment(_load(experiment.pk), detail=True))
 
 
 def _load(pk: int) -> Experiment:
@@ -108,43 +85,18 @@ def _tracked_run(request, pk: int) -> Experiment:
     return experiment
 
 
-def _points(raw: Any) -> list[tuple[str, int, float]]:
-    if not isinstance(raw, list):
-        raise ApiError("points must be a list of [key, step, value].", fields={"points": ["Must be a list."]})
-    if len(raw) > MAX_POINTS:
-        raise ApiError(f"Send at most {MAX_POINTS} points per call (got {len(raw)}).", 413,
-                       fields={"points": [f"At most {MAX_POINTS}."]})
-    out = []
-    for i, point in enumerate(raw):
-        ok = (isinstance(point, list) and len(point) == 3 and isinstance(point[0], str) and 0 < len(point[0]) <= MAX_KEY
-              and isinstance(point[1], int) and not isinstance(point[1], bool) and 0 <= point[1] <= MAX_STEP
-              and isinstance(point[2], (int, float)) and not isinstance(point[2], bool)
-              and math.isfinite(point[2]))
-        if not ok:
-            raise ApiError(f"points[{i}] is not [key (1-{MAX_KEY} characters), step (0-{MAX_STEP}), finite value].",
-                           fields={f"points.{i}": ["Must be [key, step, value]."]})
-        out.append((point[0], point[1], float(point[2])))
-    return out
-
-
-def _int_or_none(data: dict[str, Any], name: str) -> int | None:
-    value = data.get(name)
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_STEP):
-        raise ApiError(f"{name} must be an integer between 0 and {MAX_STEP}.", fields={name: ["Out of range."]})
-    return value
-
-
-def _ingest(request, pk: int):
+@router.post("/experiments/{int:pk}/ingest/", response=answers({200: IngestOut}, 400, 404, 409, 413, 415),
+             url_name="experiment_ingest", openapi_extra=documented(json="Ingest"),
+             summary="Store a batch of a tracked run's metric points (idempotent on key and step), its phase, "
+                     "progress, log tail and environment; answers the cancel flag")
+def ingest(request, pk: Path[Pk]):
     experiment = _tracked_run(request, pk)
-    data = json_body(request)
-    check_fields(data, ("points", "phase", "step", "total_steps", "log_tail", "environment"))
-    points = _points(data.get("points", []))
-    phase = object_or_none(data, "phase")
-    environment = object_or_none(data, "environment")
-    step, total = _int_or_none(data, "step"), _int_or_none(data, "total_steps")
-    log_tail = data.get("log_tail")
-    if log_tail is not None and not isinstance(log_tail, str):
-        raise ApiError("log_tail must be a string.", fields={"log_tail": ["Must be a string."]})
+    payload = parse(Ingest, request)
+    if len(payload.points) > MAX_POINTS:
+        raise ApiError(f"Send at most {MAX_POINTS} points per call (got {len(payload.points)}).", 413,
+                       fields={"points": [f"At most {MAX_POINTS}."]})
+    points = [(key, step, float(value)) for key, step, value in payload.points]
+    total = payload.total_steps
     with transaction.atomic():
         row = Experiment.objects.select_for_update().get(pk=experiment.pk)
         if row.status != S.RUNNING:
@@ -160,60 +112,48 @@ def _ingest(request, pk: int):
             insert_points(row.pk, points)
         if total is not None:
             fields["total_steps"] = total
-        if step is not None:
-            fields["current_step"] = max(step, row.current_step)
+        if payload.step is not None:
+            fields["current_step"] = max(payload.step, row.current_step)
             steps = total if total is not None else row.total_steps
             fields["progress"] = min(1.0, fields["current_step"] / steps) if steps else 0.0
-        if phase is not None:
-            fields["phase"] = json_safe({k: phase.get(k) for k in PHASE_FIELDS})
-        if environment is not None:
-            fields["environment"] = json_safe(environment)
-        if log_tail is not None:
-            fields["log_tail"] = log_tail[-MAX_LOG:].replace("\x00", "")
+        if payload.phase is not None:
+            fields["phase"] = json_safe({k: payload.phase.get(k) for k in PHASE_FIELDS})
+        if payload.environment is not None:
+            fields["environment"] = json_safe(payload.environment)
+        if payload.log_tail is not None:
+            fields["log_tail"] = payload.log_tail[-MAX_LOG:].replace("\x00", "")
         for name, value in fields.items():
             setattr(row, name, value)
         row.save(update_fields=list(fields))
-    return JsonResponse({"id": row.pk, "accepted": len(points), "status": row.status,
-                         "cancel_requested": row.cancel_requested})
+    return {"id": row.pk, "accepted": len(points), "status": row.status, "cancel_requested": row.cancel_requested}
 
 
-@api_view({"POST": _ingest})
-def ingest(request, pk: int):
-    """POST: a batch of a tracked run's points, its phase, progress and log; answers the cancel flag."""
-
-
-def _finish(request, pk: int):
+@router.post("/experiments/{int:pk}/finish/", response=answers({200: ExperimentOut}, 400, 404, 409, 413, 415),
+             url_name="experiment_finish", exclude_unset=True, openapi_extra=documented(json="Finish"),
+             summary="End a tracked run with its status and results (repeating the same end is harmless)")
+def finish(request, pk: Path[Pk]):
     experiment = _tracked_run(request, pk)
-    data = json_body(request)
-    check_fields(data, ("status", "results", "error"))
-    status = data.get("status")
-    if status not in FINAL:
-        raise ApiError(f"status must be one of {', '.join(FINAL)}.", fields={"status": ["Unknown final status."]})
-    results = object_or_none(data, "results")
-    message = data.get("error", "")
-    if not isinstance(message, str):
-        raise ApiError("error must be a string.", fields={"error": ["Must be a string."]})
-    fields: dict[str, Any] = {"status": status, "finished_at": timezone.now(), "error": message[:20000],
+    payload = parse(Finish, request)
+    fields: dict[str, Any] = {"status": payload.status, "finished_at": timezone.now(), "error": payload.error[:20000],
                               "heartbeat_at": timezone.now()}
-    if results is not None:
-        fields["results"] = json_safe(results)
-    if status == S.SUCCEEDED:
+    if payload.results is not None:
+        fields["results"] = json_safe(payload.results)
+    if payload.status == S.SUCCEEDED:
         fields["progress"] = 1.0
     if not Experiment.objects.filter(pk=experiment.pk, status=S.RUNNING).update(**fields):
         experiment.refresh_from_db(fields=["status"])
-        if experiment.status != status:  # a retried finish whose first answer was lost is fine; a change is not
+        if experiment.status != payload.status:  # a retried finish whose first answer was lost is fine; a change is not
             return error(f"This run already ended as {experiment.status.lower()}.", 409)
-    return JsonResponse(serialize.experiment(_load(experiment.pk), detail=True))
+    return serialize.experiment(_load(experiment.pk), detail=True)
 
 
-@api_view({"POST": _finish})
-def finish(request, pk: int):
-    """POST: end a tracked run with its final status and results."""
+ZIP = {"responses": {200: {"description": "The zip", "content": {"application/zip": {}}}}}
 
 
-@api_view()
-def student_zip(request, pk: int):
-    """GET: the exported student of a finished run as a zip (what the page's download button serves)."""
+@router.get("/experiments/{int:pk}/student.zip", response=answers({200: None}, 404), url_name="experiment_student",
+            openapi_extra=ZIP, summary="The exported student of a finished run, as a zip")
+def student_zip(request, pk: Path[Pk]):
+    """What the experiment page's download button serves."""
     experiment = get_owned(request.user, Experiment, pk=pk)
     try:
         directory = artifacts.export_dir(experiment)

@@ -1,19 +1,7 @@
 from django.contrib import admin, messages
 
-from webapp.experiments.models import Checkpoint, Dataset, Experiment
+from webapp.experiments.models import Experiment
 from webapp.gpuqueue import actions
-
-
-@admin.register(Checkpoint)
-class CheckpointAdmin(admin.ModelAdmin):
-    list_display = ("name", "team", "path", "created_at")
-    list_filter = ("team",)
-
-
-@admin.register(Dataset)
-class DatasetAdmin(admin.ModelAdmin):
-    list_display = ("name", "team", "format", "created_at")
-    list_filter = ("team",)
 
 
 @admin.register(Experiment)

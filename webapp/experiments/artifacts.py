@@ -18,8 +18,9 @@ from django.conf import settings
 
 from distill_core import hub
 from distill_core.errors import CheckpointError
-from webapp.experiments import ownership
-from webapp.experiments.models import Checkpoint, Experiment
+from webapp.experiments.models import Experiment
+from webapp.registry import ownership
+from webapp.registry.models import Checkpoint
 
 MAX_TEXTS = 20
 MAX_TEXT_LENGTH = 1000

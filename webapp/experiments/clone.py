@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from webapp.experiments.configs import FORM_FIELDS, STUDENT_OPTION_FIELDS
-from webapp.experiments.models import Checkpoint, Experiment, WordVectors
+from webapp.experiments.models import Experiment
+from webapp.registry.models import Checkpoint, WordVectors
 
 # Form fields whose initial value is a row id, not the config's value (the config holds a path).
 ROW_FIELDS = {"teacher": "teacher_id", "dataset": "dataset_id"}

@@ -14,10 +14,12 @@ from django.conf import settings
 from django.db import transaction
 
 from distill_core.config import ExperimentConfig
-from webapp.experiments import dependencies, lm_datasets
+from webapp.experiments import dependencies
 from webapp.experiments.experiment_fields import INPUTS, STUDENT_INPUTS
 from webapp.experiments.lm_fields import LM_FORM_FIELDS
-from webapp.experiments.models import Checkpoint, Dataset, Experiment
+from webapp.experiments.models import Experiment
+from webapp.registry import lm_datasets
+from webapp.registry.models import Checkpoint, Dataset
 from workers import dispatch
 
 # Config path -> form field: every declared option's generated input (experiment_fields.INPUTS), and the

@@ -13,7 +13,8 @@ import logging
 from django.db.models import Q
 from django.utils import timezone
 
-from webapp.experiments.models import Checkpoint, Experiment
+from webapp.experiments.models import Experiment
+from webapp.registry.models import Checkpoint
 
 log = logging.getLogger(__name__)
 S = Experiment.Status

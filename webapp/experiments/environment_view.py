@@ -9,8 +9,8 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 
+from webapp.accounts.access import get_owned
 from webapp.experiments import compare as cmp
-from webapp.experiments.access import get_owned
 from webapp.experiments.models import Experiment
 
 # Always differ between runs and say nothing about the numbers.

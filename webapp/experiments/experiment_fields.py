@@ -12,7 +12,6 @@ from django import forms
 from django.core.validators import RegexValidator
 
 from webapp.accounts.models import MAX_PRIORITY, MIN_PRIORITY
-from webapp.experiments.models_vectors import WordVectors
 from webapp.experiments.option_fields import (
     config_inputs,
     form_name,
@@ -23,6 +22,7 @@ from webapp.experiments.option_fields import (
     student_option_inputs,
 )
 from webapp.gpuqueue.models import POOL_NAME_MAX, validate_pool_name
+from webapp.registry.models import WordVectors
 
 INPUTS = config_inputs()  # input name -> distill_core's declared option
 STUDENT_INPUTS = student_option_inputs()  # student type -> {input name -> declared option}

@@ -19,15 +19,16 @@ from distill_core.config import KD_LOSSES, TuneConfig
 from distill_core.errors import ConfigError
 from distill_core.options import option_of
 from distill_core.untrusted import UntrustedInput, loads
-from webapp.experiments import dependencies, lm_checks, ownership, sweeps
-from webapp.experiments.access import owned
+from webapp.accounts.access import owned
+from webapp.experiments import dependencies, lm_checks, sweeps
 from webapp.experiments.configs import build_config, form_field_for
 from webapp.experiments.experiment_fields import EXTRAS, RANGES, SECTIONS, STUDENT_CHOICES, ExperimentFields
-from webapp.experiments.form_base import TeamFormMixin
 from webapp.experiments.lm_fields import KIND as LM_KIND
 from webapp.experiments.lm_fields import LMFields, check_student_checkpoint
 from webapp.experiments.matches_check import check_config, generate_rows
-from webapp.experiments.models import Checkpoint, Dataset, WordVectors
+from webapp.registry import ownership
+from webapp.registry.form_base import TeamFormMixin
+from webapp.registry.models import Checkpoint, Dataset, WordVectors
 
 __all__ = ["ExperimentForm", "STUDENT_CHOICES", "SECTIONS"]
 

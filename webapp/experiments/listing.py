@@ -19,6 +19,7 @@ from distill_core.untrusted import text_problem
 from webapp.experiments.models import Experiment
 
 MAX_QUERY = 200  # characters of free text
+MAX_STUDENT, MAX_TAG = 50, 40  # characters of the student and tag filters
 
 # ?sort= value -> (label, ordering expression when ascending). "-" prefix = descending.
 SORTS: dict[str, tuple[str, Any]] = {
@@ -114,8 +115,8 @@ def parse(params: QueryDict) -> ListQuery:
         status=status,
         teacher=_int_param(params, "teacher", problems),
         dataset=_int_param(params, "dataset", problems),
-        student=_text_param(params, "student", "the student filter", 50, problems),
-        tag=_text_param(params, "tag", "the tag filter", 40, problems),
+        student=_text_param(params, "student", "the student filter", MAX_STUDENT, problems),
+        tag=_text_param(params, "tag", "the tag filter", MAX_TAG, problems),
         owner=_int_param(params, "owner", problems),
         q=_text_param(params, "q", "the search", MAX_QUERY, problems),
         sort=sort,

@@ -1,8 +1,7 @@
 """The experiment form's checks for language-model runs: the dataset's kind, and one tokenizer for teacher and student.
 
-Called from ExperimentForm.clean (the page and the API share it). Tokenizers are read within
-distill_core.lm.tokenizer_files' bounds and kept in a small cache keyed by the directory's
-modification time, so a form post reads a checkpoint's tokenizer files once.
+Called from ExperimentForm.clean (the page and the API share it). Tokenizers are read within bounds
+and cached by webapp/registry/tokenizers.py.
 """
 
 from __future__ import annotations
@@ -15,13 +14,12 @@ from django.conf import settings
 
 from distill_core import hub
 from distill_core.errors import CheckpointError
-from webapp.experiments import ownership
-from webapp.experiments.artifacts import ModelCache
 from webapp.experiments.configs import form_field_for
-from webapp.experiments.models import Dataset
+from webapp.registry import ownership
+from webapp.registry.models import Dataset
+from webapp.registry.tokenizers import tokenizer_of
 
 LM_KIND = "lm_distill"
-TOKENIZERS = ModelCache(size=8)
 
 
 class DatasetSelect(forms.Select):
@@ -84,12 +82,3 @@ def check_tokenizers(form: forms.Form, config: dict[str, Any] | None, team) -> N
     if difference:
         form.add_error(field, f"Teacher and student must share a tokenizer (the token losses compare their "
                               f"distributions id by id), but {difference}.")
-
-
-def tokenizer_of(path: Path, field: str) -> Any:
-    """The tokenizer of a checkpoint directory, read within bounds once per modification (raises CheckpointError)."""
-    from distill_core.lm.tokenizer_files import TOKENIZER_FILES, load_tokenizer
-
-    path = path.resolve()
-    stamp = max(((path / name).stat().st_mtime for name in TOKENIZER_FILES if (path / name).is_file()), default=0.0)
-    return TOKENIZERS.get(("tokenizer", str(path), stamp), lambda: load_tokenizer(path, field))

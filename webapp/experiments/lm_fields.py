@@ -14,8 +14,8 @@ from typing import Any
 
 from django import forms
 
-from webapp.experiments import ownership
 from webapp.experiments.experiment_fields import textarea
+from webapp.registry import ownership
 
 KIND = "lm_distill"
 # Config path -> hand-made form field; lm.student_path is built from the chosen checkpoint (configs.DERIVED).

@@ -29,8 +29,8 @@ from django.views.decorators.http import require_POST
 
 from distill_core.errors import DistillError
 from distill_core.untrusted import UntrustedInput, loads
+from webapp.accounts.access import get_owned
 from webapp.experiments import artifacts
-from webapp.experiments.access import get_owned
 from webapp.experiments.models import Experiment
 from webapp.experiments.views_json import json_error
 

@@ -1,12 +1,11 @@
 from django.urls import path
 
-from webapp.experiments import environment_view, lm_try_it, vectors
+from webapp.experiments import environment_view, lm_try_it
 from webapp.experiments import views_artifacts as artifacts
 from webapp.experiments import views_compare as compare
 from webapp.experiments import views_experiments as experiments
 from webapp.experiments import views_json as live
 from webapp.experiments import views_list as listing
-from webapp.experiments import views_registry as registry
 from webapp.experiments import views_tracker as tracker
 
 app_name = "experiments"
@@ -30,12 +29,4 @@ urlpatterns = [
     path("experiments/<int:pk>/artifacts/<path:path>", tracker.artifact_file, name="artifact_file"),
     path("experiments/<int:pk>/run.log", tracker.run_log, name="run_log"),
     path("experiments/<int:pk>/metrics.csv", tracker.metrics_csv, name="metrics_csv"),
-    path("checkpoints/", registry.checkpoint_list, name="checkpoints"),
-    path("checkpoints/new/", registry.checkpoint_new, name="checkpoint_new"),
-    path("checkpoints/<int:pk>/", registry.checkpoint_detail, name="checkpoint"),
-    path("checkpoints/<int:pk>/status.json", registry.checkpoint_status, name="checkpoint_status"),
-    path("datasets/", registry.dataset_list, name="datasets"),
-    path("datasets/new/", registry.dataset_new, name="dataset_new"),
-    path("datasets/<int:pk>/", registry.dataset_detail, name="dataset"),
-    path("word-vectors/", vectors.word_vectors, name="word_vectors"),
 ]

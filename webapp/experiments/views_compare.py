@@ -8,9 +8,9 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
+from webapp.accounts.access import owned
 from webapp.experiments import compare as cmp
 from webapp.experiments import environment_view
-from webapp.experiments.access import owned
 from webapp.experiments.models import Experiment
 
 CHOOSER_ROWS = 200  # the newest runs of the user's teams offered by /compare/ without ids

@@ -12,20 +12,21 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from webapp.accounts.access import get_owned, owned
 from webapp.accounts.models import teams_of
 from webapp.experiments import dependencies, environment_view
-from webapp.experiments.access import get_owned, owned
 from webapp.experiments.artifacts import Unavailable, export_dir
 from webapp.experiments.clone import clone_initial
-from webapp.experiments.forms import ExperimentForm
+from webapp.experiments.experiment_form import ExperimentForm
 from webapp.experiments.lm_fields import KIND as LM_KIND
 from webapp.experiments.lm_fields import LM_CHARTS, lm_results
-from webapp.experiments.models import Checkpoint, Dataset, Experiment
+from webapp.experiments.models import Experiment
 from webapp.experiments.results import summarise
 from webapp.experiments.sweeps import queue_from_form
 from webapp.experiments.trial_views import tuning_context
 from webapp.experiments.views_json import status_payload
 from webapp.gpuqueue import actions
+from webapp.registry.models import Checkpoint, Dataset
 
 # The live charts: (chart id, title, metric keys, y-axis title).
 LIVE_CHARTS = [

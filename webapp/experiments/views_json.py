@@ -14,9 +14,9 @@ from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from webapp.experiments import downsample
-from webapp.experiments.access import get_owned
+from webapp.accounts.access import get_owned
 from webapp.experiments.models import Experiment
+from webapp.metrics import downsample
 
 MAX_STEP = 2**31 - 1
 MIN_POINTS, MAX_POINTS = 10, 5000  # the fewest and most points per series a client may ask for

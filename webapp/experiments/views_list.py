@@ -12,14 +12,15 @@ from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
 from distill_core.untrusted import UntrustedInput, loads
+from webapp.accounts.access import get_owned, owned
 from webapp.accounts.models import teams_of
 from webapp.experiments import listing
-from webapp.experiments.access import get_owned, owned
 from webapp.experiments.annotations import AnnotationError, annotate, clean_notes, clean_tags, tag_names
 from webapp.experiments.compare import MAX_COMPARE
-from webapp.experiments.forms import STUDENT_CHOICES
-from webapp.experiments.models import Checkpoint, Dataset, Experiment, Tag
+from webapp.experiments.experiment_form import STUDENT_CHOICES
+from webapp.experiments.models import Experiment, Tag
 from webapp.experiments.views_json import json_error
+from webapp.registry.models import Checkpoint, Dataset
 
 PAGE_SIZE = 50
 MAX_BODY = 16 * 1024

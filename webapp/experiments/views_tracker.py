@@ -15,10 +15,11 @@ from django.http import FileResponse, Http404, JsonResponse, StreamingHttpRespon
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from webapp.accounts.access import get_owned, owned
 from webapp.experiments import run_files
-from webapp.experiments.access import get_owned, owned
-from webapp.experiments.models import Experiment, MetricPoint
+from webapp.experiments.models import Experiment
 from webapp.experiments.views_json import finite, json_error
+from webapp.metrics.models import MetricPoint
 
 MAX_LIVE = 200  # rows one live.json request may ask about
 CSV_CHUNK = 5000

@@ -11,8 +11,8 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from webapp.accounts.access import get_owned, owned
 from webapp.accounts.models import MAX_PRIORITY, MIN_PRIORITY, Team, teams_of
-from webapp.experiments.access import get_owned, owned
 from webapp.experiments.models import Experiment
 from webapp.gpuqueue import actions
 from webapp.gpuqueue.board import queue_rows, worker_rows

@@ -23,8 +23,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from tests.webapp.factories import run_on_commit, tar_bytes, zip_bytes
 from tests.webapp.hostile.checks import assert_form_refused, assert_json_refused, database_state, files_state
-from webapp.experiments import archives
-from webapp.experiments.models import Checkpoint
+from webapp.registry import archives
+from webapp.registry.models import Checkpoint
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,9 @@ from django.contrib.auth import get_user_model
 
 from tests.webapp.factories import sample_results
 from tests.webapp.hostile.checks import assert_form_refused
-from webapp.experiments.models import Checkpoint, Dataset, Experiment
+from webapp.experiments.models import Experiment
 from webapp.gpuqueue.models import Pool
+from webapp.registry.models import Checkpoint, Dataset
 
 EVIL = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 

@@ -20,8 +20,9 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from webapp.accounts.models import Membership, Team
-from webapp.experiments import ownership
-from webapp.experiments.models import Checkpoint, Dataset, Experiment
+from webapp.experiments.models import Experiment
+from webapp.registry import ownership
+from webapp.registry.models import Checkpoint, Dataset
 
 DEMO_DATA = Path(__file__).resolve().parents[2] / "demo_data" / "thucnews"
 TEACHER_NAME = "demo-thucnews-bert"
@@ -66,7 +67,7 @@ class Command(BaseCommand):
         return user
 
     def _dataset(self, team: Team, user) -> Dataset:
-        from webapp.experiments.datasets import compute_stats
+        from webapp.registry.datasets import compute_stats
 
         dataset = Dataset.objects.filter(team=team, name="THUCNews demo").first()
         if dataset is not None:
