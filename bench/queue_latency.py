@@ -65,7 +65,7 @@ def latency(make, jobs: int, gap: float) -> list[float]:
 
 
 def claims(make_rows, queued: int, count: int) -> list[float]:
-    from workers import queue
+    from webapp.gpuqueue import queue
 
     make_rows(queued)
     timings = []

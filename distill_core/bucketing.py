@@ -30,7 +30,7 @@ AUTO_MIN_PADDING = 0.4
 def example_lengths(split: Any) -> np.ndarray:
     """Per-example token counts of an encoded split, as int64 (the one place the sampler reads a split).
 
-    Today a split is `distiller.Encoded` (a `lengths` tensor); a store that keeps its lengths in
+    Today a split is `encoding.Encoded` (a `lengths` tensor); a store that keeps its lengths in
     a numpy array or memmap is read the same way.
     """
     lengths = split.lengths

@@ -24,13 +24,13 @@ DATA_FORMATS = ("tsv", "csv", "jsonl", "parquet", "hf")  # hf: a datasets save_t
 STUDENT_VOCABS = ("char", "word", "teacher")
 EMBEDDING_INITS = ("auto", "random", "teacher", "file")  # embedding_init.py
 AUGMENT_REPLACE = ("frequency", "teacher_neighbours")  # augment.py
-OPTIMIZERS = ("adamw", "adam", "sgd", "adadelta")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 AMP_MODES = ("off", "bf16", "fp16")
 BUCKETING_MODES = ("auto", "on", "off")
 BEST_METRICS = ("accuracy", "macro_f1")
 RUN_KINDS = ("distill", "finetune_teacher", "lm_distill")
-# Names that a registry holds are read from it (students, KD losses, schedules): no copy here.
+# Names that a registry holds are read from it (students, KD losses, schedules, optimisers): no copy here.
+OPTIMIZERS = registry_names("distill_core.optimizers", "optimizers")
 STUDENTS = registry_names("distill_core.student_options", "student_types")
 KD_LOSSES = registry_names("distill_core.losses", "kd_losses")
 TEMPERATURE_SCHEDULES = registry_names("distill_core.schedules", "temperature_schedules")

@@ -13,18 +13,20 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import torch
 
 from distill_core import checkpointing, environment
 from distill_core.config import ExperimentConfig
+from distill_core.encoding import Encoded, label_tensor, load_splits
 from distill_core.errors import CheckpointError, ConfigError
 from distill_core.evaluate import report_for
+from distill_core.run_parts import NullSink, resolve_device
 from distill_core.seeding import seed_everything
 from distill_core.size import count_parameters, size_report
 from distill_core.storage import writing
+from distill_core.trainer import Trainer, predict_labels
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +48,13 @@ class HFClassifier(torch.nn.Module):
 
 
 def run_finetune(config: ExperimentConfig, sink: Any = None, should_cancel: Callable[[], bool] | None = None, *,
-                 engine: ModuleType, resume: bool = True, hub_cache: str | Path | None = None) -> dict[str, Any]:
+                 resume: bool = True, hub_cache: str | Path | None = None) -> dict[str, Any]:
     """Fine-tune `config.teacher.path` on the dataset's hard labels; the result is a teacher checkpoint.
 
-    `engine` is distill_core.distiller, handed in by its `run` (the way to start this run): its Trainer
-    and data helpers are used, not imported, so the two modules do not import each other.
+    Started by distiller.run; the Trainer and the data helpers come from trainer.py and encoding.py.
     The base may be a Hub reference (`hub:org/name@rev`), resolved into `hub_cache` first (hub.py).
     """
     from distill_core import hub
-
-    Encoded, NullSink, Trainer = engine.Encoded, engine.NullSink, engine.Trainer
-    label_tensor, load_splits, predict_labels = engine.label_tensor, engine.load_splits, engine.predict_labels
-    resolve_device = engine.resolve_device
     from distill_core.progress import Phases
     from distill_core.teachers import inspect_checkpoint
     from distill_core.vocab import TeacherPieces

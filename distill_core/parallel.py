@@ -206,7 +206,7 @@ def no_sync(module: torch.nn.Module, last: bool) -> contextlib.AbstractContextMa
 
 def predict_labels(predict: Callable, model: torch.nn.Module, split: Any, device: torch.device, batch_size: int,
                    group: Group) -> torch.Tensor:
-    """`predict` (distiller.predict_labels) over the whole split: batches dealt round-robin to ranks, gathered."""
+    """`predict` (trainer.predict_labels) over the whole split: batches dealt round-robin to ranks, gathered."""
     step = max(1, batch_size * 2)  # predict_labels' own batch: each example is computed as one process does
     starts = list(range(0, len(split), step))[group.rank::group.world]
     mine = [predict(model, _Rows(split, s, min(s + step, len(split))), device, batch_size) for s in starts]

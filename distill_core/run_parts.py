@@ -1,5 +1,5 @@
-"""The small parts every run kind shares (the classifier loop in distiller.py, finetune.py, lm/, the
-streamed data path): sinks, the device, the optimiser, the finite-loss check. Here rather than in
+"""The small parts every run kind shares (the classifier loop in trainer.py, finetune.py, lm/, the
+streamed data path): sinks, the device, the finite-loss check, the held-out dev split. Here rather than in
 distiller.py so that those modules need not import the distiller back (tests/test_import_graph.py).
 """
 
@@ -9,7 +9,6 @@ from typing import Any, Protocol
 
 import torch
 
-from distill_core.config import ExperimentConfig
 from distill_core.errors import ConfigError, TrainingError
 
 
@@ -33,17 +32,6 @@ def resolve_device(name: str) -> torch.device:
     except RuntimeError:
         raise ConfigError(f"train.device={name!r} is not a device name (auto, cpu, cuda, cuda:N).",
                           field="train.device") from None
-
-
-def make_optimizer(config: ExperimentConfig, params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
-    t = config.train
-    if t.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=t.weight_decay)
-    if t.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=t.weight_decay)
-    if t.optimizer == "adadelta":
-        return torch.optim.Adadelta(params, lr=lr, weight_decay=t.weight_decay)
-    return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=t.weight_decay)
 
 
 def check_finite(terms: dict[str, torch.Tensor], step: int) -> None:

@@ -10,6 +10,7 @@ problems before any work is done.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
 import tempfile
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from distill_core.errors import StorageError
 
+log = logging.getLogger(__name__)
 MIN_FREE_BYTES = 1 << 20  # below this even a small checkpoint cannot be written
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _DENIED = {errno.EACCES, errno.EPERM}
@@ -108,3 +110,42 @@ def check_writable(directory: str | Path, what: str) -> None:
     space = free_space(directory)
     if space is not None and space[0] < MIN_FREE_BYTES:
         raise storage_error(directory, what, "full")
+
+
+class NewEntry:
+    """An entry `root/key` of a cache, built in a private temp directory and renamed into place whole.
+
+    Readers never see half an entry. Two processes building one entry at once are safe: the second
+    rename fails, its copy is dropped and both read the first's. As a context manager it yields the
+    temp directory and commits on a clean exit; a writer that spans calls uses `commit`/`discard`.
+    """
+
+    def __init__(self, root: str | Path, key: str, what: str):
+        self.root, self.entry, self.what = Path(root), Path(root) / key, what
+        with writing(root, what):
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-{key[:8]}-"))
+
+    def commit(self) -> Path:
+        """Rename the temp directory to the entry (unless another process got there first); return the entry."""
+        try:
+            with writing(self.root, self.what):
+                try:
+                    os.rename(self.tmp, self.entry)
+                except OSError:  # another process renamed its copy into place first: use theirs
+                    log.info("The %s entry %s was built concurrently; using the first", self.what, self.entry)
+        finally:
+            self.discard()
+        return self.entry
+
+    def discard(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self) -> Path:
+        return self.tmp
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()

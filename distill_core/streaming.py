@@ -10,7 +10,7 @@ columns, labels, tokenisation), and the teacher pass, whose logits go chunk by c
 fp32 teacher cache (teacher_cache.get_or_write). Without a cache directory, stores and logits are
 built in a scratch directory that is removed as soon as they are mapped (the mappings keep them
 readable until the run ends; nothing is left behind). The results equal the in-memory path's
-(distiller.load_splits/encode_splits), bitwise; tested.
+(encoding.load_splits, teacher_outputs.encode_splits), bitwise; tested.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def plan_splits(config: ExperimentConfig, vocab_kind: str | None,
                 progress: Phase | None = None) -> tuple[dict[str, SplitSource], Vocab | None]:
     """Train, dev and test sources (rows counted, every row checked) and the train split's vocabulary.
 
-    Without a dev file a seeded 10% of train is held out as dev, the rows distiller.load_splits holds
+    Without a dev file a seeded 10% of train is held out as dev, the rows encoding.load_splits holds
     out. `progress` advances by one per file read.
     """
     data = config.data
@@ -127,7 +127,7 @@ def encode_rows(encoder: Encoder, texts: list[str], pairs: list[str] | None, max
 
 
 def pad_id(encoder: Encoder) -> int:
-    """What encoder.encode pads with (distiller.encode_in_chunks)."""
+    """What encoder.encode pads with (encoding.encode_in_chunks)."""
     return getattr(getattr(encoder, "tokenizer", None), "pad_token_id", None) or 0
 
 
@@ -178,7 +178,7 @@ def tokenise(config: ExperimentConfig, source: SplitSource, encoder: Encoder, en
 def encode_sources(config: ExperimentConfig, sources: dict[str, SplitSource], encoder: Encoder, teachers: list,
                    device: torch.device, cache_dir: str | Path | None, on_batch: Callable[[], None] | None = None,
                    without_logits: set[str] = frozenset(), phases: Phases | None = None) -> dict[str, StoredSplit]:
-    """distiller.encode_splits for sources on disk: {split: StoredSplit}, read batch by batch."""
+    """teacher_outputs.encode_splits for sources on disk: {split: StoredSplit}, read batch by batch."""
     from distill_core.run_parts import NullSink
 
     phases = phases or Phases(NullSink())

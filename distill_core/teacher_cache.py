@@ -6,8 +6,7 @@ without one does (an fp16 copy would change the KD targets, and so the results, 
 existed).
 The key hashes the checkpoint's file contents, the examples themselves, the tokenisation and the
 features cached, so a changed file can never be served stale. Two workers building one entry at
-once are safe: each writes a private temp directory and renames it into place; the loser's copy
-is dropped and both read the winner's.
+once are safe: each builds a private temp directory and renames it into place (storage.NewEntry).
 """
 
 from __future__ import annotations
@@ -15,9 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from distill_core.storage import writing
+from distill_core.storage import NewEntry, writing
 
 log = logging.getLogger(__name__)
 VERSION = 2  # 1 stored fp16; its entries are never read again (the key hashes VERSION)
@@ -101,18 +97,9 @@ def get_or_compute(cache_dir: str | Path | None, key: str, compute: Callable[[],
         return _read(entry)
     log.info("Teacher cache miss %s: running the teacher", entry)
     values = compute()
-    with writing(cache_dir, "teacher cache"):
-        Path(cache_dir).mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".tmp-{key[:8]}-"))
-        try:
-            np.save(tmp / "logits.npy", values.detach().cpu().float().numpy())
-            (tmp / "meta.json").write_text(json.dumps({"version": VERSION, "shape": list(values.shape)}))
-            try:
-                os.rename(tmp, entry)
-            except OSError:  # another process renamed its copy into place first: use theirs
-                log.info("Teacher cache entry %s was built concurrently; using the first", entry)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    with writing(cache_dir, "teacher cache"), NewEntry(cache_dir, key, "teacher cache") as tmp:
+        np.save(tmp / "logits.npy", values.detach().cpu().float().numpy())
+        (tmp / "meta.json").write_text(json.dumps({"version": VERSION, "shape": list(values.shape)}))
     return _read(entry)
 
 
@@ -124,12 +111,9 @@ def get_or_write(cache_dir: str | Path, key: str, rows: int, compute: Callable[[
         log.info("Teacher cache hit %s", entry)
         return entry
     log.info("Teacher cache miss %s: running the teacher", entry)
-    with writing(cache_dir, "teacher cache"):
-        Path(cache_dir).mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".tmp-{key[:8]}-"))
-    try:
+    with writing(cache_dir, "teacher cache"), NewEntry(cache_dir, key, "teacher cache") as tmp:
         written, width = 0, None
-        with writing(cache_dir, "teacher cache"), open(tmp / "logits.npy", "wb") as fh:
+        with open(tmp / "logits.npy", "wb") as fh:
             for part in compute():
                 values = part.detach().cpu().float().numpy()  # (b, C)
                 if width is None:
@@ -140,14 +124,7 @@ def get_or_write(cache_dir: str | Path, key: str, rows: int, compute: Callable[[
                 written += len(values)
         if written != rows:
             raise RuntimeError(f"the teacher pass gave {written} rows for {rows} examples")
-        with writing(cache_dir, "teacher cache"):
-            (tmp / "meta.json").write_text(json.dumps({"version": VERSION, "shape": [rows, width]}))
-            try:
-                os.rename(tmp, entry)
-            except OSError:  # another process renamed its copy into place first: use theirs
-                log.info("Teacher cache entry %s was built concurrently; using the first", entry)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "meta.json").write_text(json.dumps({"version": VERSION, "shape": [rows, width]}))
     return entry
 
 

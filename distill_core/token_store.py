@@ -5,8 +5,8 @@ An entry is a directory `<root>/<key>/`:
     offsets.bin  int64 (N + 1,), example i is ids[offsets[i]:offsets[i + 1]]
     labels.bin   int32 (N,) class indices, or uint8 (N, C) multi-hot rows (multi-label)
     meta.json    {"version", "rows", "tokens", "pad_id", "num_labels", "multi_label", ...}, written last
-Entries are built in a private temp directory and renamed into place, like the teacher cache
-(teacher_cache.py), so two workers building the same key are safe. Files are written with plain
+Entries are built in a private temp directory and renamed into place (storage.NewEntry), like the
+teacher cache, so two workers building the same key are safe. Files are written with plain
 writes and read through `mmap`; `Mapped.release()` drops the pages a process has touched from its
 mapping (they stay in the page cache), which StoredSplit does every RELEASE_ROWS rows read, so random
 access over a split larger than memory leaves neither the heap nor the RSS holding it.
@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import json
 import mmap
-import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -29,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from distill_core.storage import writing
+from distill_core.storage import NewEntry, writing
 
 VERSION = 1
 RELEASE_ROWS = 512  # rows gathered between dropping touched pages (each row touches up to ~4 pages)
@@ -69,13 +66,11 @@ class StoreWriter:
     """Append tokenised examples chunk by chunk; `finish()` renames the entry into place."""
 
     def __init__(self, root: Path, key: str, pad_id: int, num_labels: int, multi_label: bool):
-        self.root, self.key = root, key
+        self.root = root
         self.meta = {"version": VERSION, "rows": 0, "tokens": 0, "pad_id": int(pad_id), "num_labels": num_labels,
                      "multi_label": multi_label}
-        with writing(root, "token store"):
-            root.mkdir(parents=True, exist_ok=True)
-            self.tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-{key[:8]}-"))
-        self.files = {name: open(self.tmp / f"{name}.bin", "wb") for name in ("ids", "offsets", "labels")}
+        self.building = NewEntry(root, key, "token store")
+        self.files = {name: open(self.building.tmp / f"{name}.bin", "wb") for name in ("ids", "offsets", "labels")}
         self.files["offsets"].write(np.zeros(1, dtype=np.int64).tobytes())
 
     def append(self, seqs: Iterable[list[int]], labels: list) -> None:
@@ -98,24 +93,16 @@ class StoreWriter:
         self.meta["tokens"] += int(lengths.sum())
 
     def finish(self, **extra: Any) -> Path:
-        entry = self.root / self.key
-        try:
-            with writing(self.root, "token store"):
-                for fh in self.files.values():
-                    fh.close()
-                (self.tmp / "meta.json").write_text(json.dumps({**self.meta, **extra}))
-                try:
-                    os.rename(self.tmp, entry)
-                except OSError:  # another process renamed its copy into place first: use theirs
-                    pass
-        finally:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        return entry
+        with writing(self.root, "token store"), self.building as tmp:
+            for fh in self.files.values():
+                fh.close()
+            (tmp / "meta.json").write_text(json.dumps({**self.meta, **extra}))
+        return self.building.entry
 
     def abort(self) -> None:
         for fh in self.files.values():
             fh.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.building.discard()
 
 
 def lookup(root: Path, key: str) -> Path | None:
@@ -173,7 +160,7 @@ class TokenStore:
 class StoredSplit:
     """A split for the training loop, read batch by batch: student ids from a TokenStore, gold labels, and
     the teachers' weighted mean logits from their memory-mapped cache entries (`teachers`: (logits (N, C)
-    Mapped, column order or None, weight share)). The same tensors as an in-memory distiller.Encoded."""
+    Mapped, column order or None, weight share)). The same tensors as an in-memory encoding.Encoded."""
 
     def __init__(self, store: TokenStore, teachers: list[tuple[Mapped, list[int] | None, float]] | None):
         self.store, self.teachers = store, teachers
@@ -187,7 +174,7 @@ class StoredSplit:
         return self.store.lengths()
 
     def teacher_rows(self, index: np.ndarray) -> torch.Tensor | None:
-        """(b, C) float32 weighted mean of the teachers' logits, summed in distiller.encode_splits' order."""
+        """(b, C) float32 weighted mean of the teachers' logits, summed in teacher_outputs.encode_splits' order."""
         if not self.teachers:
             return None
         mean = None

@@ -3,11 +3,10 @@ dependencies follow the rule README states under "Architecture":
 
 - distill_core imports neither webapp nor workers;
 - webapp reaches workers only through workers.dispatch (sending work: wake-ups, housekeeping jobs, by task
-  name), workers.queue (reading the order workers claim in), workers.launch (the command lines runall starts)
-  the metric store's writers (workers.bulk, workers.sink) that the tracked-run ingest shares with the sink, and
-  workers.gpu_slots (which GPUs each run holds, for the queue board);
+  name), workers.launch (the command lines runall starts) and the metric store's writers (workers.bulk,
+  workers.sink) that the tracked-run ingest shares with the sink;
 - workers are Celery wiring around webapp's rows and services: they import webapp's models and the services
-  listed in WORKERS_MAY_USE, never its views, forms or API;
+  listed in WORKERS_MAY_USE (the queue's state machine among them), never its views, forms or API;
 - the registry (teachers, datasets, word vectors) and the metric store sit below experiments: they read only
   what BELOW_EXPERIMENTS allows of it.
 """
@@ -16,9 +15,9 @@ from __future__ import annotations
 
 from tests.import_graph import cycles, graph, modules
 
-WEBAPP_MAY_USE = {"workers.dispatch", "workers.queue", "workers.launch", "workers.bulk", "workers.sink",
-                  "workers.gpu_slots"}
-WORKERS_MAY_USE = {"webapp.experiments.dependencies", "webapp.registry.archive_jobs",
+WEBAPP_MAY_USE = {"workers.dispatch", "workers.launch", "workers.bulk", "workers.sink"}
+WORKERS_MAY_USE = {"webapp.gpuqueue.queue",  # claim, lease, finish, interrupt, recover
+                   "webapp.experiments.dependencies", "webapp.registry.archive_jobs",
                    "webapp.experiments.trials",  # trials.py holds the TuneTrial model
                    "webapp.notifications.events", "webapp.notifications.delivery"}
 # Their models name Experiment by string; a checkpoint's page says which queued run still trains it.

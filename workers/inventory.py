@@ -36,7 +36,7 @@ def visible_cuda_index() -> int | None:
 def visible_cuda_indices() -> list[int]:
     """Every physical GPU index this worker owns (CUDA_VISIBLE_DEVICES), [] for a CPU worker.
 
-    The one place the queue learns a worker's GPUs (claims book them, workers/queue.py): tests fake GPUs here.
+    The one place the queue learns a worker's GPUs (claims book them, webapp/gpuqueue/queue.py): tests fake GPUs here.
     """
     value = os.environ.get("CUDA_VISIBLE_DEVICES")
     if value is None:

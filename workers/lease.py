@@ -57,7 +57,7 @@ class LeaseKeeper(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self) -> None:
-        from workers import queue
+        from webapp.gpuqueue import queue
 
         try:
             while not self._stop_event.wait(self.interval):
@@ -79,7 +79,7 @@ class LeaseKeeper(threading.Thread):
         limit = self.flags.max_runtime_seconds
         if limit and self.flags.clock() - self.flags.started > limit + self.grace_seconds:
             from webapp.experiments.models import Experiment
-            from workers import queue
+            from webapp.gpuqueue import queue
 
             log.error("Experiment %s ignored its runtime limit; killing the job process", self.experiment_id)
             queue.finish(self.experiment_id, Experiment.Status.FAILED, token=self.token,

@@ -12,9 +12,10 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from webapp.experiments.models import Experiment
-from workers import queue, trials
+from webapp.gpuqueue import queue
+from webapp.gpuqueue.queue import ClaimLost
+from workers import trials
 from workers.bulk import insert_points
-from workers.queue import ClaimLost
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -9,7 +9,7 @@ import traceback
 
 from celery import shared_task
 
-from workers import queue
+from webapp.gpuqueue import queue
 from workers.dispatch import pool_queue
 
 log = logging.getLogger(__name__)

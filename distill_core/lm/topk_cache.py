@@ -7,8 +7,8 @@ An entry `<cache_dir>/<key>/` holds, for a split of N examples with R response t
     offsets.npy  (N + 1,) int64  example i's rows are offsets[i]:offsets[i + 1], in position order
 
 The key hashes the checkpoint's files, the token ids and k, so every experiment with the same teacher,
-data and k shares one entry (like teacher_cache.py for classifiers). Entries are written to a temp
-directory and renamed into place, so concurrent writers are safe. Without a cache directory the same
+data and k shares one entry (like teacher_cache.py for classifiers). Entries are built in a temp
+directory and renamed into place (storage.NewEntry), so concurrent writers are safe. Without a cache directory the same
 fp16/int32 arrays are kept in memory: a run computes the same targets with a cache or without.
 The loss renormalises over the k ids (losses.py); the truncated mass is dropped.
 """
@@ -18,9 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,7 +25,7 @@ import numpy as np
 import torch
 
 from distill_core.lm.data import LMSplit, collate
-from distill_core.storage import writing
+from distill_core.storage import NewEntry, writing
 from distill_core.teacher_cache import checkpoint_digest
 
 log = logging.getLogger(__name__)
@@ -85,21 +82,12 @@ def get_or_compute(cache_dir: str | Path | None, entry_key: str, make: Callable[
         return _read(entry), True
     log.info("LM teacher cache miss %s: running the teacher", entry)
     topk = make()
-    with writing(cache_dir, "teacher cache"):
-        Path(cache_dir).mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".tmp-{entry_key[:8]}-"))
-        try:
-            np.save(tmp / "values.npy", topk.values)
-            np.save(tmp / "ids.npy", topk.ids)
-            np.save(tmp / "offsets.npy", topk.offsets)
-            (tmp / "meta.json").write_text(json.dumps({"version": VERSION, "kind": "lm-topk",
-                                                       "shape": list(topk.values.shape)}))
-            try:
-                os.rename(tmp, entry)
-            except OSError:  # another process put its copy in place first: use theirs
-                log.info("LM teacher cache entry %s was built concurrently; using the first", entry)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    with writing(cache_dir, "teacher cache"), NewEntry(cache_dir, entry_key, "teacher cache") as tmp:
+        np.save(tmp / "values.npy", topk.values)
+        np.save(tmp / "ids.npy", topk.ids)
+        np.save(tmp / "offsets.npy", topk.offsets)
+        (tmp / "meta.json").write_text(json.dumps({"version": VERSION, "kind": "lm-topk",
+                                                   "shape": list(topk.values.shape)}))
     return _read(entry), False
 
 

@@ -36,6 +36,7 @@ from distill_core.lm.evaluate import score
 from distill_core.lm.losses import gather_topk, sft_cross_entropy, token_losses
 from distill_core.lm.matches import build_match_loss, match_terms
 from distill_core.lm.topk_cache import TopK
+from distill_core.optimizers import apply_gradients, make_optimizer
 from distill_core.progress import Phase
 from distill_core.schedules import lr_factor, temperature_schedules, weight_schedules
 
@@ -47,8 +48,6 @@ class LMTrainer:
     def __init__(self, config: ExperimentConfig, student: torch.nn.Module, teacher: torch.nn.Module, pad: int,
                  eos: int | None, splits: dict[str, LMSplit], topk: dict[str, TopK], device: torch.device,
                  sink: Any, should_cancel: Callable[[], bool] | None):
-        from distill_core.run_parts import make_optimizer
-
         self.config, self.student, self.teacher, self.pad, self.eos = config, student, teacher, pad, eos
         self.splits, self.topk, self.device, self.sink, self.should_cancel = splits, topk, device, sink, should_cancel
         o, t = config.lm, config.train
@@ -188,13 +187,7 @@ class LMTrainer:
             self.scaler.scale(terms["loss"] / len(group)).backward()
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach()) / len(group)
-        if t.grad_clip is not None:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.params, t.grad_clip)
-        lr = self.optimizer.param_groups[0]["lr"]
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
+        lr = apply_gradients(self.optimizer, self.scaler, self.scheduler, self.params, t.grad_clip)
         if self.progress is not None:
             self.progress.update_to(self.step)
         if self.step % t.log_every == 0 or self.step == self.total_steps:

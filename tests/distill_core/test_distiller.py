@@ -104,7 +104,7 @@ def test_a_diverging_loss_stops_with_the_step_and_the_term(make_config):
     ("cosine", [0.5, 1.0, 1.0, 0.853553, 0.5, 0.146447]),
 ])
 def test_learning_rate_schedules_warm_up_then_decay(schedule, expected):
-    from distill_core.distiller import lr_factor
+    from distill_core.schedules import lr_factor
 
     factor = lr_factor(schedule, warmup_ratio=2 / 6, total_steps=6)
     assert [factor(s) for s in range(6)] == pytest.approx(expected, abs=1e-6)

@@ -91,7 +91,7 @@ def wake(pool: str = "default", broker_url: str | None = None, times: int = 1) -
 
 def housekeeping() -> None:
     """What the beat task does every 15 s, run from the test when it polls."""
-    from workers import queue
+    from webapp.gpuqueue import queue
 
     queue.recover_lost_runs()
     if queue.pools_with_work():
@@ -169,7 +169,7 @@ def reference_run(make_experiment):
     """
     import torch
 
-    from workers import queue
+    from webapp.gpuqueue import queue
     from workers.tasks import execute
 
     def run(config: dict):

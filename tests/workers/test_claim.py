@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from webapp.experiments.models import Experiment
-from workers import queue
+from webapp.gpuqueue import queue
 
 S = Experiment.Status
 

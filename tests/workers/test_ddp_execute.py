@@ -20,7 +20,8 @@ from safetensors.torch import load_file
 from distill_core.checkpointing import checkpoint_path
 from tests.workers.conftest import points_of
 from webapp.experiments.models import Experiment
-from workers import inventory, queue
+from webapp.gpuqueue import queue
+from workers import inventory
 from workers.tasks import execute
 
 S = Experiment.Status

@@ -6,8 +6,8 @@ import pytest
 
 from webapp.experiments.dependencies import end_orphans
 from webapp.experiments.models import Experiment
+from webapp.gpuqueue import queue
 from webapp.registry.models import Checkpoint
-from workers import queue
 
 S = Experiment.Status
 

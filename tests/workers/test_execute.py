@@ -8,9 +8,8 @@ import signal
 import pytest
 
 from webapp.experiments.models import Experiment
-from webapp.gpuqueue import actions
+from webapp.gpuqueue import actions, queue
 from webapp.metrics.models import MetricPoint
-from workers import queue
 from workers.tasks import execute
 
 S = Experiment.Status

@@ -17,8 +17,8 @@ from django.db.models import Count
 from tests.conftest import wait_for
 from tests.workers.conftest import LEASE, housekeeping, wake
 from webapp.experiments.models import Experiment
+from webapp.gpuqueue import queue
 from webapp.metrics.models import MetricPoint
-from workers import queue
 
 S = Experiment.Status
 pytestmark = pytest.mark.worker

@@ -11,7 +11,7 @@ from django.db import OperationalError, connection, connections, transaction
 from django.utils import timezone
 
 from webapp.experiments.models import Experiment
-from workers import queue
+from webapp.gpuqueue import queue
 
 S = Experiment.Status
 

@@ -10,8 +10,9 @@ import random
 import pytest
 
 from webapp.experiments.models import Experiment
+from webapp.gpuqueue import queue
 from webapp.gpuqueue.board import note
-from workers import inventory, queue
+from workers import inventory
 
 S = Experiment.Status
 

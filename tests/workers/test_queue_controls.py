@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from webapp.experiments.models import Experiment
+from webapp.gpuqueue import queue
 from webapp.gpuqueue.models import Pool, QueueSwitch, Worker
-from workers import queue
 
 S = Experiment.Status
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from webapp.experiments.models import Experiment
-from workers import queue
+from webapp.gpuqueue import queue
 
 S = Experiment.Status
 

@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import REPO
 from webapp.experiments.models import Experiment
+from webapp.gpuqueue import queue
 from webapp.metrics.models import MetricPoint
-from workers import queue
 from workers.tasks import execute
 
 S = Experiment.Status

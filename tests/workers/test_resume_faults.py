@@ -26,7 +26,7 @@ from tests.conftest import wait_for
 from tests.workers.conftest import LEASE, job_child, points_of, wake
 from tests.workers.test_faults import wait_status
 from webapp.experiments.models import Experiment
-from workers import queue
+from webapp.gpuqueue import queue
 
 S = Experiment.Status
 pytestmark = pytest.mark.worker

@@ -9,10 +9,10 @@ from django.db import OperationalError
 from tests.workers.conftest import FakeClock
 from webapp.accounts.models import Team
 from webapp.experiments.models import Experiment
+from webapp.gpuqueue.queue import ClaimLost
 from webapp.metrics.models import MetricPoint
 from webapp.registry.models import Checkpoint, Dataset
 from workers import sink as sink_module
-from workers.queue import ClaimLost
 from workers.sink import DatabaseSink
 
 

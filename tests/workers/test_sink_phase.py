@@ -85,7 +85,7 @@ def test_a_real_runs_phases_reach_the_row_and_it_ends_on_the_export(experiment, 
 
 
 def test_a_sink_whose_claim_was_given_away_stores_no_phase(experiment):
-    from workers.queue import ClaimLost
+    from webapp.gpuqueue.queue import ClaimLost
 
     Experiment.objects.filter(pk=experiment.pk).update(task_id="claim-2")  # another worker took the run over
     stale = DatabaseSink(experiment.pk, flush_seconds=2.0, clock=FakeClock(), token="claim-1")

@@ -7,7 +7,7 @@ import errno
 import pytest
 
 from webapp.experiments.models import Experiment
-from workers import queue
+from webapp.gpuqueue import queue
 from workers.tasks import execute
 
 S = Experiment.Status

@@ -9,8 +9,9 @@ import types
 import pytest
 
 from webapp.experiments.models import Experiment
+from webapp.gpuqueue import queue
 from webapp.metrics.models import MetricPoint
-from workers import queue, sysmetrics
+from workers import sysmetrics
 from workers.tasks import execute
 
 

@@ -19,8 +19,8 @@ from tests.conftest import wait_for
 from tests.workers.conftest import LEASE, is_running, job_child, points_of, wake
 from tests.workers.test_faults import wait_status, wait_step
 from webapp.experiments.models import Experiment
+from webapp.gpuqueue import queue
 from webapp.metrics.models import MetricPoint
-from workers import queue
 
 S = Experiment.Status
 

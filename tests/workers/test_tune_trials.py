@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from webapp.experiments.models import Experiment, TuneTrial
-from webapp.gpuqueue import actions
+from webapp.gpuqueue import actions, queue
 from webapp.metrics.models import MetricPoint
-from workers import queue
 from workers.sink import DatabaseSink
 from workers.tasks import execute
 

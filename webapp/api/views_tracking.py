@@ -26,8 +26,8 @@ from webapp.api.http import ApiError, error
 from webapp.api.schemas import ExperimentOut, IngestOut, Pk, answers
 from webapp.experiments import artifacts
 from webapp.experiments.models import Experiment
+from webapp.gpuqueue.queue import json_safe
 from workers.bulk import insert_points
-from workers.queue import json_safe
 from workers.sink import PHASE_FIELDS, better
 
 router = Router(tags=["tracked runs"])

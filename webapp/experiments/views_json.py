@@ -125,7 +125,7 @@ def queue_place(experiment: Experiment) -> dict[str, Any]:
     if experiment.status != Experiment.Status.QUEUED:
         return {}
     from webapp.gpuqueue.board import waiting_note
-    from workers.queue import place_in_queue
+    from webapp.gpuqueue.queue import place_in_queue
 
     return {"position": place_in_queue(experiment), "note": waiting_note(experiment)}
 

@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from webapp.experiments.dependencies import label, waiting_on
 from webapp.experiments.models import Experiment
+from webapp.gpuqueue import gpu_slots
 from webapp.gpuqueue.models import Pool, QueueSwitch, Worker
-from workers import gpu_slots
-from workers.queue import HELD, QUEUE_ORDER, teams_at_limit
+from webapp.gpuqueue.queue import HELD, QUEUE_ORDER, teams_at_limit
 
 S = Experiment.Status
 

@@ -157,7 +157,7 @@ def test_the_list_filters_by_team_name_owner_and_tracked(api, acme, experiment, 
 
 
 def test_housekeeping_leaves_a_quiet_tracked_run_to_its_client(api, experiment, settings):
-    from workers.queue import recover_lost_runs
+    from webapp.gpuqueue.queue import recover_lost_runs
 
     run = tracked_run(api, experiment)
     Experiment.objects.filter(pk=run["id"]).update(heartbeat_at=timezone.now() - timedelta(days=1))

@@ -108,7 +108,7 @@ def test_login_saves_the_url_and_token_readable_by_the_user_only(logged_in, serv
 
 
 def test_submit_follow_metrics_download_ls_through_the_cli(logged_in, checkpoint, dataset, tmp_path):
-    from workers import queue
+    from webapp.gpuqueue import queue
     from workers.tasks import execute
 
     body = tmp_path / "run.json"

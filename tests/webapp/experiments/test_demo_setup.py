@@ -17,9 +17,9 @@ from django.core.management import call_command
 from tests.conftest import demo_labels
 from webapp.experiments.management.commands.demo_setup import INITIAL_NAME, TEACHER_NAME
 from webapp.experiments.models import Experiment
+from webapp.gpuqueue import queue
 from webapp.registry import ownership
 from webapp.registry.models import Checkpoint
-from workers import queue
 
 S = Experiment.Status
 

@@ -6,9 +6,9 @@ import pytest
 
 from distill_core.lm.testing import make_tiny_lm, write_toy_data
 from webapp.experiments.models import Experiment
+from webapp.gpuqueue import queue
 from webapp.metrics.models import MetricPoint
 from webapp.registry.models import Checkpoint, Dataset
-from workers import queue
 from workers.tasks import execute
 
 

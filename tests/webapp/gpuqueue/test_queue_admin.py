@@ -8,8 +8,8 @@ from django.urls import reverse
 
 from webapp.accounts.models import Team
 from webapp.experiments.models import Experiment
+from webapp.gpuqueue import queue
 from webapp.gpuqueue.models import Pool, QueueSwitch, Worker
-from workers import queue
 
 S = Experiment.Status
 

@@ -77,3 +77,35 @@ def test_resuming_a_pool_or_a_worker_wakes_its_pools_through_dispatch(db, wake):
     assert actions.set_worker_mode(worker, "draining") == (True, "gpu1@h finishes its job and takes no new one.")
     assert actions.set_worker_mode(worker, "active")[0] and wake == ["a100", "a100", "h200"]
     assert actions.set_worker_mode(worker, "asleep") == (False, "Choose active, draining or disabled.")
+
+
+@pytest.fixture
+def superuser(client, db):
+    client.force_login(get_user_model().objects.create_superuser("boss", password="pw"))
+    return client
+
+
+def test_the_django_admin_cancels_and_requeues_through_the_services(superuser, make_experiment, calls, wake):
+    running, failed = make_experiment(S.RUNNING, name="running"), make_experiment(S.FAILED, name="failed")
+    changelist = reverse("admin:experiments_experiment_changelist")
+    superuser.post(changelist, {"action": "cancel", "_selected_action": [running.pk]})
+    superuser.post(changelist, {"action": "requeue", "_selected_action": [failed.pk]})
+    assert [(name, args[0].pk) for name, args in calls] == [("request_cancel", running.pk), ("requeue", failed.pk)]
+    running.refresh_from_db()
+    assert running.cancel_requested_at is not None and Experiment.objects.get(pk=failed.pk).status == S.QUEUED
+    page = superuser.get(reverse("admin:experiments_experiment_change", args=[running.pk])).content.decode()
+    assert 'name="status"' not in page and 'name="cancel_requested"' not in page  # shown, not editable
+
+
+def test_resuming_a_pool_or_a_worker_in_the_django_admin_wakes_them_like_the_board(superuser, calls, wake):
+    from types import SimpleNamespace
+
+    from django.contrib import admin
+
+    pool = Pool.objects.create(name="a100", paused=True)
+    superuser.post(reverse("admin:gpuqueue_pool_change", args=[pool.pk]), {"name": "a100"})  # box unticked
+    worker = Worker.objects.create(name="gpu0@h", host="h", pools=["h200"], mode=Worker.Mode.DRAINING)
+    worker.mode = Worker.Mode.ACTIVE
+    admin.site._registry[Worker].save_model(None, worker, SimpleNamespace(changed_data=["mode"]), True)
+    assert [name for name, _ in calls] == ["pause_pool", "set_worker_mode"] and wake == ["a100", "h200"]
+    assert Pool.objects.get(pk=pool.pk).paused is False

@@ -13,9 +13,10 @@ import pytest
 from django.core import mail
 
 from webapp.experiments.models import Experiment, Tag
+from webapp.gpuqueue import queue
 from webapp.notifications import events, send
 from webapp.notifications.models import Delivery, NotificationSettings, Webhook
-from workers import notify_tasks, queue
+from workers import notify_tasks
 
 S = Experiment.Status
 ENQUEUE = events.enqueue  # the real one (the autouse fixture below runs deliveries in-process instead)

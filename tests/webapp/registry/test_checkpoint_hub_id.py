@@ -13,8 +13,8 @@ from tests.hub_server import FakeHub
 from webapp.api.models import ApiToken
 from webapp.experiments import artifacts
 from webapp.experiments.models import Experiment
+from webapp.gpuqueue import queue
 from webapp.registry.models import Checkpoint
-from workers import queue
 from workers.tasks import execute
 
 S = Experiment.Status

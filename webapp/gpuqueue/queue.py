@@ -21,8 +21,8 @@ from django.utils import timezone
 from webapp.accounts.models import Team
 from webapp.experiments import dependencies
 from webapp.experiments.models import Experiment
+from webapp.gpuqueue import gpu_slots
 from webapp.gpuqueue.models import Pool, QueueSwitch, Worker
-from workers import gpu_slots
 
 log = logging.getLogger(__name__)
 S = Experiment.Status
@@ -240,6 +240,24 @@ def recover_lost_runs(now=None) -> dict[str, list[int]]:
         if status:
             outcome.setdefault(status, []).append(pk)
     return outcome
+
+
+def hung_cancels(now=None) -> list[tuple[int, str]]:
+    """(id, task id) of runs still held two leases after a cancel request: the loop reads the flag every
+    few seconds, so such a run is hung (a stuck data loader, a deadlocked collective)."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=2 * settings.LEASE_SECONDS)
+    return list(Experiment.objects.filter(status__in=HELD, cancel_requested=True, cancel_requested_at__lt=cutoff)
+                .values_list("pk", "task_id"))
+
+
+def end_killed_cancel(experiment_id: int, now=None) -> bool:
+    """CANCEL a hung run whose process was killed; False when it was no longer held."""
+    if not Experiment.objects.filter(pk=experiment_id, status__in=HELD).update(
+            status=S.CANCELLED, finished_at=now or timezone.now(),
+            error="Cancelled; the run did not stop by itself, so its process was killed."):
+        return False
+    dependencies.end_dependents(experiment_id)
+    return True
 
 
 def finish_draining_workers() -> None:

@@ -1,4 +1,4 @@
-"""Which of a worker's GPUs are free, for a claim that books them (workers/queue.py claim_next).
+"""Which of a worker's GPUs are free, for a claim that books them (webapp/gpuqueue/queue.py claim_next).
 
 A worker that owns several GPUs runs one job per free set of them (celery concurrency = GPUs). Its
 children claim concurrently, so a claim first serialises with the worker's other claims
