@@ -15,8 +15,8 @@ teacher T4-tiny is meant to compress (a 4 x 256 teacher is smaller than that stu
 - student_only: the student alone on hard labels in a bare PyTorch loop (the limit);
 - distillery: distill_core.distiller.run (teacher logits computed once, before epoch 1; its
   per-epoch dev evaluation is moved after the last, untimed step, as the others evaluate nothing);
-  train.bucket_by_length left at its default, auto (batches of similar length when random batches
-  would be 40 %+ padding); distillery_unbucketed: the same with plain random batches (off);
+  train.bucket_by_length at its default, on (batches cut from 16-token width classes);
+  distillery_unbucketed: the same with plain random batches (off);
 - textbrewer: TextBrewer's BasicDistiller (GeneralDistiller with intermediate matches), which
   runs the teacher on every batch; textbrewer_cached: BasicDistiller with is_caching_logits=True.
 

@@ -75,8 +75,8 @@ def experiment_config(spec: dict, alpha: float = ALPHA) -> dict:
         "train": {"epochs": spec["epochs"], "batch_size": spec["batch_size"], "learning_rate": setup["lr"],
                   "lr_schedule": "constant", "device": spec.get("device", "cpu"), "amp": spec.get("amp", "off"),
                   "log_every": 1, "checkpoint_every": 10 ** 9,
-                  # distillery: the default (auto); distillery_unbucketed: plain random batches
-                  "bucket_by_length": "off" if spec["contender"] == "distillery_unbucketed" else "auto",
+                  # distillery: the default (on); distillery_unbucketed: plain random batches
+                  "bucket_by_length": "off" if spec["contender"] == "distillery_unbucketed" else "on",
                   # one dev evaluation, after the last step (untimed): the others evaluate nothing either
                   "eval_every": 10 ** 9},
     }
