@@ -7,7 +7,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from distill_core.bucketing import AUTO_MIN_PADDING, BucketBatchSampler, example_lengths, padding_fraction, sampler_for
+from distill_core.bucketing import (
+    AUTO_MIN_PADDING,
+    BucketBatchSampler,
+    SeededPermutation,
+    example_lengths,
+    padding_fraction,
+    sampler_for,
+)
 from distill_core.config import ExperimentConfig
 from distill_core.distiller import Encoded, run
 from distill_core.errors import ConfigError, RunCancelled
@@ -81,7 +88,7 @@ def test_lengths_come_from_an_encoded_split():
     split = Encoded(torch.zeros(3, 9, dtype=torch.long), torch.tensor([9, 2, 5]), torch.zeros(3, dtype=torch.long),
                     None)
     lengths = example_lengths(split)
-    assert lengths.dtype == np.int64 and lengths.tolist() == [9, 2, 5]
+    assert lengths.dtype == np.int32 and lengths.tolist() == [9, 2, 5]  # 4 bytes a row
 
 
 def test_the_trainer_draws_the_samplers_batches(make_config, monkeypatch):
@@ -155,3 +162,13 @@ def test_a_textcnn_example_gives_the_same_logits_in_a_narrow_batch_and_a_wide_on
     narrow = model(ids, lengths)
     assert torch.allclose(model(wide, lengths), narrow, atol=1e-6)
     assert torch.allclose(model(ids[1:2, :3], lengths[1:2]), narrow[1:2], atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 1003, 65_537])
+def test_the_seeded_permutation_is_a_permutation_computed_slice_by_slice(n):
+    whole = SeededPermutation(n, [4, 1])[:]
+    assert sorted(whole.tolist()) == list(range(n))
+    assert np.array_equal(np.concatenate([SeededPermutation(n, [4, 1])[i: i + 100] for i in range(0, n, 100)]), whole)
+    if n > 1000:  # shuffled, and another seed shuffles differently
+        assert abs(np.corrcoef(np.arange(n), whole)[0, 1]) < 0.1
+        assert not np.array_equal(SeededPermutation(n, [4, 2])[:], whole)
