@@ -14,9 +14,9 @@ time; a materialised permutation and the epoch's list of batches cost 16+ bytes 
 
 Why classes rather than an exact sort: on the demo titles' augmented copies, batches sorted by
 exact length (or by 4-token classes) cost the quality test's student 5-6 points (0.57-0.59 against
-0.63-0.65 unbucketed, seeds 3-5), 8-token classes 1-2 points and 16-token ones under 1 (0.627 and
-0.627 against 0.632 and 0.637; docs/BENCHMARKS.md, "Bucketing by length"). Ties broken at random
-mix lengths, labels and augmented copies inside a batch.
+0.63-0.65 unbucketed, seeds 3-5), 8-token classes 1-2 points and 16-token ones about 1 (mean 0.628
+against 0.639; docs/BENCHMARKS.md, "Bucketing by length"). Ties broken at random mix lengths,
+labels and augmented copies inside a batch.
 
 An epoch's batches depend only on (seed, epoch), so resuming needs no random-generator state:
 the epoch and the position inside it (`state_dict`) rebuild the same batches.
