@@ -611,7 +611,7 @@ class Trainer:
                 sums[name] = sums.get(name, 0.0) + float(value.detach()) / len(group)
         if t.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.student.parameters(), t.grad_clip)
+            torch.nn.utils.clip_grad_norm_(self.student.parameters(), t.grad_clip, foreach=True)
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
         self.scaler.step(self.optimizer)
         self.scaler.update()
