@@ -186,12 +186,13 @@ class TrainConfig:
     grad_clip: float | None = opt(1.0, "Max global gradient norm; null turns clipping off.", low=0.0, low_open=True,
                                   high=1e6, null="no clipping")
     grad_accumulation: int = opt(1, "Batches per optimisation step.", low=1, high=1024)
-    # Off by default: where length predicts the class (news titles, and their augmented n-gram copies) batches
-    # of one length are mostly of one class, and the bundled quality test lost 5 points with auto (0.588 vs 0.638).
+    # On by default: batches of 16-token width classes, not of one exact length, which cost the bundled quality
+    # test's student 5 points where length predicts the class (bucketing.py).
+    # off by default: on, the demo's distilled TextCNN loses about 1 point (docs/BENCHMARKS.md, bucketing)
     bucket_by_length: str = opt("off", "Batch examples of similar length together so little of each batch is "
                                        "padding (bucketing.py): on, off, or auto = on when random batches of the "
-                                       "train split would be at least 40 % padding. Faster on text of varied "
-                                       "length; can cost accuracy where length predicts the label.",
+                                       "train split would be at least 40 % padding. Faster; on short titles it "
+                                       "cost about 1 accuracy point.",
                                 choices=BUCKETING_MODES)
     checkpoint_every: int = opt(100, "Steps between resumable checkpoints (and every epoch end).", low=1, high=BIG)
     early_stopping_patience: int = opt(0, "Evaluations without a better dev score before stopping; 0 = never.",

@@ -68,9 +68,21 @@ class TextCNN(Student):
         x = embedded.transpose(1, 2)  # (B, E, T)
         if x.size(2) < self.min_length:  # a convolution needs at least k positions
             x = F.pad(x, (0, self.min_length - x.size(2)))  # (B, E, max_k)
-        pooled = [F.relu(conv(x)).amax(dim=2) for conv in self.convs]  # each (B, F)
+        # Max over the windows inside each example only: a window over padding would make an example's
+        # output depend on its batch's width, so length-bucketed training (narrow batches) and evaluation
+        # (wide ones) would disagree. ReLU outputs are >= 0, so zeroing a window removes it from the max.
+        pooled = [F.relu(conv(x)).masked_fill(self._outside(lengths, k, x.size(2)), 0.0).amax(dim=2)
+                  for conv, k in zip(self.convs, self.options.filter_sizes, strict=True)]  # each (B, F)
         h = self.dropout(torch.cat(pooled, dim=1))  # (B, F * n_sizes)
         return StudentOutput(self.classifier(h), (embedded,), None, length_mask(lengths, input_ids.size(1)))
+
+    @staticmethod
+    def _outside(lengths: torch.Tensor, k: int, width: int) -> torch.Tensor:
+        """(B, 1, width - k + 1) True on the windows of k tokens that reach past the example's end (its
+        first window always counts: an example shorter than k is padded up to k)."""
+        last_start = (lengths - k).clamp(min=0)  # (B,)
+        starts = torch.arange(width - k + 1, device=lengths.device)  # (W - k + 1,)
+        return (starts[None, :] > last_start[:, None]).unsqueeze(1)
 
 
 def build_student(name: str, vocab_size: int, num_labels: int, embedding_dim: int,

@@ -153,12 +153,11 @@ class Trainer:
                 self._reset_best()
                 self.stopped_early = False
                 continue
-            if self.sampler is not None:  # this epoch's bucketed batches (bucketing.py)
-                bucketed = [torch.from_numpy(b) for b in self.sampler.epoch_batches(epoch)]
-                n_batches = len(bucketed)
+            if self.sampler is not None:  # this epoch's bucketed batches, built a pool at a time (bucketing.py)
+                n_batches = len(self.sampler)
 
-                def batch_at(i: int, bucketed: list[torch.Tensor] = bucketed) -> torch.Tensor:
-                    return bucketed[i]
+                def batch_at(i: int, epoch: int = epoch) -> torch.Tensor:
+                    return torch.from_numpy(self.sampler.batch(epoch, i))
             else:
                 if permutation is None:
                     permutation = torch.randperm(len(self.train_set), generator=self.generator)
