@@ -39,9 +39,13 @@ run: install
 	$(BIN)/python manage.py demo_setup
 	$(BIN)/python manage.py runall --addr $(ADDR)
 
-# Tests get their own var/ (SQLite file, filesystem broker, artifacts) beside the dev one.
+# Tests get their own var/ (SQLite file, filesystem broker, artifacts) beside the dev one, one
+# folder, database and queue prefix per xdist process (tests/xdist_worker_env.py). Two processes
+# fit CI's 2 cores; loadgroup keeps tests marked xdist_group together (tests/conftest.py).
+# A quick local pass: make test PYTEST_ARGS='-m "not slow"'.
+PYTEST_WORKERS ?= 2
 test: install-dev
-	DISTILLERY_VAR_DIR=$(CURDIR)/var/test $(BIN)/python -m pytest $(PYTEST_ARGS)
+	DISTILLERY_VAR_DIR=$(CURDIR)/var/test $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check .
