@@ -14,6 +14,18 @@ REPO = Path(__file__).resolve().parent.parent
 DEMO_DATA = REPO / "webapp" / "experiments" / "demo_data" / "thucnews"
 
 
+# Markers of tests that start real processes (a Celery worker, Chromium); such a test is `slow` as well.
+REAL_PROCESS_MARKERS = ("worker", "browser")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Mark `slow` every test that starts a worker or a browser, so `-m "not slow"` skips them without a list."""
+    for item in items:
+        if "worker_process" in item.fixturenames or any(item.get_closest_marker(m) for m in REAL_PROCESS_MARKERS):
+            item.add_marker(pytest.mark.slow)
+
+
 def database_url_for_tests() -> str:
     """A DATABASE_URL that points a subprocess at the database this test session uses."""
     from django.db import connection
