@@ -14,15 +14,15 @@ REPO = Path(__file__).resolve().parent.parent
 DEMO_DATA = REPO / "webapp" / "experiments" / "demo_data" / "thucnews"
 
 
-# Markers of tests that start real processes (a Celery worker, Chromium); such a test is `slow` as well.
-REAL_PROCESS_MARKERS = ("worker", "browser")
+# Markers of tests that start real processes (a Celery worker, Chromium) or fuzz for seconds; such a test is `slow`.
+SLOW_MARKERS = ("worker", "browser", "fuzz")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
-    """Mark `slow` every test that starts a worker or a browser, so `-m "not slow"` skips them without a list."""
+    """Mark `slow` every test that starts a worker or a browser or fuzzes, so `-m "not slow"` needs no list."""
     for item in items:
-        if "worker_process" in item.fixturenames or any(item.get_closest_marker(m) for m in REAL_PROCESS_MARKERS):
+        if "worker_process" in item.fixturenames or any(item.get_closest_marker(m) for m in SLOW_MARKERS):
             item.add_marker(pytest.mark.slow)
 
 

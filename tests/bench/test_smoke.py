@@ -15,6 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # each runs a bench script in a subprocess, up to a minute or more
+
 REPO = Path(__file__).resolve().parent.parent.parent
 
 

@@ -24,6 +24,8 @@ from distillery_client.credentials import Credentials
 from distillery_client.http import ApiError, Connection
 from webapp.experiments.models import Experiment, MetricPoint
 
+pytestmark = pytest.mark.slow  # a live server and CLI subprocesses
+
 REPO = Path(__file__).resolve().parents[2]
 S = Experiment.Status
 

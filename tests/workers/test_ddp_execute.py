@@ -23,6 +23,8 @@ from webapp.experiments.models import Experiment
 from workers import inventory, queue
 from workers.tasks import execute
 
+pytestmark = pytest.mark.slow  # torchrun with two ranks per run
+
 S = Experiment.Status
 
 

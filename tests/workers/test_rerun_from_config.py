@@ -14,6 +14,8 @@ from webapp.experiments.models import Experiment, MetricPoint
 from workers import queue
 from workers.tasks import execute
 
+pytestmark = pytest.mark.slow  # re-runs a config through the CLI in a subprocess
+
 S = Experiment.Status
 
 
