@@ -26,6 +26,13 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.slow)
 
 
+def pytest_configure(config):
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and not os.environ.get("DISTILLERY_QUEUE_PREFIX", "").endswith(f"-{worker}"):
+        raise pytest.UsageError("Under pytest-xdist add `-p tests.xdist_worker_env` (as `make test` does): without it "
+                                "the xdist processes share one var folder and one set of Celery queues.")
+
+
 def database_url_for_tests() -> str:
     """A DATABASE_URL that points a subprocess at the database this test session uses."""
     from django.db import connection

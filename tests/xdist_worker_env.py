@@ -1,4 +1,5 @@
-"""Per-process isolation under pytest-xdist, loaded with `-p` (pyproject addopts) before pytest-django reads the settings.
+"""Per-process isolation under pytest-xdist, loaded with `-p tests.xdist_worker_env` (make test) before pytest-django reads
+the settings; tests/conftest.py refuses an xdist run without it.
 
 Each xdist worker (gw0, gw1, ...) gets its own DISTILLERY_VAR_DIR (SQLite file, filesystem broker, artifacts,
 beat schedule) and DISTILLERY_QUEUE_PREFIX (every Celery queue name), and the Celery workers the tests start
