@@ -39,9 +39,15 @@ run: install
 	$(BIN)/python manage.py demo_setup
 	$(BIN)/python manage.py runall --addr $(ADDR)
 
-# Tests get their own var/ (SQLite file, filesystem broker, artifacts) beside the dev one.
+# Tests get their own var/ (SQLite file, filesystem broker, artifacts) beside the dev one, one
+# folder, database and queue prefix per xdist process (tests/xdist_worker_env.py, a -p plugin: it
+# must run before pytest-django reads the settings, and -p needs `python -m`). Two processes
+# fit CI's 2 cores; worksteal lets an idle one take tests queued behind a long one (single tests
+# run up to a few minutes). A quick local pass: make test PYTEST_ARGS='-m "not slow"'.
+PYTEST_WORKERS ?= 2
 test: install-dev
-	DISTILLERY_VAR_DIR=$(CURDIR)/var/test $(BIN)/python -m pytest $(PYTEST_ARGS)
+	DISTILLERY_VAR_DIR=$(CURDIR)/var/test $(BIN)/python -m pytest -p tests.xdist_worker_env -n $(PYTEST_WORKERS) --dist worksteal \
+		$(PYTEST_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check .

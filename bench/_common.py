@@ -1,12 +1,14 @@
 """Helpers shared by the bench scripts: paths, the THUCNews split, cached teachers, peak RSS.
 
-Nothing here is part of the product; everything a script builds lives under var/bench/ (git-ignored).
+Nothing here is part of the product; everything a script builds lives under var/bench/ (git-ignored), or under
+$DISTILLERY_BENCH_DIR where that is set (the smoke tests give each run its own, so none reads another's cache).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import resource
 import sys
@@ -17,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-VAR = ROOT / "var" / "bench"
+VAR = Path(os.environ.get("DISTILLERY_BENCH_DIR") or ROOT / "var" / "bench")
 DEMO = ROOT / "webapp" / "experiments" / "demo_data" / "thucnews"
 THUCNEWS = ROOT.parent / "shared" / "datasets" / "thucnews"  # ../shared/datasets/thucnews from the repo root
 LABELS = (DEMO / "labels.txt").read_text(encoding="utf-8").split()

@@ -14,6 +14,25 @@ REPO = Path(__file__).resolve().parent.parent
 DEMO_DATA = REPO / "webapp" / "experiments" / "demo_data" / "thucnews"
 
 
+# Markers of tests that start real processes (a Celery worker, Chromium) or fuzz for seconds; such a test is `slow`.
+SLOW_MARKERS = ("worker", "browser", "fuzz")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Mark `slow` every test that starts a worker or a browser or fuzzes, so `-m "not slow"` needs no list."""
+    for item in items:
+        if "worker_process" in item.fixturenames or any(item.get_closest_marker(m) for m in SLOW_MARKERS):
+            item.add_marker(pytest.mark.slow)
+
+
+def pytest_configure(config):
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and not os.environ.get("DISTILLERY_QUEUE_PREFIX", "").endswith(f"-{worker}"):
+        raise pytest.UsageError("Under pytest-xdist add `-p tests.xdist_worker_env` (as `make test` does): without it "
+                                "the xdist processes share one var folder and one set of Celery queues.")
+
+
 def database_url_for_tests() -> str:
     """A DATABASE_URL that points a subprocess at the database this test session uses."""
     from django.db import connection

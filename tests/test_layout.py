@@ -45,7 +45,7 @@ def test_compose_worker_reserves_a_gpu_and_runs_one_job_at_a_time():
     assert worker["environment"]["CUDA_VISIBLE_DEVICES"] == "0"
 
 
-def test_compose_commands_exist_in_the_project():
+def test_compose_commands_exist_in_the_project(settings):
     services = compose()["services"]
     web = " ".join(services["web"]["command"])
     assert "manage.py migrate" in web and "webapp.wsgi:application" in web
@@ -62,6 +62,7 @@ def test_compose_commands_exist_in_the_project():
     assert queues == ["distillery", "distillery.default"]
     from workers.launch import housekeeping_argv
 
+    settings.HOUSEKEEPING_QUEUE = "distillery-housekeeping"  # compose keeps the default prefix; xdist changes it
     housekeeping = services["housekeeping"]["command"]
     assert housekeeping == ["celery", *housekeeping_argv()[3:]], "compose runs what the launch helper builds"
     assert shutil.which("gunicorn", path=str(Path(os.sys.executable).parent)), "gunicorn must be installed"

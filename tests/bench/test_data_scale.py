@@ -13,7 +13,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.bench.test_smoke import REPO
+
+pytestmark = pytest.mark.slow  # trains on 10k and 200k rows in subprocesses
 
 
 def test_a_200k_row_split_trains_with_bounded_rss(tmp_path):

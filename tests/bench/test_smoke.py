@@ -1,8 +1,9 @@
 """Every bench script still runs end to end at its smallest size and prints one JSON line.
 
 Benchmarks are not run by CI for their numbers; these smoke runs only keep them from rotting.
-Each script runs in a subprocess on its own SQLite database and var directory (never a shared
-Postgres), with the flags that make it finish in seconds.
+Each script runs in a subprocess on its own SQLite database, var directory and bench cache directory (never a
+shared Postgres, nor var/bench/, which another test or a real benchmark may be writing), with the flags that make
+it finish in seconds.
 """
 
 from __future__ import annotations
@@ -14,13 +15,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # each runs a bench script in a subprocess, up to a minute or more
+
 REPO = Path(__file__).resolve().parent.parent.parent
 
 
 def run_script(script: str, args: list[str], tmp_path: Path) -> dict:
     env = dict(os.environ)
     env.update({"DATABASE_URL": f"sqlite:///{tmp_path / 'bench.sqlite3'}", "DISTILLERY_VAR_DIR": str(tmp_path),
-                "PYTHONUNBUFFERED": "1"})
+                "DISTILLERY_BENCH_DIR": str(tmp_path / "bench"), "PYTHONUNBUFFERED": "1"})
     proc = subprocess.run([sys.executable, str(REPO / "bench" / script), *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

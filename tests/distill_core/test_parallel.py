@@ -64,6 +64,7 @@ def assert_same_points(one: list[dict], two: list[dict], rel: float = 1e-5) -> N
     (TEXTCNN, [], {"batch_size": 32}),  # 200 examples: 6 batches of 32, the last of 8 (4 per rank)
     (TRANSFORMER, MATCHES, {"batch_size": 30, "grad_accumulation": 2}),  # the last batch of 20, in one group of 3
 ], ids=["textcnn", "transformer-matches"])
+@pytest.mark.slow
 def test_two_processes_compute_what_one_does_with_the_same_global_batch(make_config, tmp_path, student, matches,
                                                                          train):
     raw = make_config(student=student, matches=matches, train=train, output_dir=None)
@@ -82,6 +83,7 @@ def test_two_processes_compute_what_one_does_with_the_same_global_batch(make_con
     assert two_results["best_dev"] == results["best_dev"]
 
 
+@pytest.mark.slow
 def test_a_rank_resumes_at_another_world_size_and_a_killed_rank_ends_the_run(make_config, tmp_path):
     """Kill rank 1 mid-run: torchrun ends every rank; the checkpoint resumes on 2 or on 1 process to the same weights."""
     raw = make_config(student=TEXTCNN, train={"epochs": 4, "checkpoint_every": 2})
@@ -125,6 +127,7 @@ def rank_pid(tag: str, rank: int) -> int:
     raise AssertionError(f"no rank {rank} process for {tag}")
 
 
+@pytest.mark.slow
 def test_the_failing_rank_and_its_error_end_the_run(make_config, tmp_path):
     raw = make_config(data={"train": str(tmp_path / "missing.tsv")}, output_dir=None)
     done = torchrun(raw, tmp_path, "broken")

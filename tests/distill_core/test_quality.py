@@ -47,6 +47,7 @@ def student(setting, **changes) -> dict:
     return run(ExperimentConfig.from_dict(raw), cache_dir=setting / "cache")
 
 
+@pytest.mark.slow  # trains teacher-labelled and hard-label students to compare them
 def test_a_distilled_student_beats_its_hard_label_twin(setting):
     twin = student(setting)
     distilled = student(setting, kd={"alpha": 0.5}, augment={"enabled": True, "n_iter": 4})

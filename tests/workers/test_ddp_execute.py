@@ -24,6 +24,8 @@ from webapp.gpuqueue import queue
 from workers import inventory
 from workers.tasks import execute
 
+pytestmark = pytest.mark.slow  # torchrun with two ranks per run
+
 S = Experiment.Status
 
 
@@ -115,8 +117,18 @@ def test_a_failing_rank_fails_the_run_with_its_rank_and_error(make_experiment, t
     assert "of 2 failed: ConfigError: train.batch_size=7 is the global batch" in exp.error, exp.error
 
 
+@pytest.fixture
+def late_sigterm_ignored():
+    """A SIGTERM the test sends after execute() put the handler back (a run that ended early) fails the test
+    instead of killing the pytest process (and, under xdist, the tests queued behind it)."""
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
 def test_sigterm_to_the_job_stops_every_rank_at_one_step_and_the_run_resumes(make_experiment, tiny_run_config,
-                                                                             two_fake_gpus, tmp_path):
+                                                                             two_fake_gpus, tmp_path,
+                                                                             late_sigterm_ignored):
     """The job's SIGTERM (a worker's warm shutdown) reaches rank 0 through the bridge and the ranks through it."""
     out = tmp_path / "t"
     exp = make_experiment("stopped", gpus=2, config=ddp_config(tiny_run_config, out))

@@ -10,7 +10,8 @@ def test_the_worker_runs_one_job_at_a_time_in_a_fresh_child(settings):
 
     argv = worker_argv(["a100"], name="gpu3")
     assert argv[argv.index("--concurrency") + 1] == "1" and argv[argv.index("--prefetch-multiplier") + 1] == "1"
-    assert argv[argv.index("--queues") + 1] == "distillery,distillery.a100" and "gpu3@%h" in argv
+    prefix = settings.CELERY_TASK_DEFAULT_QUEUE  # "distillery" unless DISTILLERY_QUEUE_PREFIX (xdist) says otherwise
+    assert argv[argv.index("--queues") + 1] == f"{prefix},{prefix}.a100" and "gpu3@%h" in argv
     assert settings.CELERY_WORKER_MAX_TASKS_PER_CHILD == 1
 
 
@@ -28,7 +29,7 @@ def test_housekeeping_has_its_own_queue_that_no_run_worker_consumes(settings):
     from workers.launch import housekeeping_argv, worker_argv
 
     route = app.amqp.router.route({}, "workers.tasks.housekeeping", args=(), kwargs={})
-    assert route["queue"].name == settings.HOUSEKEEPING_QUEUE == "distillery-housekeeping"
+    assert route["queue"].name == settings.HOUSEKEEPING_QUEUE == f"{settings.CELERY_TASK_DEFAULT_QUEUE}-housekeeping"
     argv = housekeeping_argv()
     assert argv[argv.index("--queues") + 1] == settings.HOUSEKEEPING_QUEUE
     assert argv[argv.index("--pool") + 1] == "solo" and "housekeeping@%h" in argv

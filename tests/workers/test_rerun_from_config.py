@@ -15,6 +15,8 @@ from webapp.gpuqueue import queue
 from webapp.metrics.models import MetricPoint
 from workers.tasks import execute
 
+pytestmark = pytest.mark.slow  # re-runs a config through the CLI in a subprocess
+
 S = Experiment.Status
 
 

@@ -25,6 +25,8 @@ from distillery_client.http import ApiError, Connection
 from webapp.experiments.models import Experiment
 from webapp.metrics.models import MetricPoint
 
+pytestmark = pytest.mark.slow  # a live server and CLI subprocesses
+
 REPO = Path(__file__).resolve().parents[3]
 S = Experiment.Status
 

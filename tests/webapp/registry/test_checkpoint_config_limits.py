@@ -109,7 +109,7 @@ def test_a_teacher_that_is_still_unpacking_cannot_be_chosen(alice_client, form_d
     assert not Experiment.objects.exists()
 
 
-def test_registering_a_path_builds_no_model_in_the_request(alice_client, acme, teacher_dir, monkeypatch):
+def test_registering_a_path_builds_no_model_in_the_request(alice_client, acme, teacher_dir, monkeypatch, settings):
     import transformers
 
     def forbidden(*args, **kwargs):
@@ -123,7 +123,7 @@ def test_registering_a_path_builds_no_model_in_the_request(alice_client, acme, t
     checkpoint = Checkpoint.objects.get(name="tiny")
     assert response.status_code == 302 and checkpoint.is_ready
     assert checkpoint.info["num_layers"] == 2 and checkpoint.info["parameters"] is None
-    assert sent == [{"args": [checkpoint.pk], "queue": "distillery-housekeeping"}]
+    assert sent == [{"args": [checkpoint.pk], "queue": settings.HOUSEKEEPING_QUEUE}]
 
 
 def test_the_housekeeping_task_counts_the_parameters_once(alice_client, acme, teacher_dir, teacher_info, eager_tasks):

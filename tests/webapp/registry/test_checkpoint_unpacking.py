@@ -93,14 +93,14 @@ def test_another_teams_status_is_not_found(charlie_client, checkpoint):
     assert charlie_client.get(f"/checkpoints/{checkpoint.pk}/status.json").status_code == 404
 
 
-def test_the_task_goes_to_the_housekeeping_queue(alice_client, acme, teacher_files, monkeypatch):
+def test_the_task_goes_to_the_housekeeping_queue(alice_client, acme, teacher_files, monkeypatch, settings):
     from workers.archive_tasks import unpack_checkpoint
 
     sent = []
     monkeypatch.setattr(unpack_checkpoint, "apply_async", lambda **kwargs: sent.append(kwargs))
     post(alice_client, acme, zip_bytes(teacher_files))
     checkpoint = Checkpoint.objects.get(name="uploaded")
-    assert sent == [{"args": [checkpoint.pk], "queue": "distillery-housekeeping"}]
+    assert sent == [{"args": [checkpoint.pk], "queue": settings.HOUSEKEEPING_QUEUE}]
 
 
 def test_a_duplicated_message_is_a_no_op(alice_client, acme, teacher_files):
