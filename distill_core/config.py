@@ -123,6 +123,8 @@ class StudentConfig:
                                         "Other widths train through a learned projection, folded away at the end.",
                               choices=EMBEDDING_INITS)
     embedding_file: str | None = None  # word2vec/GloVe text format (word_vectors.py); checked in validate()
+    prune_vocab: bool = opt(False, "Transformer on the teacher's pieces: keep only the pieces the train split uses "
+                                   "(others read [UNK]): a much smaller input table (vocab_pruning.py).")
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -346,6 +348,10 @@ class ExperimentConfig:
 
     def _validate_embedding_init(self) -> None:
         s = self.student
+        if s.prune_vocab:
+            _check(s.type == "transformer" and s.vocab == "teacher", "student.prune_vocab",
+                   "Pruning the vocabulary is for a transformer student on the teacher's word pieces "
+                   "(student.vocab \"teacher\").")
         if s.embedding_init in ("teacher", "file"):
             _check(s.type != "transformer", "student.embedding_init",
                    "Embedding initialisation is for TextCNN, BiLSTM and BiGRU; a transformer student starts from "

@@ -67,6 +67,7 @@ from distill_core.student_base import length_mask
 from distill_core.students import build_student
 from distill_core.teachers import inspect_checkpoint, label_order, load_teacher, teacher_logits
 from distill_core.vocab import Encoder, TeacherPieces, Vocab
+from distill_core.vocab_pruning import prune_student, split_ids
 
 log = logging.getLogger(__name__)
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -230,6 +231,8 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
                             config.student.options).to(device)
     embedding_info = initialise_embeddings(student, config.student, teacher=teacher, seed=config.seed,
                                            tokens=getattr(encoder, "tokens", None))
+    if config.student.prune_vocab:  # the train split's pieces only (vocab_pruning.py)
+        embedding_info["pruned_vocab"] = prune_student(student, split_ids(encoded["train"]), tokenizer)
     parallel.reseed(group, config.seed, 0)
     trainer = Trainer(config, student, encoded, labels, device, sink, should_cancel, teacher, teacher_info)
     with phases.phase("training", total=trainer.total_steps, unit="step") as trainer.progress:

@@ -92,7 +92,7 @@ def test_the_api_style_minimal_dict_still_validates_with_the_librarys_defaults(a
     assert config["train"] == {**dataclasses.asdict(defaults.train), "batch_size": 64, "learning_rate": 0.001}
     assert config["student"] == {"type": "textcnn", "vocab": "char", "embedding_dim": 128,
                                  "embedding_init": dataclasses.asdict(defaults.student)["embedding_init"],
-                                 "embedding_file": None, "options": {}}
+                                 "embedding_file": None, "prune_vocab": False, "options": {}}
     assert config["matches"] == [] and config["stages"] == [] and config["teacher"]["ensemble"] == []
     assert len(form.configs) == 1
 

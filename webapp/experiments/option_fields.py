@@ -55,6 +55,7 @@ LABELS = {
     "teacher_weight": "Teacher weight", "tune_kd": "Tune KD first", "tune_steps": "Steps per trial",
     "tune_metric": "Trial metric", "bucket_by_length": "Bucket by length", "embedding_init": "Embedding start",
     "augment_replace": "Replace with", "augment_neighbours": "Neighbours",
+    "student_prune_vocab": "Prune the vocabulary to the train split's pieces",
 }
 CHOICE_LABELS = {
     "textcnn": "TextCNN", "bilstm": "BiLSTM", "bigru": "BiGRU", "transformer": "Transformer",
