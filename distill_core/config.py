@@ -22,6 +22,7 @@ from distill_core.options import opt, registry_names
 DATA_FORMATS = ("tsv", "csv", "jsonl", "parquet", "hf")  # hf: a datasets save_to_disk directory
 STUDENT_VOCABS = ("char", "word", "teacher")
 EMBEDDING_INITS = ("auto", "random", "teacher", "file")  # embedding_init.py
+EMBEDDING_PROJECTIONS = ("once", "frozen", "learned")  # embedding_init.py
 AUGMENT_REPLACE = ("frequency", "teacher_neighbours")  # augment.py
 OPTIMIZERS = ("adamw", "adam", "sgd", "adadelta")
 LR_SCHEDULES = ("constant", "linear", "cosine")
@@ -123,6 +124,10 @@ class StudentConfig:
                                         "Other widths train through a learned projection, folded away at the end.",
                               choices=EMBEDDING_INITS)
     embedding_file: str | None = None  # word2vec/GloVe text format (word_vectors.py); checked in validate()
+    embedding_projection: str = opt("learned", "When the start's width differs from embedding_dim: project it once onto "
+                                               "its principal directions (a plain table, no extra cost), or train the "
+                                               "projection on a frozen or a trained source table.",
+                                    choices=EMBEDDING_PROJECTIONS)
     prune_vocab: bool = opt(False, "Transformer on the teacher's pieces: keep only the pieces the train split uses "
                                    "(others read [UNK]): a much smaller input table (vocab_pruning.py).")
     options: dict[str, Any] = field(default_factory=dict)

@@ -56,6 +56,7 @@ LABELS = {
     "tune_metric": "Trial metric", "bucket_by_length": "Bucket by length", "embedding_init": "Embedding start",
     "augment_replace": "Replace with", "augment_neighbours": "Neighbours",
     "student_prune_vocab": "Prune the vocabulary to the train split's pieces",
+    "student_embedding_projection": "Projection to the embedding width",
 }
 CHOICE_LABELS = {
     "textcnn": "TextCNN", "bilstm": "BiLSTM", "bigru": "BiGRU", "transformer": "Transformer",
@@ -71,6 +72,9 @@ OWN_CHOICE_LABELS = {
     "lr_schedule": {"linear": "Linear decay", "cosine": "Cosine decay"},
     "embedding_init": {"auto": "Auto (the teacher's on its pieces, else the file, else random)", "random": "Random",
                        "teacher": "The teacher's input embeddings", "file": "A word-vector file"},
+    "student_embedding_projection": {"once": "Once, before training (no extra cost)",
+                                     "frozen": "Trained, on the frozen source table",
+                                     "learned": "Trained, with the source table"},
     "augment_replace": {"frequency": "A word of similar frequency",
                         "teacher_neighbours": "A nearest neighbour in the teacher's embeddings"},
 }
