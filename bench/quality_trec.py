@@ -108,6 +108,7 @@ def main() -> None:
                         help="student.embedding_projection of the '+ teacher emb' rows")
     parser.add_argument("--seeds", type=int, default=1,
                         help="seeds for the rows whose distilled vs alone difference is under 1 point at seed 0")
+    parser.add_argument("--every-row-seeds", action="store_true", help="run every row at all --seeds seeds")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     size = SIZES[args.size]
@@ -142,7 +143,7 @@ def main() -> None:
         progress(json.dumps(by_name[name][0]))
         out_file.write_text(json.dumps(summary, indent=1))
     for name, *run_args in runs:  # extra seeds where seed 0 leaves the verdict within noise
-        if args.seeds > 1 and name in close_rows(by_name, runs):
+        if args.seeds > 1 and (args.every_row_seeds or name in close_rows(by_name, runs)):
             for seed in range(1, args.seeds):
                 by_name[name].append(distil_row(name, *run_args, paths, labels, teacher, size, seed, **extra))
                 progress(json.dumps(by_name[name][-1]))
