@@ -72,6 +72,9 @@ STUDENTS = {
     # the same with fewer or more layers and the train split's word pieces only (student.prune_vocab)
     "transformer 3L pruned": {"type": "transformer", "options": {}, "lr": 5e-5, "layers": 3, "prune_vocab": True},
     "transformer 4L pruned": {"type": "transformer", "options": {}, "lr": 5e-5, "layers": 4, "prune_vocab": True},
+    # pruned-away pieces read their nearest kept piece (student.prune_unseen) instead of [UNK]
+    "transformer 3L pruned nn": {"type": "transformer", "options": {}, "lr": 5e-5, "layers": 3, "prune_vocab": True,
+                                 "prune_unseen": "nearest"},
 }
 DISTILLED_ALPHA = 0.2  # hard-label weight of a distilled run; 1 - alpha goes to the soft targets
 TEMPERATURE = 4.0
@@ -90,7 +93,7 @@ RUNS = [
                                          "teacher_neighbours"))],
     ("transformer from teacher alone", "transformer", 1.0, False, "random", "frequency"),
     ("transformer from teacher distilled", "transformer", DISTILLED_ALPHA, False, "random", "frequency"),
-    *[(f"{s} {what}", s, alpha, False, "random", "frequency") for s in ("transformer 3L pruned", "transformer 4L pruned")
+    *[(f"{s} {what}", s, alpha, False, "random", "frequency") for s in ("transformer 3L pruned", "transformer 4L pruned", "transformer 3L pruned nn")
       for what, alpha in (("alone", 1.0), ("distilled", DISTILLED_ALPHA))],
 ]
 
@@ -266,6 +269,7 @@ def distil_row(name: str, student: str, alpha: float, augment: bool, init: str, 
                  "labels": labels, "max_length": size["max_length"]},
         "teacher": {"path": teacher["path"]},
         "student": {"type": s["type"], "vocab": "teacher", "options": options, "prune_vocab": s.get("prune_vocab", False),
+                    "prune_unseen": s.get("prune_unseen", "unk"),
                     **({} if transformer else {"embedding_dim": size["embedding_dim"], "embedding_init": init,
                                                "embedding_projection": projection})},
         "kd": {"temperature": temperature, "alpha": alpha, "loss": loss},

@@ -22,7 +22,7 @@ from distill_core.options import opt, registry_names
 DATA_FORMATS = ("tsv", "csv", "jsonl", "parquet", "hf")  # hf: a datasets save_to_disk directory
 STUDENT_VOCABS = ("char", "word", "teacher")
 EMBEDDING_INITS = ("auto", "random", "teacher", "file")  # embedding_init.py
-EMBEDDING_PROJECTIONS = ("once", "frozen", "learned")  # embedding_init.py
+PROJECTIONS = ("once", "frozen", "learned")  # embedding_init.py
 AUGMENT_REPLACE = ("frequency", "teacher_neighbours")  # augment.py
 OPTIMIZERS = ("adamw", "adam", "sgd", "adadelta")
 LR_SCHEDULES = ("constant", "linear", "cosine")
@@ -121,15 +121,13 @@ class StudentConfig:
     embedding_init: str = opt("random", "Where TextCNN/BiLSTM/BiGRU embeddings start: random, the teacher's input "
                                         "embeddings (vocab teacher), a word-vector file (embedding_file; char/word "
                                         "vocab), or auto (the teacher's on its pieces, else the file, else random). "
-                                        "Other widths train through a learned projection, folded away at the end.",
+                                        "Other widths: see embedding_projection.",
                               choices=EMBEDDING_INITS)
     embedding_file: str | None = None  # word2vec/GloVe text format (word_vectors.py); checked in validate()
-    embedding_projection: str = opt("learned", "When the start's width differs from embedding_dim: project it once onto "
-                                               "its principal directions (a plain table, no extra cost), or train the "
-                                               "projection on a frozen or a trained source table.",
-                                    choices=EMBEDDING_PROJECTIONS)
-    prune_vocab: bool = opt(False, "Transformer on the teacher's pieces: keep only the pieces the train split uses "
-                                   "(others read [UNK]): a much smaller input table (vocab_pruning.py).")
+    embedding_projection: str = opt("learned", "Start wider than embedding_dim: projected once (a plain table), or a "
+                                               "trained projection of a frozen or trained table.", choices=PROJECTIONS)
+    prune_vocab: bool = opt(False, "A transformer on the teacher's pieces keeps only the train split's (vocab_pruning.py).")
+    prune_unseen: str = opt("unk", "A pruned-away piece reads [UNK] or its nearest kept piece.", choices=("unk", "nearest"))
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -353,10 +351,8 @@ class ExperimentConfig:
 
     def _validate_embedding_init(self) -> None:
         s = self.student
-        if s.prune_vocab:
-            _check(s.type == "transformer" and s.vocab == "teacher", "student.prune_vocab",
-                   "Pruning the vocabulary is for a transformer student on the teacher's word pieces "
-                   "(student.vocab \"teacher\").")
+        _check(not s.prune_vocab or (s.type == "transformer" and s.vocab == "teacher"), "student.prune_vocab",
+               "Pruning the vocabulary is for a transformer student on the teacher's word pieces (vocab \"teacher\").")
         if s.embedding_init in ("teacher", "file"):
             _check(s.type != "transformer", "student.embedding_init",
                    "Embedding initialisation is for TextCNN, BiLSTM and BiGRU; a transformer student starts from "

@@ -232,7 +232,8 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     embedding_info = initialise_embeddings(student, config.student, teacher=teacher, seed=config.seed,
                                            tokens=getattr(encoder, "tokens", None))
     if config.student.prune_vocab:  # the train split's pieces only (vocab_pruning.py)
-        embedding_info["pruned_vocab"] = prune_student(student, split_ids(encoded["train"]), tokenizer)
+        embedding_info["pruned_vocab"] = prune_student(student, split_ids(encoded["train"]), tokenizer,
+                                                       config.student.prune_unseen)
     parallel.reseed(group, config.seed, 0)
     trainer = Trainer(config, student, encoded, labels, device, sink, should_cancel, teacher, teacher_info)
     with phases.phase("training", total=trainer.total_steps, unit="step") as trainer.progress:

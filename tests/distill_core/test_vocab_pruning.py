@@ -35,6 +35,15 @@ def test_the_remapping_keeps_the_seen_and_special_pieces_and_sends_the_rest_to_u
     assert torch.equal(small(ids), expected)
 
 
+def test_a_pruned_away_piece_can_read_its_nearest_kept_piece_instead_of_unk():
+    table = torch.nn.Embedding(6, 2)
+    with torch.no_grad():
+        table.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 1.0], [1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.2, 2.0]]))
+    small = pruned(table, torch.tensor([0, 1, 2, 3]), unk_id=1, unseen="nearest")
+    assert small.id_map.tolist() == [0, 1, 2, 3, 2, 3]  # 4 is nearest to 2, 5 to 3 (cosine)
+    assert torch.equal(small(torch.tensor([4, 5])), table(torch.tensor([2, 3])))
+
+
 def test_a_pruned_student_computes_the_unpruned_logits_on_kept_pieces(tiny_teacher):
     from transformers import AutoConfig
 
@@ -43,7 +52,7 @@ def test_a_pruned_student_computes_the_unpruned_logits_on_kept_pieces(tiny_teach
     student = copy.deepcopy(whole)  # the same random head
     train = torch.tensor([[0, 4, 5, 6, 2], [0, 6, 7, 8, 2]])
     info = prune_student(student, train, Tokenizer())
-    assert info == {"kept": 8, "of": vocab}  # 0, 1, 2 and 4..8
+    assert info == {"kept": 8, "of": vocab, "unseen": "unk"}  # 0, 1, 2 and 4..8
     assert isinstance(student.bert.embeddings.word_embeddings, PrunedEmbedding)
     assert sum(p.numel() for p in student.parameters()) == sum(p.numel() for p in whole.parameters()) - (vocab - 8) * 32
     kept = torch.tensor([[0, 8, 4, 5, 2], [0, 7, 7, 6, 2]])

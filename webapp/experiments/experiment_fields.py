@@ -168,7 +168,7 @@ LAYOUT: dict[str, tuple[str, ...]] = {
                 "word_vectors", "cnn_filter_sizes",
                 "cnn_num_filters", "cnn_dropout", "rnn_hidden_size", "rnn_fc_size", "rnn_dropout", "rnn_siamese", "tf_preset",
                 "tf_layers", "tf_hidden", "tf_heads", "tf_ffn", "tf_dropout", "tf_init_from_teacher",
-                "student_prune_vocab"),
+                "student_prune_vocab", "student_prune_unseen"),
     "kd": ("temperature", "alpha", "kd_loss", "t2_scaling", "kd_weight", "tune_kd", "tune_temperatures", "tune_alphas",
            "tune_losses", "tune_steps"),
     "matches": ("matches_mode", "matches_preset", "generate_strategy", "generate_feature", "generate_loss",

@@ -57,6 +57,7 @@ LABELS = {
     "augment_replace": "Replace with", "augment_neighbours": "Neighbours",
     "student_prune_vocab": "Prune the vocabulary to the train split's pieces",
     "student_embedding_projection": "Projection to the embedding width",
+    "student_prune_unseen": "A pruned-away piece reads",
 }
 CHOICE_LABELS = {
     "textcnn": "TextCNN", "bilstm": "BiLSTM", "bigru": "BiGRU", "transformer": "Transformer",
@@ -75,6 +76,7 @@ OWN_CHOICE_LABELS = {
     "student_embedding_projection": {"once": "Once, before training (no extra cost)",
                                      "frozen": "Trained, on the frozen source table",
                                      "learned": "Trained, with the source table"},
+    "student_prune_unseen": {"unk": "[UNK]", "nearest": "Its nearest kept piece (teacher embeddings)"},
     "augment_replace": {"frequency": "A word of similar frequency",
                         "teacher_neighbours": "A nearest neighbour in the teacher's embeddings"},
 }
