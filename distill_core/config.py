@@ -118,13 +118,13 @@ class StudentConfig:
                              "matches and initialising from the teacher need those).", choices=STUDENT_VOCABS)
     embedding_dim: int = opt(128, "Width of the token embeddings (transformers use their hidden width).", low=1,
                              high=4096)
-    embedding_init: str = opt("random", "Where TextCNN/BiLSTM/BiGRU embeddings start: random, the teacher's input "
-                                        "embeddings (vocab teacher), a word-vector file (embedding_file; char/word "
-                                        "vocab), or auto (the teacher's on its pieces, else the file, else random). "
-                                        "Other widths: see embedding_projection.",
+    embedding_init: str = opt("auto", "Where TextCNN/BiLSTM/BiGRU embeddings start: random, the teacher's input "
+                                      "embeddings (vocab teacher), a word-vector file (embedding_file; char/word "
+                                      "vocab), or auto (the teacher's on its pieces, else the file, else random). "
+                                      "Other widths: see embedding_projection.",
                               choices=EMBEDDING_INITS)
     embedding_file: str | None = None  # word2vec/GloVe text format (word_vectors.py); checked in validate()
-    embedding_projection: str = opt("learned", "Start wider than embedding_dim: projected once (a plain table), or a "
+    embedding_projection: str = opt("frozen", "Start wider than embedding_dim: projected once (a plain table), or a "
                                                "trained projection of a frozen or trained table.", choices=PROJECTIONS)
     prune_vocab: bool = opt(False, "A transformer on the teacher's pieces keeps only the train split's (vocab_pruning.py).")
     prune_unseen: str = opt("unk", "A pruned-away piece reads [UNK] or its nearest kept piece.", choices=("unk", "nearest"))

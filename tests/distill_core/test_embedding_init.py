@@ -120,7 +120,7 @@ def test_config_refuses_inits_that_cannot_apply(make_config):
         ExperimentConfig.from_dict(make_config(student={"type": "transformer", "vocab": "teacher",
                                                         "embedding_init": "teacher"}))
     with pytest.raises(ConfigError, match="only read with embedding_init"):
-        ExperimentConfig.from_dict(make_config(student={"embedding_file": "/x.txt"}))
+        ExperimentConfig.from_dict(make_config(student={"embedding_file": "/x.txt", "embedding_init": "random"}))
     with pytest.raises(ConfigError, match="student.embedding_init='glove' is not one of"):
         ExperimentConfig.from_dict(make_config(student={"embedding_init": "glove"}))
 

@@ -98,8 +98,8 @@ def test_a_transformer_with_a_matches_preset_is_queued_from_the_browser(seeded, 
     page.wait_for_url(re.compile(r".*/experiments/\d+/$"), timeout=90_000)
     experiment = Experiment.objects.get()
     assert experiment.config["student"] == {"type": "transformer", "vocab": "teacher", "embedding_dim": 128,
-                                            "embedding_init": "random", "embedding_file": None,
-                                            "embedding_projection": "once", "prune_vocab": True, "prune_unseen": "unk",
+                                            "embedding_init": "auto", "embedding_file": None,
+                                            "embedding_projection": "frozen", "prune_vocab": True, "prune_unseen": "unk",
                                             "options": {"preset": "custom", "layers": 3, "hidden": 16, "heads": 2,
                                                         "ffn": 32, "dropout": 0.1}}
     assert experiment.config["matches"] == "L3_hidden_smmd"
