@@ -112,6 +112,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1,
                         help="seeds for the rows whose distilled vs alone difference is under 1 point at seed 0")
     parser.add_argument("--every-row-seeds", action="store_true", help="run every row at all --seeds seeds")
+    parser.add_argument("--seed", type=int, default=0, help="the first pass's seed (default 0)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     size = SIZES[args.size]
@@ -141,7 +142,7 @@ def main() -> None:
     extra = {"temperature": temperature, "projection": args.projection}
     by_name: dict[str, list[dict]] = {}
     for name, *run_args in runs:
-        by_name[name] = [distil_row(name, *run_args, paths, labels, teacher, size, seed=0, **extra)]
+        by_name[name] = [distil_row(name, *run_args, paths, labels, teacher, size, seed=args.seed, **extra)]
         summary["rows"].append(by_name[name][0])
         progress(json.dumps(by_name[name][0]))
         out_file.write_text(json.dumps(summary, indent=1))
