@@ -69,6 +69,12 @@ STUDENTS = {
     "bigru": {"type": "bigru", "options": {"hidden_size": 128, "fc_size": 128}, "lr": 3e-3},
     # half the teacher's layers, copied from it (options filled in from the teacher's config at run time)
     "transformer": {"type": "transformer", "options": {}, "lr": 5e-5},
+    # the same with fewer or more layers and the train split's word pieces only (student.prune_vocab)
+    "transformer 3L pruned": {"type": "transformer", "options": {}, "lr": 5e-5, "layers": 3, "prune_vocab": True},
+    "transformer 4L pruned": {"type": "transformer", "options": {}, "lr": 5e-5, "layers": 4, "prune_vocab": True},
+    # pruned-away pieces read their nearest kept piece (student.prune_unseen) instead of [UNK]
+    "transformer 3L pruned nn": {"type": "transformer", "options": {}, "lr": 5e-5, "layers": 3, "prune_vocab": True,
+                                 "prune_unseen": "nearest"},
 }
 DISTILLED_ALPHA = 0.2  # hard-label weight of a distilled run; 1 - alpha goes to the soft targets
 TEMPERATURE = 4.0
@@ -87,6 +93,8 @@ RUNS = [
                                          "teacher_neighbours"))],
     ("transformer from teacher alone", "transformer", 1.0, False, "random", "frequency"),
     ("transformer from teacher distilled", "transformer", DISTILLED_ALPHA, False, "random", "frequency"),
+    *[(f"{s} {what}", s, alpha, False, "random", "frequency") for s in ("transformer 3L pruned", "transformer 4L pruned", "transformer 3L pruned nn")
+      for what, alpha in (("alone", 1.0), ("distilled", DISTILLED_ALPHA))],
 ]
 
 def main() -> None:
@@ -97,8 +105,14 @@ def main() -> None:
     parser.add_argument("--teacher", type=Path, help="a teacher directory with its bench_teacher.json (as this "
                                                     "script writes it) to use instead of building one")
     parser.add_argument("--out", help="summary JSON file name under var/bench/ (default: quality-trec-<size>.json)")
+    parser.add_argument("--kd", help="T,alpha for the distilled rows (default: %(default)s)",
+                        default=f"{TEMPERATURE:g},{DISTILLED_ALPHA:g}")
+    parser.add_argument("--projection", default="learned", choices=("once", "frozen", "learned"),
+                        help="student.embedding_projection of the '+ teacher emb' rows")
     parser.add_argument("--seeds", type=int, default=1,
                         help="seeds for the rows whose distilled vs alone difference is under 1 point at seed 0")
+    parser.add_argument("--every-row-seeds", action="store_true", help="run every row at all --seeds seeds")
+    parser.add_argument("--seed", type=int, default=0, help="the first pass's seed (default 0)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     size = SIZES[args.size]
@@ -121,17 +135,21 @@ def main() -> None:
     unknown = [name for name in wanted if name not in by_row and name != "none"]
     if unknown:
         raise SystemExit(f"Unknown row(s) {unknown}; rows: {', '.join(by_row)}.")
-    runs = [by_row[name] for name in wanted if name in by_row]  # in the order asked for
+    temperature, kd_alpha = (float(v) for v in args.kd.split(","))
+    summary.update(temperature=temperature, distilled_alpha=kd_alpha, projection=args.projection)
+    # in the order asked for; a distilled row takes --kd's alpha
+    runs = [(r[0], r[1], kd_alpha if r[2] != 1.0 else 1.0, *r[3:]) for r in (by_row[n] for n in wanted if n in by_row)]
+    extra = {"temperature": temperature, "projection": args.projection}
     by_name: dict[str, list[dict]] = {}
     for name, *run_args in runs:
-        by_name[name] = [distil_row(name, *run_args, paths, labels, teacher, size, seed=0)]
+        by_name[name] = [distil_row(name, *run_args, paths, labels, teacher, size, seed=args.seed, **extra)]
         summary["rows"].append(by_name[name][0])
         progress(json.dumps(by_name[name][0]))
         out_file.write_text(json.dumps(summary, indent=1))
     for name, *run_args in runs:  # extra seeds where seed 0 leaves the verdict within noise
-        if args.seeds > 1 and name in close_rows(by_name, runs):
+        if args.seeds > 1 and (args.every_row_seeds or name in close_rows(by_name, runs)):
             for seed in range(1, args.seeds):
-                by_name[name].append(distil_row(name, *run_args, paths, labels, teacher, size, seed))
+                by_name[name].append(distil_row(name, *run_args, paths, labels, teacher, size, seed, **extra))
                 progress(json.dumps(by_name[name][-1]))
                 summary["extra_seeds"] = {k: rows[1:] for k, rows in by_name.items() if len(rows) > 1}
                 out_file.write_text(json.dumps(summary, indent=1))  # a cut-short run keeps what it has
@@ -234,22 +252,30 @@ def tiny_base(train: Path, labels: list[str]) -> tuple[Path, str]:
 
 
 def distil_row(name: str, student: str, alpha: float, augment: bool, init: str, replace: str,
-               paths: dict[str, Path], labels: list[str], teacher: dict, size: dict, seed: int) -> dict:
+               paths: dict[str, Path], labels: list[str], teacher: dict, size: dict, seed: int,
+               temperature: float = TEMPERATURE, projection: str = "learned", loss: str = "kl",
+               tune: dict | None = None) -> dict:
+    """One run; the row has its figures and its test predictions (label indices, one digit each)."""
     from distill_core.config import ExperimentConfig
     from distill_core.distiller import run
 
     s = STUDENTS[student]
     transformer = s["type"] == "transformer"
-    options = transformer_options(teacher["path"]) if transformer else s["options"]
+    options = transformer_options(teacher["path"], s.get("layers")) if transformer else s["options"]
+    export = common.VAR / "trec-exports" / f"{name.replace(' ', '-').replace('+', 'plus')}-s{seed}"
     n_train = sum(1 for _ in open(paths["train"], encoding="utf-8"))
     config = ExperimentConfig.from_dict({
         "name": f"trec {name} seed {seed}", "seed": seed,
         "data": {"train": str(paths["train"]), "dev": str(paths["dev"]), "test": str(paths["test"]),
                  "labels": labels, "max_length": size["max_length"]},
         "teacher": {"path": teacher["path"]},
-        "student": {"type": s["type"], "vocab": "teacher", "options": options,
-                    **({} if transformer else {"embedding_dim": size["embedding_dim"], "embedding_init": init})},
-        "kd": {"temperature": TEMPERATURE, "alpha": alpha, "loss": "kl"},
+        "student": {"type": s["type"], "vocab": "teacher", "options": options, "prune_vocab": s.get("prune_vocab", False),
+                    "prune_unseen": s.get("prune_unseen", "unk"),
+                    **({} if transformer else {"embedding_dim": size["embedding_dim"], "embedding_init": init,
+                                               "embedding_projection": projection})},
+        "kd": {"temperature": temperature, "alpha": alpha, "loss": loss},
+        **({"tune": tune} if tune else {}),
+        "output_dir": str(export),
         "augment": {"enabled": augment, "n_iter": size["augment_copies"], "replace": replace,
                     "max_examples": n_train * size["augment_copies"]},
         "train": {"epochs": size["transformer_epochs"] if transformer else size["epochs"], "batch_size": 32,
@@ -258,8 +284,13 @@ def distil_row(name: str, student: str, alpha: float, augment: bool, init: str, 
     })
     results = run(config, resume=False, cache_dir=common.VAR / "teacher-cache-trec")
     r, sz = results["student"], results["size"]["student"]
-    return {"model": name, "student": student, "alpha": alpha, "augment": augment, "seeds": [seed],
+    kd = results["tuning"]["settings"] if tune else {"temperature": temperature, "alpha": alpha, "loss": loss}
+    return {"model": name, "student": student, **kd, "augment": augment, "seeds": [seed],
             "embedding_init": init, "augment_replace": replace if augment else None,
+            "embedding_projection": results["embedding_init"].get("projection"),
+            "pruned_vocab": results["embedding_init"].get("pruned_vocab"),
+            "per_class_f1": {c["label"]: round(c["f1"], 4) for c in r["per_class"]},
+            "predictions": test_predictions(export, paths["test"], labels), "tuning": results.get("tuning"),
             "accuracy": round(r["accuracy"], 4), "macro_f1": round(r["macro_f1"], 4),
             "parameters": sz["parameters"], "mb": round(sz["bytes"] / 1e6, 2),
             "latency_ms_batch_1": sz["latency_ms_batch_1"], "latency_ms_batch_32": sz["latency_ms_batch_32"],
@@ -267,12 +298,21 @@ def distil_row(name: str, student: str, alpha: float, augment: bool, init: str, 
             "seconds": results["seconds"]["total"]}
 
 
-def transformer_options(teacher_path: str) -> dict:
-    """Half the teacher's layers at its width, initialised from it (a uniform pick of its layers)."""
+def test_predictions(export: Path, test: Path, labels: list[str]) -> str:
+    """The exported student's label index for every test question, as one string (the runs' predictions differ?)."""
+    from distill_core.export import load_student
+
+    texts = [line.split("\t")[0] for line in test.read_text(encoding="utf-8").splitlines()]
+    return "".join(str(labels.index(row["label"])) for row in load_student(export).predict(texts))
+
+
+def transformer_options(teacher_path: str, layers: int | None = None) -> dict:
+    """Half the teacher's layers (or `layers`) at its width, initialised from it (a uniform pick of its layers)."""
     from transformers import AutoConfig
 
     t = AutoConfig.from_pretrained(teacher_path)
-    return {"preset": "custom", "layers": max(1, t.num_hidden_layers // 2), "hidden": t.hidden_size,
+    layers = min(layers, t.num_hidden_layers) if layers else max(1, t.num_hidden_layers // 2)  # tiny: 2 layers
+    return {"preset": "custom", "layers": layers, "hidden": t.hidden_size,
             "heads": t.num_attention_heads, "ffn": t.intermediate_size, "init_from_teacher": teacher_path}
 
 
@@ -288,6 +328,8 @@ def twin_of(run: tuple) -> str:
     name, student, _, _, init, _ = run
     if student == "transformer":
         return "transformer from teacher alone"
+    if student.startswith("transformer"):
+        return f"{student} alone"
     return f"{student} alone" + (" + teacher emb" if init == "teacher" else "")
 
 
@@ -322,14 +364,14 @@ def checks(rows: list[dict]) -> dict:
     gains = {r["model"]: round(100 * (r["accuracy"] - alone[twins[r["model"]]]), 2) for r in students
              if r["alpha"] != 1.0 and twins[r["model"]] in alone}
     out: dict = {"distilled_gain_points": gains, "distilled_gains_all_ge_1_point": all(g >= 1.0 for g in gains.values())}
-    classic = [r for r in students if r["student"] != "transformer"]
+    classic = [r for r in students if not r["student"].startswith("transformer")]
     if classic:
         best = max(classic, key=lambda r: r["accuracy"])
         out["best_classic"] = best["model"]
         out["best_classic_keeps_of_teacher"] = round(best["accuracy"] / max(teacher["accuracy"], 1e-9), 4)
         out["best_classic_meets_95pct"] = out["best_classic_keeps_of_teacher"] >= 0.95
     for r in students:
-        if r["student"] == "transformer" and r["alpha"] != 1.0:
+        if r["student"].startswith("transformer") and r["alpha"] != 1.0:
             out["transformer_keeps_of_teacher"] = round(r["accuracy"] / max(teacher["accuracy"], 1e-9), 4)
             out["transformer_param_ratio"] = round(teacher["parameters"] / r["parameters"], 2)
             out["transformer_meets_98pct_at_2x"] = (out["transformer_keeps_of_teacher"] >= 0.98

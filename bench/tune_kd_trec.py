@@ -45,6 +45,8 @@ def main() -> None:
     parser.add_argument("--metric", default="macro_f1", choices=("accuracy", "macro_f1"))
     parser.add_argument("--steps", type=int, help="trial steps (default: 200 transformer, 300 classic students)")
     parser.add_argument("--tune-every-seed", action="store_true")
+    parser.add_argument("--kd", help="T,alpha,loss: use these settings at every seed instead of tuning (e.g. an "
+                        "earlier tuning's winner)")
     parser.add_argument("--alone", help="students whose hard-label twin is run here (default: all; 'none' compares "
                         "with the twins of quality_trec.py's table, which ran the same configs and seeds)")
     args = parser.parse_args()
@@ -67,13 +69,16 @@ def main() -> None:
         tune = {**grid, "enabled": True, "steps": steps if args.size == "full" else 10}
         record = summary["students"][student] = {"alone": [], "tuned": [], "tuning": None}
         chosen = None
+        if args.kd:
+            t, a, loss = args.kd.split(",")
+            chosen = {"temperature": float(t), "alpha": float(a), "loss": loss}
         for seed in range(args.seeds):
             if args.alone is None or student in args.alone.split(","):
                 record["alone"].append(qt.distil_row(f"{student} alone", student, 1.0, False, "random", "frequency",
                                                      paths, labels, teacher,
                                                      size, seed))
                 progress(json.dumps(record["alone"][-1]))
-            tuning_now = seed == 0 or args.tune_every_seed
+            tuning_now = not args.kd and (seed == 0 or args.tune_every_seed)
             row, tuning = tuned_row(student, paths, labels, teacher, size, seed,
                                     tune if tuning_now else None, chosen)
             if tuning_now:
@@ -111,35 +116,12 @@ def existing_teacher(size_name: str, paths: dict[str, Path], labels: list[str], 
 
 def tuned_row(student: str, paths: dict[str, Path], labels: list[str], teacher: dict, size: dict, seed: int,
               tune: dict | None, chosen: dict | None) -> tuple[dict, dict | None]:
-    """A distilled run: tuned (tune given) or with an earlier seed's winner (chosen)."""
-    from distill_core.config import ExperimentConfig
-    from distill_core.distiller import run
-
-    s = qt.STUDENTS[student]
-    transformer = s["type"] == "transformer"
-    options = qt.transformer_options(teacher["path"]) if transformer else s["options"]
+    """A distilled run (quality_trec.py's distil_row): tuned (tune given) or with an earlier seed's winner (chosen)."""
     kd = chosen or {"temperature": qt.TEMPERATURE, "alpha": qt.DISTILLED_ALPHA, "loss": "kl"}
-    config = ExperimentConfig.from_dict({
-        "name": f"trec {student} tuned seed {seed}", "seed": seed,
-        "data": {"train": str(paths["train"]), "dev": str(paths["dev"]), "test": str(paths["test"]),
-                 "labels": labels, "max_length": size["max_length"]},
-        "teacher": {"path": teacher["path"]},
-        "student": {"type": s["type"], "vocab": "teacher", "options": options,
-                    **({} if transformer else {"embedding_dim": size["embedding_dim"]})},
-        "kd": kd,
-        **({"tune": tune} if tune else {}),
-        "train": {"epochs": size["transformer_epochs"] if transformer else size["epochs"], "batch_size": 32,
-                  "learning_rate": s["lr"], "warmup_ratio": 0.1 if transformer else 0.0, "device": "cpu",
-                  "log_every": 50, "checkpoint_every": 10 ** 9},
-    })
-    results = run(config, resume=False, cache_dir=common.VAR / "teacher-cache-trec")
-    r = results["student"]
-    settings = results["tuning"]["settings"] if tune else kd
-    row = {"model": f"{student} tuned KD", "student": student, "seeds": [seed], "tuned_here": bool(tune),
-           **settings, "accuracy": round(r["accuracy"], 4), "macro_f1": round(r["macro_f1"], 4),
-           "per_class_f1": {c["label"]: round(c["f1"], 4) for c in r["per_class"]},
-           "best_dev_accuracy": round(results["best_dev"]["accuracy"], 4), "seconds": results["seconds"]["total"]}
-    tuning = results.get("tuning")
+    row = qt.distil_row(f"{student} tuned KD", student, kd["alpha"], False, "random", "frequency", paths, labels,
+                        teacher, size, seed, temperature=kd["temperature"], loss=kd["loss"], tune=tune)
+    tuning = row.pop("tuning")
+    row["tuned_here"] = bool(tune)
     if tuning:
         row["tuning_seconds"] = tuning["seconds"]
     return row, tuning

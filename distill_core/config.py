@@ -23,6 +23,7 @@ from distill_core.options import opt, registry_names
 DATA_FORMATS = ("tsv", "csv", "jsonl", "parquet", "hf")  # hf: a datasets save_to_disk directory
 STUDENT_VOCABS = ("char", "word", "teacher")
 EMBEDDING_INITS = ("auto", "random", "teacher", "file")  # embedding_init.py
+PROJECTIONS = ("once", "frozen", "learned")  # embedding_init.py
 AUGMENT_REPLACE = ("frequency", "teacher_neighbours")  # augment.py
 LR_SCHEDULES = ("constant", "linear", "cosine")
 AMP_MODES = ("off", "bf16", "fp16")
@@ -118,12 +119,16 @@ class StudentConfig:
                              "matches and initialising from the teacher need those).", choices=STUDENT_VOCABS)
     embedding_dim: int = opt(128, "Width of the token embeddings (transformers use their hidden width).", low=1,
                              high=4096)
-    embedding_init: str = opt("random", "Where TextCNN/BiLSTM/BiGRU embeddings start: random, the teacher's input "
-                                        "embeddings (vocab teacher), a word-vector file (embedding_file; char/word "
-                                        "vocab), or auto (the teacher's on its pieces, else the file, else random). "
-                                        "Other widths train through a learned projection, folded away at the end.",
+    embedding_init: str = opt("auto", "Where TextCNN/BiLSTM/BiGRU embeddings start: random, the teacher's input "
+                                      "embeddings (vocab teacher), a word-vector file (embedding_file; char/word "
+                                      "vocab), or auto (the teacher's on its pieces, else the file, else random). "
+                                      "Other widths: see embedding_projection.",
                               choices=EMBEDDING_INITS)
     embedding_file: str | None = None  # word2vec/GloVe text format (word_vectors.py); checked in validate()
+    embedding_projection: str = opt("frozen", "Start wider than embedding_dim: projected once (a plain table), or a "
+                                               "trained projection of a frozen or trained table.", choices=PROJECTIONS)
+    prune_vocab: bool = opt(False, "A transformer on the teacher's pieces keeps only the train split's (vocab_pruning.py).")
+    prune_unseen: str = opt("unk", "A pruned-away piece reads [UNK] or its nearest kept piece.", choices=("unk", "nearest"))
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -188,11 +193,9 @@ class TrainConfig:
     grad_accumulation: int = opt(1, "Batches per optimisation step.", low=1, high=1024)
     # On by default: batches of 16-token width classes, not of one exact length, which cost the bundled quality
     # test's student 5 points where length predicts the class (bucketing.py).
-    # off by default: on, the demo's distilled TextCNN loses about 1 point (docs/BENCHMARKS.md, bucketing)
-    bucket_by_length: str = opt("off", "Batch examples of similar length together so little of each batch is "
-                                       "padding (bucketing.py): on, off, or auto = on when random batches of the "
-                                       "train split would be at least 40 % padding. Faster; on short titles it "
-                                       "cost about 1 accuracy point.",
+    bucket_by_length: str = opt("off", "Batch examples of similar length together (bucketing.py): on, off, or "
+                                       "auto = on when random batches would be >= 40 % padding. Faster; it cost "
+                                       "the demo's student about 1 accuracy point, hence off by default.",
                                 choices=BUCKETING_MODES)
     checkpoint_every: int = opt(100, "Steps between resumable checkpoints (and every epoch end).", low=1, high=BIG)
     early_stopping_patience: int = opt(0, "Evaluations without a better dev score before stopping; 0 = never.",
@@ -348,6 +351,8 @@ class ExperimentConfig:
 
     def _validate_embedding_init(self) -> None:
         s = self.student
+        _check(not s.prune_vocab or (s.type == "transformer" and s.vocab == "teacher"), "student.prune_vocab",
+               "Pruning the vocabulary is for a transformer student on the teacher's word pieces (vocab \"teacher\").")
         if s.embedding_init in ("teacher", "file"):
             _check(s.type != "transformer", "student.embedding_init",
                    "Embedding initialisation is for TextCNN, BiLSTM and BiGRU; a transformer student starts from "

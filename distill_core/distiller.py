@@ -54,6 +54,7 @@ from distill_core.students import build_student
 from distill_core.teacher_outputs import encode_splits, live_train_logits, load_teachers, teacher_predictions
 from distill_core.trainer import Trainer, predict_labels
 from distill_core.vocab import TeacherPieces
+from distill_core.vocab_pruning import prune_student, split_ids
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,9 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
                             config.student.options).to(device)
     embedding_info = initialise_embeddings(student, config.student, teacher=teacher, seed=config.seed,
                                            tokens=getattr(encoder, "tokens", None))
+    if config.student.prune_vocab:  # the train split's pieces only (vocab_pruning.py)
+        embedding_info["pruned_vocab"] = prune_student(student, split_ids(encoded["train"]), tokenizer,
+                                                       config.student.prune_unseen)
     parallel.reseed(group, config.seed, 0)
     trainer = Trainer(config, student, encoded, labels, device, sink, should_cancel, teacher, teacher_info)
     with phases.phase("training", total=trainer.total_steps, unit="step") as trainer.progress:

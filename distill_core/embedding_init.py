@@ -10,11 +10,17 @@
   is set, random otherwise (the TREC benchmark's finding, docs/BENCHMARKS.md).
 
 The source rows are centred and scaled to unit standard deviation, the scale of nn.Embedding's own
-N(0, 1) start. When the source width differs from student.embedding_dim, the student trains a
-`ProjectedEmbedding`: the source-wide table followed by a learned linear projection (started on the
-table's principal directions). It is folded back into a plain `embedding_dim`-wide table when
-training ends (`fold_embeddings`), so the exported student, its size and its latency are exactly
-those of a randomly started one.
+N(0, 1) start. When the source width differs from student.embedding_dim, student.embedding_projection
+decides how the rows reach the student's width:
+
+- once: projected onto the table's principal directions before training: a plain table, trained as
+  a random one would be (the same step time);
+- frozen / learned: the student trains a `ProjectedEmbedding`, the source-wide table followed by a
+  learned linear projection (started on those directions), with the source table frozen or trained
+  too (a dense AdamW update of a 30,522 x 384 table triples a BiGRU step on the CPU).
+  It is folded back into a plain `embedding_dim`-wide table when training ends (`fold_embeddings`).
+
+Either way the exported student, its size and its latency are exactly those of a randomly started one.
 """
 
 from __future__ import annotations
@@ -46,11 +52,12 @@ def resolve_source(student: StudentConfig) -> str:
 class ProjectedEmbedding(nn.Module):
     """A (V, D_src) table read through a learned (D_src -> D) projection: what a student trains when widths differ."""
 
-    def __init__(self, table: torch.Tensor, out_dim: int, padding_idx: int | None = 0):
+    def __init__(self, table: torch.Tensor, out_dim: int, padding_idx: int | None = 0, train_table: bool = True):
         super().__init__()
         vocab, width = table.shape
         self.table = nn.Embedding(vocab, width, padding_idx=padding_idx)
         self.table.weight.data.copy_(table)
+        self.table.weight.requires_grad_(train_table)  # frozen: AdamW skips the big table (embedding_projection)
         self.proj = nn.Linear(width, out_dim, bias=False)
         self.proj.weight.data.copy_(principal_projection(table, out_dim))
         self.embedding_dim = out_dim
@@ -143,11 +150,15 @@ def initialise_embeddings(student: nn.Module, config: StudentConfig, *, teacher:
         table, covered = file_table(tokens, vectors, width, torch.Generator().manual_seed(seed))
     width, target = table.size(1), student.embedding.embedding_dim
     device = student.embedding.weight.device
+    projection = config.embedding_projection if width != target else None
     if width == target:
         student.embedding.weight.data.copy_(table.to(device))
+    elif projection == "once":
+        student.embedding.weight.data.copy_((table @ principal_projection(table, target).T).to(device))
     else:
-        student.embedding = ProjectedEmbedding(table, target, student.embedding.padding_idx).to(device)
-    info = {"source": source, "source_dim": width, "embedding_dim": target, "projected": width != target,
+        student.embedding = ProjectedEmbedding(table, target, student.embedding.padding_idx,
+                                               train_table=projection == "learned").to(device)
+    info = {"source": source, "source_dim": width, "embedding_dim": target, "projected": projection is not None, "projection": projection,
             "covered": covered, "vocab_size": vocab_size}
     log.info("Student embeddings from %s: %s", source, info)
     return info

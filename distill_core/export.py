@@ -14,6 +14,7 @@ from distill_core.errors import CheckpointError
 from distill_core.storage import writing
 from distill_core.students import build_student, student_options
 from distill_core.vocab import Encoder, TeacherPieces, Vocab
+from distill_core.vocab_pruning import pruned_rows, pruned_shape
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def save_student(model: torch.nn.Module, encoder: Encoder, *, student_type: str,
             "labels": list(labels),
             "max_length": max_length,
             "multi_label": multi_label,
+            "pruned_vocab": pruned_rows(model),  # rows kept of vocab_size (vocab_pruning.py); None: all
         }
         (out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         if config is not None:
@@ -102,6 +104,8 @@ def load_student(export_dir: str | Path) -> Predictor:
         encoder = Vocab.from_json(json.loads((out / VOCAB).read_text(encoding="utf-8")))
     model = build_student(manifest["student_type"], manifest["vocab_size"], len(manifest["labels"]),
                           manifest["embedding_dim"], manifest["options"])
+    if manifest.get("pruned_vocab"):
+        pruned_shape(model, int(manifest["pruned_vocab"]))
     model.load_state_dict(load_file(str(out / WEIGHTS)))
     model.eval()
     return Predictor(model, encoder, list(manifest["labels"]), int(manifest["max_length"]),

@@ -100,20 +100,24 @@ def test_quality_trec_fills_the_table_with_a_tiny_random_teacher(tmp_path):
     data = trec_slice(tmp_path)
     out = run_script("quality_trec.py", ["--size", "tiny", "--data", str(data),
                                          "--runs", "textcnn alone,textcnn distilled,transformer from teacher distilled,"
-                                         "textcnn alone + teacher emb,textcnn distilled + teacher emb + NN augment"],
+                                         "textcnn alone + teacher emb,textcnn distilled + teacher emb + NN augment,"
+                                         "transformer 3L pruned distilled", "--projection", "once"],
                      tmp_path)
     assert out["examples"] == {"train": 180, "dev": 20, "test": 50}
     assert out["rows"][0]["model"].startswith("teacher: tiny random BERT")
     assert [row["model"] for row in out["rows"][1:]] == ["textcnn alone", "textcnn distilled",
                                                          "transformer from teacher distilled",
                                                          "textcnn alone + teacher emb",
-                                                         "textcnn distilled + teacher emb + NN augment"]
+                                                         "textcnn distilled + teacher emb + NN augment",
+                                                         "transformer 3L pruned distilled"]
     assert all(0.0 <= row["accuracy"] <= 1.0 and row["parameters"] > 0 and row["mb"] > 0 for row in out["rows"])
     # each distilled row is judged against its own hard-label twin; the folded projection keeps the size
     assert set(out["checks"]["distilled_gain_points"]) == {"textcnn distilled",
                                                            "textcnn distilled + teacher emb + NN augment"}
     assert out["rows"][1]["parameters"] == out["rows"][4]["parameters"] == out["rows"][5]["parameters"]
-    assert out["checks"]["transformer_param_ratio"] > 1  # half the teacher's layers
+    pruned = out["rows"][6]
+    assert pruned["pruned_vocab"]["kept"] < pruned["pruned_vocab"]["of"]
+    assert out["rows"][4]["embedding_projection"] == "once" and all(len(r["predictions"]) == 50 for r in out["rows"][1:])
 
 
 def test_tune_kd_trec_tunes_against_a_rerun_twin_with_a_tiny_random_teacher(tmp_path):

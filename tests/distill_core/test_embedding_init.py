@@ -41,7 +41,7 @@ def test_teacher_rows_are_copied_when_the_widths_match(tmp_path):
     expected = (source - source.mean(dim=0)) / (source - source.mean(dim=0)).std()
     assert isinstance(student.embedding, torch.nn.Embedding)
     assert torch.allclose(student.embedding.weight, expected, atol=1e-5)
-    assert info == {"source": "teacher", "source_dim": 16, "embedding_dim": 16, "projected": False,
+    assert info == {"source": "teacher", "source_dim": 16, "embedding_dim": 16, "projected": False, "projection": None,
                     "covered": len(tokenizer), "vocab_size": len(tokenizer)}
 
 
@@ -49,8 +49,8 @@ def test_other_widths_train_through_a_projection_that_folds_into_a_plain_table(t
     teacher, tokenizer = load_teacher(word_teacher(tmp_path / "t", ["city", "town"], hidden=32), "cpu")
     student = build_student("textcnn", len(tokenizer), 2, 8, {"num_filters": 4})
     plain_parameters = sum(p.numel() for p in student.parameters())
-    info = initialise_embeddings(student, StudentConfig(vocab="teacher", embedding_dim=8, embedding_init="teacher"),
-                                 teacher=teacher)
+    info = initialise_embeddings(student, StudentConfig(vocab="teacher", embedding_dim=8, embedding_init="teacher",
+                                                        embedding_projection="learned"), teacher=teacher)
     assert info["projected"] and info["source_dim"] == 32
     assert isinstance(student.embedding, ProjectedEmbedding)
     assert student.embedding.table.weight.shape == (len(tokenizer), 32)
@@ -64,6 +64,26 @@ def test_other_widths_train_through_a_projection_that_folds_into_a_plain_table(t
     assert isinstance(student.embedding, torch.nn.Embedding) and student.embedding.weight.shape == (len(tokenizer), 8)
     assert torch.allclose(student(ids), before, atol=1e-5)
     assert sum(p.numel() for p in student.parameters()) == plain_parameters
+
+
+def test_a_projection_once_is_the_folded_start_and_a_frozen_one_trains_the_projection_only(tmp_path):
+    teacher, tokenizer = load_teacher(word_teacher(tmp_path / "t", ["city", "town"], hidden=32), "cpu")
+    starts = {}
+    for projection in ("once", "frozen", "learned"):
+        student = build_student("textcnn", len(tokenizer), 2, 8, {"num_filters": 4})
+        info = initialise_embeddings(student, StudentConfig(vocab="teacher", embedding_dim=8, embedding_init="teacher",
+                                                            embedding_projection=projection), teacher=teacher)
+        assert info["projection"] == projection
+        trained = {name for name, p in student.named_parameters() if p.requires_grad and name.startswith("embedding")}
+        starts[projection] = trained
+        if projection != "once":
+            fold_embeddings(student)
+        starts[projection, "table"] = student.embedding.weight.detach()
+    assert starts["once"] == {"embedding.weight"}  # a plain table: nothing else to train
+    assert starts["frozen"] == {"embedding.proj.weight"}
+    assert starts["learned"] == {"embedding.table.weight", "embedding.proj.weight"}
+    assert torch.allclose(starts["once", "table"], starts["learned", "table"], atol=1e-5)  # the same start
+    assert torch.allclose(starts["frozen", "table"], starts["learned", "table"], atol=1e-5)
 
 
 def test_auto_picks_the_teacher_for_classic_students_on_its_pieces():
@@ -100,7 +120,7 @@ def test_config_refuses_inits_that_cannot_apply(make_config):
         ExperimentConfig.from_dict(make_config(student={"type": "transformer", "vocab": "teacher",
                                                         "embedding_init": "teacher"}))
     with pytest.raises(ConfigError, match="only read with embedding_init"):
-        ExperimentConfig.from_dict(make_config(student={"embedding_file": "/x.txt"}))
+        ExperimentConfig.from_dict(make_config(student={"embedding_file": "/x.txt", "embedding_init": "random"}))
     with pytest.raises(ConfigError, match="student.embedding_init='glove' is not one of"):
         ExperimentConfig.from_dict(make_config(student={"embedding_init": "glove"}))
 

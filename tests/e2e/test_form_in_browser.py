@@ -77,6 +77,7 @@ def test_a_transformer_with_a_matches_preset_is_queued_from_the_browser(seeded, 
     page.fill("input[name=sweep_student_type]", "")
     assert not page.is_visible("#id_rnn_hidden_size")
     page.select_option("select[name=student_vocab]", "teacher")
+    page.check("input[name=student_prune_vocab]")
     page.select_option("select[name=tf_preset]", "custom")
     for name, value in (("tf_layers", "3"), ("tf_hidden", "16"), ("tf_heads", "2"), ("tf_ffn", "32")):
         page.fill(f"input[name={name}]", value)
@@ -98,11 +99,42 @@ def test_a_transformer_with_a_matches_preset_is_queued_from_the_browser(seeded, 
     page.wait_for_url(re.compile(r".*/experiments/\d+/$"), timeout=90_000)
     experiment = Experiment.objects.get()
     assert experiment.config["student"] == {"type": "transformer", "vocab": "teacher", "embedding_dim": 128,
-                                            "embedding_init": "random", "embedding_file": None,
+                                            "embedding_init": "auto", "embedding_file": None,
+                                            "embedding_projection": "frozen", "prune_vocab": True, "prune_unseen": "unk",
                                             "options": {"preset": "custom", "layers": 3, "hidden": 16, "heads": 2,
                                                         "ffn": 32, "dropout": 0.1}}
     assert experiment.config["matches"] == "L3_hidden_smmd"
     assert experiment.config["kd"]["temperature"] == 4.0 and experiment.priority == 5
+    assert page.js_errors == []
+
+
+def test_teacher_embeddings_neighbour_augmentation_and_tune_kd_are_set_from_the_browser(seeded, live_server, page):
+    open_form(page, live_server.url)
+    page.fill("input[name=name]", "BiGRU from the teacher's embeddings, tuned")
+    open_section(page, "student")
+    page.select_option("select[name=student_type]", "bigru")
+    page.select_option("select[name=student_vocab]", "teacher")
+    page.select_option("select[name=embedding_init]", "teacher")
+    page.select_option("select[name=student_embedding_projection]", "frozen")
+    open_section(page, "augment")
+    page.check("input[name=augment]")
+    page.select_option("select[name=augment_replace]", "teacher_neighbours")
+    page.fill("input[name=augment_neighbours]", "10")
+    open_section(page, "kd")
+    page.check("input[name=tune_kd]")
+    page.fill("input[name=tune_temperatures]", "1, 4")
+    page.fill("input[name=tune_alphas]", "0.2, 0.8")
+    page.fill("input[name=tune_steps]", "150")
+    screenshot(page, "form-teacher-embeddings-tune-kd")
+    submit(page)
+    page.wait_for_url(re.compile(r".*/experiments/\d+/$"), timeout=90_000)
+    config = Experiment.objects.get().config
+    assert {k: config["student"][k] for k in ("type", "vocab", "embedding_init", "embedding_projection")} == {
+        "type": "bigru", "vocab": "teacher", "embedding_init": "teacher", "embedding_projection": "frozen"}
+    assert config["augment"]["enabled"] and config["augment"]["replace"] == "teacher_neighbours"
+    assert config["augment"]["neighbours"] == 10
+    assert config["tune"]["enabled"] and config["tune"]["steps"] == 150
+    assert config["tune"]["temperatures"] == [1.0, 4.0] and config["tune"]["alphas"] == [0.2, 0.8]
     assert page.js_errors == []
 
 

@@ -164,9 +164,11 @@ RANGES = ranges(_GENERATED)
 # Where each input sits on the page, in order. Generated inputs not placed here follow their group's own.
 LAYOUT: dict[str, tuple[str, ...]] = {
     "basics": ("name", "team", "teacher", "dataset", "max_length", "multi_label", "label_separator"),
-    "student": ("student_type", "student_vocab", "embedding_dim", "embedding_init", "word_vectors", "cnn_filter_sizes",
+    "student": ("student_type", "student_vocab", "embedding_dim", "embedding_init", "student_embedding_projection",
+                "word_vectors", "cnn_filter_sizes",
                 "cnn_num_filters", "cnn_dropout", "rnn_hidden_size", "rnn_fc_size", "rnn_dropout", "rnn_siamese", "tf_preset",
-                "tf_layers", "tf_hidden", "tf_heads", "tf_ffn", "tf_dropout", "tf_init_from_teacher"),
+                "tf_layers", "tf_hidden", "tf_heads", "tf_ffn", "tf_dropout", "tf_init_from_teacher",
+                "student_prune_vocab", "student_prune_unseen"),
     "kd": ("temperature", "alpha", "kd_loss", "t2_scaling", "kd_weight", "tune_kd", "tune_temperatures", "tune_alphas",
            "tune_losses", "tune_steps"),
     "matches": ("matches_mode", "matches_preset", "generate_strategy", "generate_feature", "generate_loss",

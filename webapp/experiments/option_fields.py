@@ -62,6 +62,9 @@ LABELS = {
     "lm_sample_temperature": "Sampling temperature", "lm_student_source": "Student", "lm_layers": "Layers",
     "lm_layer_pick": "Layer pick", "lm_hidden_size": "Hidden size", "lm_num_heads": "Heads",
     "lm_intermediate_size": "FFN size", "lm_samples": "Samples", "lm_sample_max_new_tokens": "Sample length",
+    "student_prune_vocab": "Prune the vocabulary to the train split's pieces",
+    "student_embedding_projection": "Projection to the embedding width",
+    "student_prune_unseen": "A pruned-away piece reads",
 }
 CHOICE_LABELS = {
     "textcnn": "TextCNN", "bilstm": "BiLSTM", "bigru": "BiGRU", "transformer": "Transformer",
@@ -77,6 +80,10 @@ OWN_CHOICE_LABELS = {
     "lr_schedule": {"linear": "Linear decay", "cosine": "Cosine decay"},
     "embedding_init": {"auto": "Auto (the teacher's on its pieces, else the file, else random)", "random": "Random",
                        "teacher": "The teacher's input embeddings", "file": "A word-vector file"},
+    "student_embedding_projection": {"once": "Once, before training (no extra cost)",
+                                     "frozen": "Trained, on the frozen source table",
+                                     "learned": "Trained, with the source table"},
+    "student_prune_unseen": {"unk": "[UNK]", "nearest": "Its nearest kept piece (teacher embeddings)"},
     "augment_replace": {"frequency": "A word of similar frequency",
                         "teacher_neighbours": "A nearest neighbour in the teacher's embeddings"},
     "lm_mode": {"offline": "Offline (cached top-k)", "online": "Online", "on_policy": "On-policy (GKD)"},

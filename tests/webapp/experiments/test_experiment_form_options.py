@@ -91,9 +91,11 @@ def test_the_api_style_minimal_dict_still_validates_with_the_librarys_defaults(a
     for section in ("kd", "augment"):
         assert config[section] == dataclasses.asdict(getattr(defaults, section)), section
     assert config["train"] == {**dataclasses.asdict(defaults.train), "batch_size": 64, "learning_rate": 0.001}
+    student = dataclasses.asdict(defaults.student)
     assert config["student"] == {"type": "textcnn", "vocab": "char", "embedding_dim": 128,
-                                 "embedding_init": dataclasses.asdict(defaults.student)["embedding_init"],
-                                 "embedding_file": None, "options": {}}
+                                 "embedding_init": student["embedding_init"], "embedding_file": None,
+                                 "embedding_projection": student["embedding_projection"], "prune_vocab": False, "prune_unseen": "unk",
+                                 "options": {}}
     assert config["matches"] == [] and config["stages"] == [] and config["teacher"]["ensemble"] == []
     assert len(form.configs) == 1
 

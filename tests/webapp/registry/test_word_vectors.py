@@ -73,7 +73,7 @@ def test_a_file_without_its_init_or_an_init_without_a_file_is_refused(alice_clie
     upload(alice_client, acme)
     response = alice_client.post("/experiments/new/", {**form_data, "student_vocab": "word", "embedding_init": "file"})
     assert "Choose a word-vector file" in response.context["form"].errors["word_vectors"][0]
-    response = alice_client.post("/experiments/new/", {**form_data, "student_vocab": "word",
+    response = alice_client.post("/experiments/new/", {**form_data, "student_vocab": "word", "embedding_init": "random",
                                                        "word_vectors": WordVectors.objects.get().pk})
     assert "only read with embedding_init" in response.context["form"].errors["word_vectors"][0]
     assert not Experiment.objects.exists()
