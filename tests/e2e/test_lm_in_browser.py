@@ -111,8 +111,8 @@ def test_a_user_distils_a_language_model_from_the_browser(acme, live_server, pag
 
     wait_for(finished, timeout=240, message=lambda: f"the run to finish; worker log:\n{worker.log()[-3000:]}")
     assert experiment.status == Experiment.Status.SUCCEEDED, experiment.error
-    page.reload()
-    page.wait_for_selector("#lm-samples")
+    # the page reloads itself once its status poll sees the run finished (a reload from here could race it)
+    page.wait_for_selector("#lm-samples", timeout=60_000)
     samples = page.inner_text("#lm-samples")
     for sample in experiment.results["samples"]:
         assert sample["prompt"] in samples and sample["teacher"] in samples and sample["student"] in samples
