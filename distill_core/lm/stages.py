@@ -39,12 +39,14 @@ def lm_stages(config) -> list[LMStage]:
                         o.sft_weight, config.matches)]
     out = []
     for raw, sc in zip(config.stages, config.stage_configs(), strict=True):
-        def given(key: str, default: float) -> float:
-            return default if raw.get(key) is None else raw[key]  # stage_configs fills these from kd: not here
-
-        out.append(LMStage(sc.name, sc.epochs, sc.learning_rate, given("temperature", o.temperature),
-                           given("kd_weight", o.distill_weight), given("alpha", o.sft_weight), sc.matches))
+        out.append(LMStage(sc.name, sc.epochs, sc.learning_rate, _given(raw, "temperature", o.temperature),
+                           _given(raw, "kd_weight", o.distill_weight), _given(raw, "alpha", o.sft_weight), sc.matches))
     return out
+
+
+def _given(raw: dict[str, Any], key: str, default: float) -> float:
+    """The stage's own value, else the lm section's (stage_configs fills alpha and temperature from kd)."""
+    return default if raw.get(key) is None else raw[key]
 
 
 def validate_stages(config) -> None:
