@@ -329,9 +329,9 @@ class ExperimentConfig:
         if k.temperature_schedule in ("linear", "cosine"):
             _check(k.temperature_final is not None, "kd.temperature_final", f"A {k.temperature_schedule} temperature "
                    f"schedule needs temperature_final greater than 0 (got {k.temperature_final}).")
+        self._validate_matches_and_stages()
         if self.kind == "lm_distill":
             validate_lm(self)  # lm/options.py: the lm section, and the stages and matches an LM run takes
-        self._validate_matches_and_stages()
         self._validate_tune()
 
     def _validate_tune(self) -> None:

@@ -102,10 +102,6 @@ def _check(ok: bool, field_name: str, message: str) -> None:
 def validate_run(config) -> None:
     """The `lm` section, then what the rest of an lm_distill config may hold (config.validate calls it)."""
     config.lm.validate()
-    # The classifier's stages switch its KD settings (alpha, kd_weight, temperature, matches) with a fresh
-    # optimiser per stage; the LM loop has one stage, and its loss is set in `lm`.
-    _check(not config.stages, "stages", "A language-model run has one stage (its token loss and weights are set "
-                                        "in `lm`, which stages do not change); remove the stages.")
     # flsw / cwsm set a temperature per example from class logits; a token loss takes one temperature.
     _check(config.kd.temperature_schedule in ("constant", "linear", "cosine"), "kd.temperature_schedule",
            f"A language-model run takes a constant, linear or cosine temperature schedule (got "
@@ -114,3 +110,7 @@ def validate_run(config) -> None:
         from distill_core.lm.matches import refuse_attention  # imports torch: only when there are matches
 
         refuse_attention(config.matches)
+    if config.stages:  # their kd_weight, alpha and temperature map onto the LM loss (lm/stages.py)
+        from distill_core.lm.stages import validate_stages
+
+        validate_stages(config)

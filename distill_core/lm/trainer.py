@@ -11,6 +11,8 @@ Per optimisation step, for each batch of its gradient-accumulation group:
 The classifier's schedules apply with p = (step - 1) / total steps: T(p) by kd.temperature_schedule
 from lm.temperature to kd.temperature_final (constant, linear, cosine), f_kd and f_hard by
 kd.kd_weight_schedule and kd.hard_weight_schedule; the learning rate by train.lr_schedule after warm-up.
+Stages (lm/stages.py) set temperature, distill_weight, sft_weight and the matches per stage, each with a
+fresh optimiser and learning-rate schedule and its own best student, as the classifier's stages do.
 
 On-policy (GKD): with probability lambda_on_policy (a seeded draw, part of the checkpoint) a batch's
 responses are replaced by continuations sampled from the student, then scored by the teacher live.
@@ -30,11 +32,12 @@ import torch
 
 from distill_core import checkpointing
 from distill_core.config import ExperimentConfig
-from distill_core.errors import RunCancelled
+from distill_core.errors import ConfigError, RunCancelled
 from distill_core.lm.data import LMSplit, collate
 from distill_core.lm.evaluate import score
 from distill_core.lm.losses import gather_topk, sft_cross_entropy, token_losses
 from distill_core.lm.matches import build_match_loss, match_terms
+from distill_core.lm.stages import LMStage, lm_stages
 from distill_core.lm.topk_cache import TopK
 from distill_core.optimizers import apply_gradients, make_optimizer
 from distill_core.progress import Phase
@@ -55,31 +58,44 @@ class LMTrainer:
         self.train_set = splits["train"]
         batches = math.ceil(len(self.train_set) / t.batch_size)
         self.steps_per_epoch = math.ceil(batches / t.grad_accumulation)
-        self.total_steps = self.steps_per_epoch * t.epochs
+        self.stages = lm_stages(config)
+        self.total_steps = self.steps_per_epoch * sum(stage.epochs for stage in self.stages)
         if t.max_steps:
             self.total_steps = min(self.total_steps, t.max_steps)
         self.generator = torch.Generator().manual_seed(config.seed)  # data order
         self.policy_generator = torch.Generator().manual_seed(config.seed + 1)  # which batches are on-policy
-        # Matches' projections are trained with the student: one optimiser, one clip, one checkpoint.
-        self.match_loss = build_match_loss(config.matches, student, teacher)
-        if self.match_loss is not None:
-            self.match_loss.to(device)
-        self.params = list(student.parameters()) + (list(self.match_loss.parameters()) if self.match_loss else [])
-        self.optimizer = make_optimizer(config, self.params, t.learning_rate)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_factor(t.lr_schedule, t.warmup_ratio, self.total_steps))
+        # A stage's matches' projections are trained with the student: one optimiser, one clip, one checkpoint.
+        self.match_losses = [_match_loss(config, i, stage, student, teacher, device)
+                             for i, stage in enumerate(self.stages)]
         self.scaler = torch.amp.GradScaler(device.type, enabled=t.amp == "fp16" and device.type == "cuda")
         self.step = 0
-        self.best: dict[str, Any] = {"perplexity": math.inf}
-        self.best_state = copy.deepcopy(student.state_dict())
-        self.bad_evals = 0
-        self.last_eval_step: int | None = None
+        self.stage_index = self.stage_start_step = 0
+        self.match_loss: Any = None
+        self._reset_best()
         self.stopped_early = False
         self.resumed_from: int | None = None
         self.sampled_batches = 0
         self.progress: Phase | None = None
         self.ckpt_path = checkpointing.checkpoint_path(config.output_dir) if config.output_dir else None
         self.fingerprint = checkpointing.fingerprint(config.to_dict())
+
+    def _reset_best(self) -> None:
+        """Each stage picks its own best student; the last stage's is the run's."""
+        self.best: dict[str, Any] = {"perplexity": math.inf}
+        self.best_state = copy.deepcopy(self.student.state_dict())
+        self.bad_evals = 0
+        self.last_eval_step: int | None = None
+
+    def _start_stage(self, index: int, start_step: int | None = None) -> None:
+        """A fresh optimiser and learning-rate schedule over the stage's steps (cut by max_steps)."""
+        stage, t = self.stages[index], self.config.train
+        self.stage_index, self.match_loss = index, self.match_losses[index]
+        self.stage_start_step = self.step if start_step is None else start_step
+        self.params = list(self.student.parameters()) + (list(self.match_loss.parameters()) if self.match_loss else [])
+        self.optimizer = make_optimizer(self.config, self.params, stage.learning_rate)
+        steps = min(self.steps_per_epoch * stage.epochs, self.total_steps - self.stage_start_step)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
+                                                           lr_factor(t.lr_schedule, t.warmup_ratio, steps))
 
     # --- teacher targets -------------------------------------------------------------------
     def targets(self, split: str, index: list[int] | None, input_ids: torch.Tensor, attention: torch.Tensor,
@@ -103,13 +119,13 @@ class LMTrainer:
         return self.loss_fn(z_s, z_t, self.config.lm.temperature if T is None else T, self.config.lm.beta)
 
     def schedule(self) -> tuple[float, float, float]:
-        """(T, distill weight, SFT weight) of the current step, by the kd section's schedules."""
-        o, kd = self.config.lm, self.config.kd
+        """(T, distill weight, SFT weight) of the current step: the stage's values by the kd section's schedules."""
+        stage, kd = self.stages[self.stage_index], self.config.kd
         progress = (self.step - 1) / max(1, self.total_steps)
-        T = temperature_schedules.get(kd.temperature_schedule)(o.temperature, kd.temperature_final or o.temperature,
-                                                               progress, None, None, 0.0, 0.0)
-        return (T, o.distill_weight * weight_schedules.get(kd.kd_weight_schedule)(progress),
-                o.sft_weight * weight_schedules.get(kd.hard_weight_schedule)(progress))
+        T = temperature_schedules.get(kd.temperature_schedule)(
+            stage.temperature, kd.temperature_final or stage.temperature, progress, None, None, 0.0, 0.0)
+        return (T, stage.distill_weight * weight_schedules.get(kd.kd_weight_schedule)(progress),
+                stage.sft_weight * weight_schedules.get(kd.hard_weight_schedule)(progress))
 
     # --- the loop -------------------------------------------------------------------------
     def train(self, resume: bool) -> None:
@@ -118,13 +134,22 @@ class LMTrainer:
         state = checkpointing.load(self.ckpt_path, self.fingerprint) if resume and self.ckpt_path else None
         if state is not None:
             epoch, next_batch, permutation = self._restore(state)
+        else:
+            self._start_stage(0)
         self.sink.emit("start", {"total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
                                  "train_examples": len(self.train_set), "device": str(self.device),
-                                 "resumed_from": self.resumed_from, "stages": ["main"],
+                                 "resumed_from": self.resumed_from, "stages": [s.name for s in self.stages],
                                  "train_response_tokens": self.train_set.response_tokens()})
         if self.progress is not None:
             self.progress.resume_at(self.step)
-        while self.step < self.total_steps and not self.stopped_early:
+        while self.step < self.total_steps:
+            if self._stage_done(next_batch):
+                if self.stage_index + 1 == len(self.stages):
+                    break
+                self._start_stage(self.stage_index + 1)
+                self._reset_best()
+                self.stopped_early = False
+                continue
             if permutation is None:
                 permutation = torch.randperm(len(self.train_set), generator=self.generator)
             batches = [permutation[i: i + t.batch_size].tolist() for i in range(0, len(self.train_set), t.batch_size)]
@@ -142,10 +167,21 @@ class LMTrainer:
                     raise RunCancelled(f"Cancelled at step {self.step}.")
             if b >= len(batches) and not t.eval_every:
                 self._evaluate(epoch)
+            last = self.stage_index + 1 == len(self.stages)
+            if self.stopped_early and not last:  # skip the rest of this stage's epochs
+                stage_end = self.stage_start_step + self.steps_per_epoch * self.stages[self.stage_index].epochs
+                self.step = max(self.step, stage_end)
             epoch, next_batch, permutation = epoch + 1, 0, None
             self._save(epoch, 0, None)
+            if self.stopped_early and last:
+                break
         if self.last_eval_step != self.step:
             self._evaluate(epoch - 1)
+
+    def _stage_done(self, next_batch: int) -> bool:
+        """The current stage ran its epochs, or stopped early at an epoch's end."""
+        epochs_done = (self.step - self.stage_start_step) // self.steps_per_epoch
+        return epochs_done >= self.stages[self.stage_index].epochs or (self.stopped_early and next_batch == 0)
 
     def _optimisation_step(self, group: list[list[int]], epoch: int) -> None:
         from distill_core.run_parts import check_finite
@@ -191,8 +227,9 @@ class LMTrainer:
         if self.progress is not None:
             self.progress.update_to(self.step)
         if self.step % t.log_every == 0 or self.step == self.total_steps:
-            self.sink.emit("step", {"step": self.step, "epoch": epoch, "stage": 0,
-                                    "metrics": {**sums, "temperature": T, "lr": lr,
+            self.sink.emit("step", {"step": self.step, "epoch": epoch, "stage": self.stage_index,
+                                    "metrics": {**sums, "temperature": T, "lr": lr, "distill_weight": distill_w,
+                                                "sft_weight": sft_w,
                                                 "on_policy_batches": self.sampled_batches}})
 
     @torch.no_grad()
@@ -224,7 +261,8 @@ class LMTrainer:
         t = self.config.train
         metrics = score(self.student, self.splits["dev"], self.pad, self.device, t.batch_size,
                         lambda i, x, a, m: self.targets("dev", i, x, a, m), self.token_loss)
-        self.sink.emit("eval", {"step": self.step, "epoch": epoch, "stage": 0, "split": "dev", "metrics": metrics})
+        self.sink.emit("eval", {"step": self.step, "epoch": epoch, "stage": self.stage_index, "split": "dev",
+                                "metrics": metrics})
         log.info("Epoch %d, step %d/%d: dev perplexity %.4f, agreement %.4f", epoch, self.step, self.total_steps,
                  metrics["perplexity"], metrics["agreement"])
         self.last_eval_step = self.step
@@ -251,12 +289,17 @@ class LMTrainer:
             "best": self.best, "best_state": self.best_state, "bad_evals": self.bad_evals,
             "stopped_early": self.stopped_early, "last_eval_step": self.last_eval_step,
             "sampled_batches": self.sampled_batches,
-            "matches": self.match_loss.state_dict() if self.match_loss is not None else None,
+            "stage_index": self.stage_index, "stage_start_step": self.stage_start_step,
+            "matches": [m.state_dict() if m is not None else None for m in self.match_losses],
         }, before_replace=lambda: self.sink.emit("checkpoint", {"step": step, "path": path}))
 
     def _restore(self, state: dict[str, Any]) -> tuple[int, int, torch.Tensor | None]:
         self.student.load_state_dict(state["model"])
+        for match_loss, match_state in zip(self.match_losses, state["matches"], strict=True):
+            if match_loss is not None:
+                match_loss.load_state_dict(match_state)
         self.step = self.resumed_from = state["step"]
+        self._start_stage(state["stage_index"], state["stage_start_step"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
@@ -266,6 +309,16 @@ class LMTrainer:
         self.best, self.best_state = state["best"], state["best_state"]
         self.bad_evals, self.stopped_early = state["bad_evals"], state["stopped_early"]
         self.last_eval_step, self.sampled_batches = state["last_eval_step"], state["sampled_batches"]
-        if self.match_loss is not None:
-            self.match_loss.load_state_dict(state["matches"])
         return state["epoch"], state["next_batch"], state["permutation"]
+
+
+def _match_loss(config: ExperimentConfig, index: int, stage: LMStage, student: torch.nn.Module,
+                teacher: torch.nn.Module, device: torch.device) -> Any:
+    """A stage's MatchLoss on `device` (None without matches); errors name the stage's field."""
+    try:
+        match_loss = build_match_loss(stage.matches, student, teacher)
+    except ConfigError as exc:
+        if not config.stages:
+            raise
+        raise ConfigError(f"{stage.name}: {exc.message}", field=f"stages.{index}.{exc.field or 'matches'}") from None
+    return match_loss.to(device) if match_loss is not None else None

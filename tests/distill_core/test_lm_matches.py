@@ -82,9 +82,6 @@ def test_matches_an_lm_run_cannot_serve_are_refused_on_their_field(lm_config):
     with pytest.raises(ConfigError, match="hidden states and embeddings only") as err:
         ExperimentConfig.from_dict(lm_config(matches=[attention]))
     assert err.value.field == "matches.0.feature"
-    with pytest.raises(ConfigError, match="one stage") as err:
-        ExperimentConfig.from_dict(lm_config(stages=[{"name": "a", "epochs": 1}]))
-    assert err.value.field == "stages"
     narrow = lm_config(lm={"student_source": "preset", "hidden_size": 16, "num_heads": 2}, matches=[HIDDEN_ROW],
                        output_dir=None)
     with pytest.raises(ConfigError, match=r"hidden sizes differ \(student 16, teacher 32\)") as err:

@@ -119,7 +119,8 @@ class HandMadeFields(forms.Form):
                         ENSEMBLE_PLACEHOLDER, 4000)
     stages = textarea(7, "A JSON list of stages (name, epochs, learning_rate, alpha, kd_weight, temperature, "
                       "matches); unset values come from the sections above. Empty: one stage. The placeholder is "
-                      "TinyBERT's two stages.", "Stages",
+                      "TinyBERT's two stages. Language-model runs: temperature, kd_weight and alpha set the stage's "
+                      "token-loss temperature, distillation weight and SFT weight.", "Stages",
                       STAGES_PLACEHOLDER)
 
     # -- matches --

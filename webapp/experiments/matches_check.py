@@ -79,11 +79,23 @@ def check_config(config: dict[str, Any], teacher_info: dict[str, Any]) -> None:
 
 
 def _check_lm_matches(config: dict[str, Any], teacher_info: dict[str, Any]) -> None:
+    """The run's matches, or each stage's (a stage does not inherit the run's), against the LM student's shape."""
     from distill_core.matches import parse_matches, validate_matches
 
     student = lm_student(config, teacher_info)
-    if config.get("matches") and student is not None:
-        validate_matches(parse_matches(config["matches"]), {**teacher_info, "has_attentions": False}, student)
+    if student is None:
+        return
+    stages = config.get("stages") or []
+    for i, stage in enumerate(stages or [{"matches": config.get("matches")}]):
+        if not stage.get("matches"):
+            continue
+        try:
+            validate_matches(parse_matches(stage["matches"]), {**teacher_info, "has_attentions": False}, student)
+        except ConfigError as exc:
+            if not stages:
+                raise
+            raise ConfigError(f"{stage.get('name') or f'stage {i + 1}'}: {exc.message}",
+                              field=f"stages.{i}.{exc.field or 'matches'}") from None
 
 
 def _check_init(student, info: dict[str, Any], vocab: str) -> None:

@@ -134,6 +134,20 @@ def test_hidden_state_match_rows_are_checked_against_the_lm_student(alice_client
     assert Experiment.objects.get().config["matches"] == [{**projected[0], "weight": 1.0}]
 
 
+def test_lm_stages_are_queued_from_the_form_and_their_matches_checked_against_the_student(
+        alice_client, acme, lm_checkpoint, lm_dataset):
+    row = {"layer_T": 4, "layer_S": 2, "feature": "hidden", "loss": "hidden_mse"}
+    stages = [{"name": "layers", "kd_weight": 0, "alpha": 0, "matches": [{**row, "layer_S": 3}]},
+              {"name": "tokens", "temperature": 2.0, "alpha": 0.5}]
+    response = _post(alice_client, form(acme, lm_checkpoint, lm_dataset, lm_layers="2", stages=json.dumps(stages)))
+    assert response.status_code == 400
+    assert "layers: " in response.context["form"].errors["stages"][0]
+    stages[0]["matches"] = [row]
+    response = _post(alice_client, form(acme, lm_checkpoint, lm_dataset, lm_layers="2", stages=json.dumps(stages)))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert [s["name"] for s in Experiment.objects.get().config["stages"]] == ["layers", "tokens"]
+
+
 def test_generated_matches_follow_the_lm_students_layers(alice_client, acme, lm_checkpoint, lm_dataset):
     data = form(acme, lm_checkpoint, lm_dataset, lm_layers="2", matches_mode="generate", generate_strategy="uniform",
                 generate_feature="hidden", generate_loss="hidden_mse", generate_weight="0.5")
