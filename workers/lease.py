@@ -67,7 +67,10 @@ class LeaseKeeper(threading.Thread):
                     log.warning("Could not renew the lease of experiment %s", self.experiment_id, exc_info=True)
                     connection.close()
                     continue
-                if cancel is None:
+                if cancel is None:  # the row is no longer this claim's: say what it holds instead, then stop
+                    row = queue.Experiment.objects.filter(pk=self.experiment_id).values("status", "task_id").first()
+                    log.warning("Experiment %s: claim %s no longer holds the run (now %s); stopping it",
+                                self.experiment_id, self.token, row)
                     self.flags.lost = True
                 elif cancel:
                     self.flags.cancelled = True
