@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from django.test.testcases import LiveServerThread, QuietWSGIRequestHandler, _StaticFilesHandler
 
+from distill_core.progress import PHASES
 from distillery_client import api, cli
 from distillery_client.credentials import Credentials
 from distillery_client.http import ApiError, Connection
@@ -136,7 +137,10 @@ def test_submit_follow_metrics_download_ls_through_the_cli(logged_in, checkpoint
     final = api.follow(pk, interval=0.2, out=followed)
     thread.join(timeout=300)
     assert final["status"] == "SUCCEEDED", final["error"]
-    assert f"experiment {pk} succeeded" in followed.getvalue() and "Training" in followed.getvalue()
+    assert f"experiment {pk} succeeded" in followed.getvalue()
+    # a tqdm bar for the phases the 0.2-s polls caught: on an idle machine this tiny run's training can
+    # start and end between two polls, so no particular phase is certain to be seen
+    assert any(label in followed.getvalue() for label in PHASES.values()), followed.getvalue()
 
     code, out = run_cli("metrics", str(pk), "--csv")
     rows = out.strip().splitlines()
