@@ -30,7 +30,9 @@ S = Experiment.Status
 
 
 @pytest.fixture
-def two_fake_gpus(monkeypatch):
+def two_fake_gpus(monkeypatch, transactional_db):
+    """Two GPUs for the claim; committed rows, as a worker has, so execute()'s lease thread (its own
+    connection) sees the claim (workers.lease.require_autocommit)."""
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     return inventory.visible_cuda_indices()
