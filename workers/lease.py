@@ -57,26 +57,30 @@ class LeaseKeeper(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self) -> None:
-        from webapp.gpuqueue import queue
-
         try:
             while not self._stop_event.wait(self.interval):
                 try:
-                    cancel = queue.renew_lease(self.experiment_id, self.token)
-                except Exception:
+                    self.beat()
+                except Exception:  # a dropped connection is not a lost claim: reconnect and try again
                     log.warning("Could not renew the lease of experiment %s", self.experiment_id, exc_info=True)
                     connection.close()
                     continue
-                if cancel is None:  # the row is no longer this claim's: say what it holds instead, then stop
-                    row = queue.Experiment.objects.filter(pk=self.experiment_id).values("status", "task_id").first()
-                    log.warning("Experiment %s: claim %s no longer holds the run (now %s); stopping it",
-                                self.experiment_id, self.token, row)
-                    self.flags.lost = True
-                elif cancel:
-                    self.flags.cancelled = True
                 self._check_hung()
         finally:
             connection.close()
+
+    def beat(self) -> None:
+        """Renew the lease once; set `flags.lost` or `flags.cancelled` from what the row says."""
+        from webapp.gpuqueue import queue
+
+        cancel = queue.renew_lease(self.experiment_id, self.token)
+        if cancel is None:  # the row is no longer this claim's: stop, then say what it holds instead
+            self.flags.lost = True
+            row = queue.Experiment.objects.filter(pk=self.experiment_id).values("status", "task_id").first()
+            log.warning("Experiment %s: claim %s no longer holds the run (now %s); stopping it",
+                        self.experiment_id, self.token, row or "no row this connection can see")
+        elif cancel:
+            self.flags.cancelled = True
 
     def _check_hung(self) -> None:
         limit = self.flags.max_runtime_seconds
@@ -92,6 +96,20 @@ class LeaseKeeper(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
         self.join(timeout=10)
+
+
+def require_autocommit() -> None:
+    """Refuse to run a job inside an open transaction: its LeaseKeeper renews through a connection of its own.
+
+    That connection cannot see what the transaction has not committed, the claim included. On Postgres the
+    keeper's first renewal (LEASE_SECONDS/4 into the run) then matches no row and stops the run as lost, so
+    only runs slower than that fail (the DDP test on a loaded machine); on SQLite the renewal waits on the
+    transaction's write lock instead. A Celery job never holds one; a test that calls execute() needs
+    pytest-django's transactional_db, not db.
+    """
+    if connection.in_atomic_block:
+        raise RuntimeError("execute() was called inside an open transaction: the lease thread cannot see the "
+                           "claim and would stop the run as lost (in a test, use transactional_db, not db).")
 
 
 class ShutdownSignal:

@@ -47,11 +47,12 @@ def execute(experiment_id: int, token: str | None = None) -> None:
     from distill_core.errors import DistillError, RunCancelled
     from webapp.experiments.models import Experiment
     from workers import inventory
-    from workers.lease import LeaseKeeper, ShutdownSignal, StopFlags
+    from workers.lease import LeaseKeeper, ShutdownSignal, StopFlags, require_autocommit
     from workers.runlog import RunLog
     from workers.sink import DatabaseSink
 
     S = Experiment.Status
+    require_autocommit()  # before the first write: the lease thread must see the claim
     experiment = Experiment.objects.get(pk=experiment_id)
     if not queue.mark_running(experiment_id, token):
         experiment.refresh_from_db(fields=["cancel_requested", "status"])
