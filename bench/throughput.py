@@ -15,8 +15,9 @@ teacher T4-tiny is meant to compress (a 4 x 256 teacher is smaller than that stu
 - student_only: the student alone on hard labels in a bare PyTorch loop (the limit);
 - distillery: distill_core.distiller.run (teacher logits computed once, before epoch 1; its
   per-epoch dev evaluation is moved after the last, untimed step, as the others evaluate nothing);
-  train.bucket_by_length at its default, on (batches cut from 16-token width classes);
-  distillery_unbucketed: the same with plain random batches (off);
+  train.bucket_by_length at its default, auto (16-token width classes where they cut the padded
+  cells >= 1.5x); distillery_unbucketed / distillery_bucketed: the same with `off` / `on`;
+  distillery_bf16: the default with the teacher pass in bfloat16 (teacher.precision, an opt-in);
 - textbrewer: TextBrewer's BasicDistiller (GeneralDistiller with intermediate matches), which
   runs the teacher on every batch; textbrewer_cached: BasicDistiller with is_caching_logits=True.
 
@@ -59,7 +60,8 @@ TEACHERS = {  # (layers, hidden, heads); intermediate = 4 x hidden
     "demo": (4, 256, 4),
     "base": (12, 768, 12),
 }
-CONTENDERS = ["student_only", "distillery", "distillery_unbucketed", "textbrewer", "textbrewer_cached"]
+CONTENDERS = ["student_only", "distillery", "distillery_unbucketed", "distillery_bucketed", "distillery_bf16",
+              "textbrewer", "textbrewer_cached"]
 TREC = common.ROOT.parent / "shared" / "datasets" / "trec"  # ../shared/datasets/trec from the repo root
 TREC_LABELS = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
 
@@ -85,6 +87,7 @@ def main() -> None:
     parser.add_argument("--transformer-teacher", choices=["base", "demo"], default="base",
                         help="teacher of the T4-tiny setups: base = 12 x 768 (BERT-base's shape), demo = 4 x 256")
     parser.add_argument("--contenders", default=",".join(CONTENDERS))
+    parser.add_argument("--seed", type=int, default=42, help="every contender's seed (student init, batch order)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="run the contenders this many times, reversing their order every other time; report each "
                              "one's fastest run (the least disturbed by other load)")
@@ -102,7 +105,7 @@ def main() -> None:
     trec = args.trec_dir if args.data == "trec" else None
     teachers = {False: prepare_teacher("tiny" if args.size == "tiny" else "demo", trec, labels),
                 True: prepare_teacher("tiny" if args.size == "tiny" else args.transformer_teacher, trec, labels)}
-    out = {"bench": "throughput", "size": args.size, "data": args.data, "device": args.device, "amp": args.amp,
+    out = {"bench": "throughput", "seed": args.seed, "size": args.size, "data": args.data, "device": args.device, "amp": args.amp,
            "examples": size["examples"],
            "transformer_examples": size["transformer_examples"], "epochs": size["epochs"], "batch_size": size["batch_size"], "max_length": args.max_length,
            "teachers": {"textcnn": teachers[False], "t4tiny": teachers[True]}, "setups": {}}
@@ -119,7 +122,7 @@ def main() -> None:
             for contender in (contenders if r % 2 == 0 else contenders[::-1]):
                 spec = {"contender": contender, "setup": setup, "data": data, "teacher": teacher["path"],
                         "max_length": args.max_length, "device": args.device, "amp": args.amp, **size,
-                        "examples": examples, "labels": labels, "threads": args.threads}
+                        "examples": examples, "labels": labels, "threads": args.threads, "seed": args.seed}
                 print(f"[{time.strftime('%H:%M:%S')}] {setup}: {contender}", file=sys.stderr, flush=True)
                 proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
                                       text=True, cwd=common.ROOT)
@@ -159,6 +162,10 @@ def ratios(results: dict[str, dict]) -> dict[str, float]:
     for other in ("distillery_unbucketed", "textbrewer", "textbrewer_cached"):
         if d_cpu and get(other, "samples_per_cpu_s_all"):
             out[f"distillery_vs_{other}_all_epochs_per_cpu_s"] = round(d_cpu / get(other, "samples_per_cpu_s_all"), 2)
+    for variant in ("distillery_bucketed", "distillery_bf16"):
+        if get(variant, "samples_per_cpu_s_all") and get("textbrewer_cached", "samples_per_cpu_s_all"):
+            out[f"{variant}_vs_textbrewer_cached_all_epochs_per_cpu_s"] = round(
+                get(variant, "samples_per_cpu_s_all") / get("textbrewer_cached", "samples_per_cpu_s_all"), 2)
     for other in ("distillery_unbucketed", "textbrewer", "textbrewer_cached"):
         if d_all and get(other, "samples_per_s_all"):
             out[f"distillery_vs_{other}_all_epochs"] = round(d_all / get(other, "samples_per_s_all"), 2)

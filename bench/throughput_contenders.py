@@ -36,9 +36,10 @@ def run_contender(spec: dict) -> dict:
         import textbrewer  # noqa: F401
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
-    torch.manual_seed(0)
+    torch.manual_seed(spec.get("seed", 42))  # the students' initialisation
     started = stamp()  # epoch 1 includes reading and encoding the data and loading the teacher
     runner = {"student_only": run_student_only, "distillery": run_distillery, "distillery_unbucketed": run_distillery,
+              "distillery_bucketed": run_distillery, "distillery_bf16": run_distillery,
               "textbrewer": run_textbrewer, "textbrewer_cached": run_textbrewer}[spec["contender"]]
     extra: dict = {}
     epoch_ends = runner(spec, extra)  # stamp() at the end of each epoch
@@ -65,18 +66,21 @@ def run_contender(spec: dict) -> dict:
 def experiment_config(spec: dict, alpha: float = ALPHA) -> dict:
     setup = SETUPS[spec["setup"]]
     config = {
-        "name": f"throughput {spec['setup']}", "seed": 42,
+        "name": f"throughput {spec['setup']}", "seed": spec.get("seed", 42),
         "data": {"train": spec["data"]["train"], "dev": spec["data"]["dev"], "test": spec["data"]["test"],
                  "labels": spec["labels"], "max_length": spec["max_length"]},
-        "teacher": {"path": spec["teacher"]},
+        # distillery_bf16: the teacher pass in bfloat16 (teacher.precision, an opt-in; float32 otherwise)
+        "teacher": {"path": spec["teacher"], "precision": "bfloat16" if spec["contender"] == "distillery_bf16"
+                    else "auto"},
         "student": {"type": setup["type"], "vocab": setup["vocab"], "embedding_dim": 128,
                     "options": setup["options"]},
         "kd": {"temperature": TEMPERATURE, "alpha": alpha, "loss": "kl"},
         "train": {"epochs": spec["epochs"], "batch_size": spec["batch_size"], "learning_rate": setup["lr"],
                   "lr_schedule": "constant", "device": spec.get("device", "cpu"), "amp": spec.get("amp", "off"),
                   "log_every": 1, "checkpoint_every": 10 ** 9,
-                  # distillery: the default (on); distillery_unbucketed: plain random batches
-                  "bucket_by_length": "off" if spec["contender"] == "distillery_unbucketed" else "on",
+                  # distillery: the default (auto); _unbucketed: plain random batches; _bucketed: always on
+                  "bucket_by_length": {"distillery_unbucketed": "off", "distillery_bucketed": "on"}.get(
+                      spec["contender"], "auto"),
                   # one dev evaluation, after the last step (untimed): the others evaluate nothing either
                   "eval_every": 10 ** 9},
     }
@@ -155,7 +159,7 @@ def run_student_only(spec: dict, extra: dict) -> list[tuple[float, float]]:
     device = torch.device(spec.get("device", "cpu"))
     student = build(spec, encoder.vocab_size).to(device)
     optimizer = torch.optim.AdamW(student.parameters(), lr=SETUPS[spec["setup"]]["lr"])
-    generator = torch.Generator().manual_seed(42)
+    generator = torch.Generator().manual_seed(spec.get("seed", 42))
     ends = []
     student.train()
     for _ in range(spec["epochs"]):
@@ -230,7 +234,7 @@ def run_textbrewer(spec: dict, extra: dict) -> list[tuple[float, float]]:
                 "student": {"input_ids": ids[index, : int(s_len.max())], "lengths": s_len, "labels": y[index]}}
 
     loader = torch.utils.data.DataLoader(list(range(len(y))), batch_size=spec["batch_size"], shuffle=True,
-                                         collate_fn=collate, generator=torch.Generator().manual_seed(42))
+                                         collate_fn=collate, generator=torch.Generator().manual_seed(spec.get("seed", 42)))
     student = Student()
     matches = []
     if with_features:

@@ -81,6 +81,8 @@ class TeacherConfig:
     path: str = ""
     weight: float = opt(1.0, "This teacher's share of the ensemble's soft targets.", low=0.0, low_open=True,
                         high=1000.0, what="teacher.weight")
+    precision: str = opt("auto", "Teacher passes: auto = exact to the save (teachers.compute_dtype); bfloat16 = faster "
+                                 "where the hardware has it, logits rounded by ~1e-2.", choices=("auto", "float32", "bfloat16"))
     ensemble: list[dict[str, Any]] = field(default_factory=list)
 
     def members(self) -> list[tuple[str, float]]:
@@ -191,11 +193,9 @@ class TrainConfig:
     grad_clip: float | None = opt(1.0, "Max global gradient norm; null turns clipping off.", low=0.0, low_open=True,
                                   high=1e6, null="no clipping")
     grad_accumulation: int = opt(1, "Batches per optimisation step.", low=1, high=1024)
-    # On by default: batches of 16-token width classes, not of one exact length, which cost the bundled quality
-    # test's student 5 points where length predicts the class (bucketing.py).
-    bucket_by_length: str = opt("off", "Batch examples of similar length together (bucketing.py): on, off, or "
-                                       "auto = on when random batches would be >= 40 % padding. Faster; it cost "
-                                       "the demo's student about 1 accuracy point, hence off by default.",
+    bucket_by_length: str = opt("auto", "Batch examples of similar length together (bucketing.py): on, off, or "
+                                        "auto = on where that cuts the padded cells >= 1.5x (below, the gain is "
+                                        "small and batches of one length can cost accuracy).",
                                 choices=BUCKETING_MODES)
     checkpoint_every: int = opt(100, "Steps between resumable checkpoints (and every epoch end).", low=1, high=BIG)
     early_stopping_patience: int = opt(0, "Evaluations without a better dev score before stopping; 0 = never.",

@@ -215,8 +215,9 @@ def teacher_entry(config: ExperimentConfig, source: SplitSource, store: TokenSto
                   device: torch.device, root: Path, on_batch: Callable[[], None] | None, progress: Phase) -> Path:
     """The teacher cache entry of this split's logits, computed TEACHER_CHUNK rows at a time on a miss."""
     max_length = config.data.max_length
-    extra = {"sort_chunk": TEACHER_CHUNK} if source.rows > TEACHER_CHUNK else None  # else: one global sort
-    key = teacher_cache.key_for_examples(teacher.path, store.meta["examples"], max_length, ("logits",), extra)
+    extra = {"sort_chunk": TEACHER_CHUNK} if source.rows > TEACHER_CHUNK else {}  # else: one global sort
+    extra.update(teacher.cache_extra())
+    key = teacher_cache.key_for_examples(teacher.path, store.meta["examples"], max_length, ("logits",), extra or None)
 
     def chunks() -> Iterator[torch.Tensor]:
         for texts, pairs, _ in source.chunks(config, rows=TEACHER_CHUNK):

@@ -40,6 +40,12 @@ class LoadedTeacher:
     path: str
     weight: float
 
+    def cache_extra(self) -> dict[str, str]:
+        """What the cache key adds for this teacher's precision: logits computed in another dtype than float32
+        (teacher.precision bfloat16, a half save on CUDA) are other logits; float32 keys stay as they were."""
+        dtype = str(next(self.model.parameters()).dtype).removeprefix("torch.")
+        return {} if dtype == "float32" else {"compute": dtype}
+
 
 def load_teachers(config: ExperimentConfig, device: torch.device, labels: list[str],
                   progress: Phase | None = None) -> list[LoadedTeacher]:
@@ -48,7 +54,7 @@ def load_teachers(config: ExperimentConfig, device: torch.device, labels: list[s
     for i, (path, weight) in enumerate(config.teacher.members()):
         try:
             info = inspect_checkpoint(path)
-            model, tokenizer = load_teacher(path, device, labels)
+            model, tokenizer = load_teacher(path, device, labels, precision=config.teacher.precision)
         except CheckpointError as exc:
             if i == 0:
                 raise
@@ -91,7 +97,7 @@ def encode_splits(config: ExperimentConfig, splits: dict[str, Split], encoder: E
                                           on_batch=on_batch, progress=progress.advance)
 
                 done = progress.done + len(split)
-                key = teacher_cache.cache_key(t.path, split, max_length, features=("logits",))
+                key = teacher_cache.cache_key(t.path, split, max_length, features=("logits",), extra=t.cache_extra())
                 logits = teacher_cache.get_or_compute(cache_dir, key, compute)  # (N, C)
                 progress.update_to(done)  # a cache hit counts as labelled at once
                 order = label_order(t.info["labels"], labels)

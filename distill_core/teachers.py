@@ -123,15 +123,23 @@ def saved_dtype(path: str | Path, config: Any = None) -> str:
     return str(declared).removeprefix("torch.") if declared else "float32"
 
 
-def compute_dtype(saved: str, device: torch.device | str) -> str:
+def compute_dtype(saved: str, device: torch.device | str, precision: str = "auto") -> str:
     """The dtype the teacher's forward passes run in: the one place that decides it.
 
-    CPU: float32 whatever was saved (float16 matrix products on the CPU are ~4x slower than float32,
-    bfloat16 ones no faster without AMX, and both are less exact). CUDA: a half-precision checkpoint
-    runs in its own precision (tensor cores; float32 would double memory for no accuracy it ever had),
-    bfloat16 falling back to float16 on GPUs without it; a float32 checkpoint stays float32.
+    `precision` "auto" (exact to the save): on the CPU float32 whatever was saved (float16 matrix
+    products on the CPU are ~4x slower than float32, and both halves are less exact); on CUDA a
+    half-precision checkpoint runs in its own precision (tensor cores; float32 would double memory for
+    no accuracy it ever had), bfloat16 falling back to float16 on GPUs without it; a float32 checkpoint
+    stays float32. "float32" always float32. "bfloat16" (a run's opt-in, `teacher.precision`): bfloat16
+    where the hardware multiplies it natively (CUDA with bf16, CPUs with avx512_bf16 or AMX: 1.6-3.5x
+    the float32 teacher pass here, logits rounded by ~1e-2), else float32.
     """
     device = torch.device(device)
+    if precision == "float32":
+        return "float32"
+    if precision == "bfloat16":
+        native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_native_bf16()
+        return "bfloat16" if native else "float32"
     if device.type != "cuda" or saved not in HALF:
         return "float32"
     if saved == "bfloat16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
@@ -139,13 +147,26 @@ def compute_dtype(saved: str, device: torch.device | str) -> str:
     return saved
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU has bfloat16 dot-product instructions (x86 avx512_bf16 / AMX, Arm bf16)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith(("flags", "Features")):
+                    return bool({"avx512_bf16", "amx_bf16", "bf16"} & set(line.split(":", 1)[1].split()))
+    except OSError:
+        pass
+    return False
+
+
 def load_teacher(path: str | Path, device: torch.device | str = "cpu", labels: list[str] | None = None,
-                 attn_implementation: str | None = None) -> tuple[torch.nn.Module, Any]:
+                 attn_implementation: str | None = None, precision: str = "auto") -> tuple[torch.nn.Module, Any]:
     """Load (model in eval mode on `device`, tokenizer); check its label count against `labels`.
 
     `attn_implementation` None is transformers' default (SDPA where the architecture has it, 10-20 % faster
     on the CPU here), which returns no attention maps: pass "eager" to get them (the distiller switches a
-    loaded teacher with set_attn_implementation when a match compares attentions).
+    loaded teacher with set_attn_implementation when a match compares attentions). `precision`:
+    `teacher.precision` (compute_dtype).
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -154,7 +175,9 @@ def load_teacher(path: str | Path, device: torch.device | str = "cpu", labels: l
         raise CheckpointError(f"The teacher has {info['num_labels']} labels but the dataset has {len(labels)}; "
                               f"choose a teacher fine-tuned on this label set.", field=FIELD)
     device = torch.device(device)
-    dtype = compute_dtype(info["dtype"], device)
+    dtype = compute_dtype(info["dtype"], device, precision)
+    if precision == "bfloat16" and dtype != "bfloat16":
+        log.warning("teacher.precision bfloat16: this %s has no native bfloat16, computing in %s", device.type, dtype)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         # An explicit dtype: transformers would otherwise keep the saved one (float16 on a CPU: ~4x slower).

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from distill_core.bucketing import (
-    AUTO_MIN_PADDING,
+    AUTO_MIN_SAVING,
     BucketBatchSampler,
     SeededPermutation,
     example_lengths,
@@ -110,18 +110,21 @@ def test_the_trainer_draws_the_samplers_batches(make_config, monkeypatch):
     assert used == [b.tolist() for epoch in (1, 2) for b in sampler.epoch_batches(epoch)]
 
 
-def test_auto_buckets_only_when_random_batches_would_be_mostly_padding():
+def test_auto_buckets_only_where_it_cuts_the_padded_cells_enough():
     mixed = mixed_lengths()  # 3 to 119 tokens: random batches are about half padding
     narrow = np.random.default_rng(0).integers(17, 21, size=1000)  # like news titles: a few percent
     assert isinstance(sampler_for("auto", mixed, 32, seed=1), BucketBatchSampler)
     assert sampler_for("auto", narrow, 32, seed=1) is None
     assert isinstance(sampler_for("on", narrow, 32, seed=1), BucketBatchSampler)
     assert sampler_for("off", mixed, 32, seed=1) is None
-    assert 0.0 < AUTO_MIN_PADDING < 1.0
+    assert AUTO_MIN_SAVING > 1.0
+    # The demo's augmented titles: 40 % padding, but bucketed batches would save only 1.2x: not bucketed.
+    titles = np.random.default_rng(0).integers(6, 33, size=6000)
+    assert sampler_for("auto", titles, 64, seed=3) is None
 
 
-def test_the_default_is_off_and_bad_values_are_refused(make_config):
-    assert ExperimentConfig().train.bucket_by_length == "off"  # on cost the demo's student about 1 point
+def test_the_default_is_auto_and_bad_values_are_refused(make_config):
+    assert ExperimentConfig().train.bucket_by_length == "auto"  # on where random batches are mostly padding
     on = run(ExperimentConfig.from_dict(make_config(train={"epochs": 1, "bucket_by_length": "on"},
                                                     output_dir=None)))
     assert 0.0 <= on["student"]["accuracy"] <= 1.0

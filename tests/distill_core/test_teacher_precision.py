@@ -87,3 +87,33 @@ def test_a_student_initialised_from_a_float16_teacher_keeps_float32_master_weigh
         "init_from_teacher": str(saves["float16"])})
     assert {p.dtype for p in student.parameters()} == {torch.float32}
     assert student.copied_layers  # the weights were copied, not skipped
+
+
+def test_teacher_precision_bfloat16_is_an_opt_in_that_needs_native_bfloat16(monkeypatch):
+    from distill_core import teachers
+
+    assert compute_dtype("float32", "cpu", "float32") == compute_dtype("bfloat16", "cuda", "float32") == "float32"
+    monkeypatch.setattr(teachers, "cpu_has_native_bf16", lambda: True)
+    assert compute_dtype("float32", "cpu", "bfloat16") == "bfloat16"
+    monkeypatch.setattr(teachers, "cpu_has_native_bf16", lambda: False)  # emulated bfloat16 is slower: float32
+    assert compute_dtype("float32", "cpu", "bfloat16") == "float32"
+
+
+@pytest.mark.skipif(not __import__("distill_core.teachers").teachers.cpu_has_native_bf16(),
+                    reason="this CPU has no native bfloat16")
+def test_a_bfloat16_teacher_pass_rounds_the_logits_and_gets_its_own_cache_entries(saves, tmp_path):
+    from distill_core.config import ExperimentConfig
+    from distill_core.teacher_outputs import LoadedTeacher, load_teachers
+
+    def loaded(precision: str) -> LoadedTeacher:
+        config = ExperimentConfig.from_dict({"teacher": {"path": str(saves["float32"]), "precision": precision},
+                                             "data": {"train": str(tmp_path / "train.tsv"), "labels": ["a", "b", "c"]}})
+        return load_teachers(config, torch.device("cpu"), ["a", "b", "c"])[0]
+
+    exact, fast = loaded("auto"), loaded("bfloat16")
+    assert {p.dtype for p in fast.model.parameters()} == {torch.bfloat16}
+    assert exact.cache_extra() == {} and fast.cache_extra() == {"compute": "bfloat16"}
+    reference = teacher_logits(exact.model, exact.tokenizer, TEXTS, None, max_length=24, batch_size=8)
+    rounded = teacher_logits(fast.model, fast.tokenizer, TEXTS, None, max_length=24, batch_size=8)
+    assert rounded.dtype == torch.float32  # the cache and the loss read float32 whatever was computed
+    assert 0 < float((rounded - reference).abs().max()) < 5e-2

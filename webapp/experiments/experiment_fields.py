@@ -188,7 +188,7 @@ LAYOUT: dict[str, tuple[str, ...]] = {
            "lm_layer_pick", "lm_student_checkpoint", "lm_hidden_size", "lm_num_heads", "lm_intermediate_size",
            "lm_samples", "lm_sample_max_new_tokens", "lm_sample_prompts"),
     "sweep": ("sweep_temperature", "sweep_alpha", "sweep_learning_rate", "sweep_student_type"),
-    "advanced": ("kind", "seed", "teacher_weight", "ensemble", "stages"),
+    "advanced": ("kind", "seed", "teacher_weight", "teacher_precision", "ensemble", "stages"),
 }
 _placed = {name for names in LAYOUT.values() for name in names}
 # Generated inputs LAYOUT does not place: the page shows them at the end of their group (student options

@@ -53,7 +53,7 @@ LABELS = {
     "grad_accumulation": "Gradient accumulation", "amp": "Mixed precision", "max_steps": "Max steps",
     "early_stopping_patience": "Early-stopping patience", "best_metric": "Best metric", "log_every": "Log every",
     "eval_every": "Evaluate every", "checkpoint_every": "Checkpoint every", "kind": "Run kind", "seed": "Seed",
-    "teacher_weight": "Teacher weight", "tune_kd": "Tune KD first", "tune_steps": "Steps per trial",
+    "teacher_weight": "Teacher weight", "teacher_precision": "Teacher precision", "tune_kd": "Tune KD first", "tune_steps": "Steps per trial",
     "tune_metric": "Trial metric", "bucket_by_length": "Bucket by length", "embedding_init": "Embedding start",
     "augment_replace": "Replace with", "augment_neighbours": "Neighbours",
     "lm_mode": "Teacher mode", "lm_loss": "Token loss", "lm_beta": "β", "lm_temperature": "Temperature",
@@ -92,6 +92,8 @@ OWN_CHOICE_LABELS = {
     "lm_student_source": {"derived": "Teacher's layers, copied", "preset": "Teacher's family, fresh",
                           "checkpoint": "A registered checkpoint"},
     "lm_layer_pick": {"uniform": "Uniform", "top": "Top layers", "bottom": "Bottom layers"},
+    "teacher_precision": {"auto": "Exact to the save (float32 on the CPU)", "float32": "float32",
+                          "bfloat16": "bfloat16 where the hardware has it (faster, rounded)"},
 }
 
 
