@@ -92,6 +92,7 @@ class TrainLoop:
 
     # --- the loop -------------------------------------------------------------------------
     def train(self, resume: bool) -> None:
+        """Run every stage's epochs from the start (or the checkpoint, with `resume`) to total_steps."""
         epoch, next_batch, permutation = self._begin(resume)
         while self.step < self.total_steps:
             last = self.stage_index + 1 == len(self.stages)
@@ -106,9 +107,9 @@ class TrainLoop:
             b = self._run_batches(epoch, next_batch, n_batches, batch_at, permutation)
             if b >= n_batches and not self.config.train.eval_every:
                 self._evaluate(epoch)
-            if self.stopped_early and not last:  # skip the rest of this stage's epochs
-                self.step = max(self.step, self.stage_start_step + self.steps_per_epoch * self.stages[
-                    self.stage_index].epochs)
+            if self.stopped_early and not last:  # skip the rest of this stage's epochs: the next starts on time
+                stage_end = self.stage_start_step + self.steps_per_epoch * self.stages[self.stage_index].epochs
+                self.step = max(self.step, stage_end)
             epoch, next_batch, permutation = epoch + 1, 0, None
             self._save(epoch, 0, None)
             if self.stopped_early and last:
