@@ -1,44 +1,52 @@
-"""The trainer: the optimisation loop of one classifier run (stages, steps, evaluations, checkpoints,
-early stopping) and the predictions it judges the student by.
+"""The classifier trainer: its optimisation step, dev evaluation and batches inside the shared loop
+(train_loop.py: stages, evaluations, checkpoints, early stopping), and the predictions it judges the student by.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from distill_core import checkpointing, parallel
+from distill_core import parallel
 from distill_core.bucketing import example_lengths, sampler_for
 from distill_core.config import ExperimentConfig, StageConfig
 from distill_core.encoding import Encoded
-from distill_core.errors import ConfigError, RunCancelled, TrainingError
+from distill_core.errors import ConfigError, TrainingError
 from distill_core.evaluate import accuracy_and_macro_f1
 from distill_core.losses import hard_bce, hard_ce, kd_losses
 from distill_core.matches import MatchLoss, parse_matches, validate_matches
-from distill_core.optimizers import apply_gradients, make_optimizer
-from distill_core.progress import Phase
+from distill_core.optimizers import apply_gradients
 from distill_core.run_parts import Sink, check_finite
-from distill_core.schedules import lr_factor, temperature_schedules, weight_schedules
+from distill_core.schedules import temperature_schedules, weight_schedules
 from distill_core.student_base import length_mask
 from distill_core.teachers import label_order
+from distill_core.train_loop import AMP_DTYPES, BatchAt, TrainLoop
 
 log = logging.getLogger(__name__)
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
 class Stage:
-    """A resolved stage: its settings, matches (with their projections) and step budget."""
+    """A resolved stage: its settings and matches (with their projections)."""
 
     config: StageConfig
     match_loss: MatchLoss | None
-    steps: int
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def epochs(self) -> int:
+        return self.config.epochs
+
+    @property
+    def learning_rate(self) -> float:
+        return self.config.learning_rate
 
 
 @dataclass
@@ -52,12 +60,14 @@ class Batch:
     share: dict[str, float]  # this rank's share of each mean under data parallel; empty in one process
 
 
-class Trainer:
-    """The optimisation loop of one run: stages, steps, evaluations, schedules, checkpoints, early stopping.
+class Trainer(TrainLoop):
+    """A classifier run's step (KD, hard-label and match terms; data parallel), evaluation and batches.
 
     With intermediate matches the teacher runs on every batch (output_hidden_states/attentions);
     without them its cached logits are all the loop needs.
     """
+
+    higher_is_better = True  # train.best_metric: accuracy or macro-F1
 
     def __init__(self, config: ExperimentConfig, student: torch.nn.Module, encoded: dict[str, Encoded],
                  labels: list[str], device: torch.device, sink: Sink, should_cancel: Callable[[], bool] | None,
@@ -69,18 +79,16 @@ class Trainer:
         t = config.train
         self.train_set = encoded["train"]
         self._train_lengths: torch.Tensor | None = None
-        self.batches_per_epoch = math.ceil(len(self.train_set) / t.batch_size)
-        self.steps_per_epoch = math.ceil(self.batches_per_epoch / t.grad_accumulation)
-        self.stages = [Stage(sc, build_match_loss(config, sc, student, teacher_info, i).to(device)
-                             if sc.matches else None, self.steps_per_epoch * sc.epochs)
-                       for i, sc in enumerate(config.stage_configs())]
-        self.total_steps = sum(stage.steps for stage in self.stages)
-        if teacher is not None and any(s.match_loss is not None and s.match_loss.needs_attentions for s in self.stages):
+        self.best_metric = t.best_metric
+        self.group = parallel.current()  # data-parallel ranks (parallel.py), None in one process
+        stage_configs = config.stage_configs()
+        self.match_losses = [build_match_loss(config, sc, student, teacher_info, i).to(device) if sc.matches else None
+                             for i, sc in enumerate(stage_configs)]
+        self.stages = [Stage(sc, m) for sc, m in zip(stage_configs, self.match_losses, strict=True)]
+        self._setup_loop()
+        if teacher is not None and any(m is not None and m.needs_attentions for m in self.match_losses):
             teacher.set_attn_implementation("eager")  # SDPA computes no attention maps to compare
-        if t.max_steps is not None:
-            self.total_steps = min(self.total_steps, t.max_steps)
         self.scaler = torch.amp.GradScaler("cuda", enabled=t.amp == "fp16")
-        self.generator = torch.Generator().manual_seed(config.seed)
         # Similar lengths per batch (bucketing.py); its batches depend only on (seed, epoch), so resuming needs
         # just the epoch and position the checkpoint already holds.
         self.sampler = sampler_for(t.bucket_by_length, example_lengths(self.train_set), t.batch_size, config.seed)
@@ -88,20 +96,7 @@ class Trainer:
         self.kd_loss_fn = kd_losses.get("bce" if multi and config.kd.loss in ("kl", "ce") else config.kd.loss)
         self.hard_loss_fn = hard_bce if multi else hard_ce
         self.temperature_fn = temperature_schedules.get(config.kd.temperature_schedule)
-        self.step = 0
-        self.stage_index = 0
-        self.stage_start_step = 0
-        self.optimizer: torch.optim.Optimizer | None = None
-        self.scheduler: Any = None
-        self._reset_best()
-        self.stopped_early = False
-        self.resumed_from: int | None = None
-        self.ckpt_path = checkpointing.checkpoint_path(config.output_dir) if config.output_dir else None
-        self.progress: Phase | None = None  # the run's "training" phase, advanced every step (throttled)
-        self.fingerprint = checkpointing.fingerprint(config.to_dict())
-        self.group = parallel.current()  # data-parallel ranks (parallel.py), None in one process
         self.forwards: dict[int, torch.nn.Module] = {}  # stage index -> its (DDP-wrapped) parallel.Forward
-
 
     @property
     def train_lengths(self) -> torch.Tensor:
@@ -111,87 +106,21 @@ class Trainer:
             lengths = self.train_set.lengths
             self._train_lengths = torch.as_tensor(lengths() if callable(lengths) else lengths)
         return self._train_lengths
-    def _reset_best(self) -> None:
-        """Each stage picks its own best student; the last stage's is the run's."""
-        self.best: dict[str, Any] = {self.config.train.best_metric: -1.0}
-        self.best_state = copy.deepcopy(self.student.state_dict())
-        self.bad_evals = 0
-        self.last_eval_step: int | None = None
 
-    def _start_stage(self, index: int, start_step: int | None = None) -> None:
-        stage = self.stages[index]
-        self.stage_index = index
-        self.stage_start_step = self.step if start_step is None else start_step
-        params = list(self.student.parameters()) + (list(stage.match_loss.parameters()) if stage.match_loss else [])
-        self.optimizer = make_optimizer(self.config, params, stage.config.learning_rate)
-        t = self.config.train
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_factor(t.lr_schedule, t.warmup_ratio,
-                                      min(stage.steps, self.total_steps - self.stage_start_step)))
+    def _epoch_batches(self, epoch: int, permutation: torch.Tensor | None
+                       ) -> tuple[torch.Tensor | None, int, BatchAt]:
+        """With bucketing, the sampler's batches of this epoch, built a pool at a time (bucketing.py)."""
+        if self.sampler is None:
+            return super()._epoch_batches(epoch, permutation)
+        sampler = self.sampler
+        return None, len(sampler), lambda i: torch.from_numpy(sampler.batch(epoch, i))
 
-    # --- the loop ---------------------------------------------------------------------
-    def train(self, resume: bool) -> None:
-        t = self.config.train
-        epoch, next_batch, permutation = 1, 0, None
-        state = checkpointing.load(self.ckpt_path, self.fingerprint) if resume and self.ckpt_path else None
-        if state is not None:
-            epoch, next_batch, permutation = self._restore(state)
-        else:
-            self._start_stage(0)
-        self.sink.emit("start", {"total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
-                                 "train_examples": len(self.train_set), "device": str(self.device),
-                                 "resumed_from": self.resumed_from, "stages": [s.config.name for s in self.stages]})
-        if self.progress is not None:
-            self.progress.resume_at(self.step)
-        while self.step < self.total_steps:
-            stage = self.stages[self.stage_index]
-            stage_epochs_done = (self.step - self.stage_start_step) // self.steps_per_epoch
-            if stage_epochs_done >= stage.config.epochs or (self.stopped_early and next_batch == 0):
-                if self.stage_index + 1 == len(self.stages):
-                    break
-                self._start_stage(self.stage_index + 1)
-                self._reset_best()
-                self.stopped_early = False
-                continue
-            if self.sampler is not None:  # this epoch's bucketed batches, built a pool at a time (bucketing.py)
-                n_batches = len(self.sampler)
+    def _restore_extras(self, state: dict[str, Any]) -> None:
+        parallel.reseed(self.group, self.config.seed, self.step)
 
-                def batch_at(i: int, epoch: int = epoch) -> torch.Tensor:
-                    return torch.from_numpy(self.sampler.batch(epoch, i))
-            else:
-                if permutation is None:
-                    permutation = torch.randperm(len(self.train_set), generator=self.generator)
-                n_batches = self.batches_per_epoch  # sliced from the permutation as needed: no list of N/b tensors
-
-                def batch_at(i: int, order: torch.Tensor = permutation) -> torch.Tensor:
-                    return order[i * t.batch_size: (i + 1) * t.batch_size]
-            b = next_batch
-            while b < n_batches and self.step < self.total_steps and not self.stopped_early:
-                group = [batch_at(i) for i in range(b, min(b + t.grad_accumulation, n_batches))]
-                b += len(group)
-                self._optimisation_step(group, epoch, stage)
-                if t.eval_every and self.step % t.eval_every == 0:
-                    self._evaluate(epoch)
-                if self.step % t.checkpoint_every == 0:
-                    self._save(epoch, b, permutation)
-                if parallel.any_rank(self.should_cancel is not None and self.should_cancel(), self.group, self.device):
-                    self._save(epoch, b, permutation)
-                    raise RunCancelled(f"Cancelled at step {self.step}.")
-            if b >= n_batches and not t.eval_every:
-                self._evaluate(epoch)
-            if self.stopped_early:  # skip the rest of this stage's epochs
-                self.step = max(self.step, self.stage_start_step + stage.steps) if self.stage_index + 1 < len(
-                    self.stages) else self.step
-            epoch, next_batch, permutation = epoch + 1, 0, None
-            self._save(epoch, 0, None)
-            if self.stopped_early and self.stage_index + 1 == len(self.stages):
-                break
-        if self.last_eval_step != self.step:  # stopped by max_steps mid-epoch: judge the last student too
-            self._evaluate(epoch - 1)
-
-    def _optimisation_step(self, group: list[torch.Tensor], epoch: int, stage: Stage) -> None:
+    def _optimisation_step(self, group: list[torch.Tensor], epoch: int) -> None:
         """One optimiser step over `group` (grad_accumulation batches of train indices), gradients averaged."""
-        t = self.config.train
+        t, stage = self.config.train, self.stages[self.stage_index]
         self.step += 1
         progress = (self.step - 1) / max(1, self.total_steps)
         hard_w, kd_w = self._loss_weights(stage.config, progress)
@@ -301,51 +230,7 @@ class Trainer:
                                 "metrics": metrics})
         log.info("Epoch %d, step %d/%d: dev accuracy %.4f, macro-F1 %.4f", epoch, self.step, self.total_steps,
                  metrics["accuracy"], metrics["macro_f1"])
-        self.last_eval_step = self.step
-        if metrics[t.best_metric] > self.best[t.best_metric]:
-            self.best = {**metrics, "epoch": epoch, "step": self.step}
-            self.best_state = copy.deepcopy(self.student.state_dict())
-            self.bad_evals = 0
-        else:
-            self.bad_evals += 1
-            if t.early_stopping_patience and self.bad_evals >= t.early_stopping_patience:
-                log.info("Early stop at step %d: no better dev %s in %d evaluations", self.step, t.best_metric,
-                         self.bad_evals)
-                self.stopped_early = True
-
-    # --- checkpoints --------------------------------------------------------------------
-    def _save(self, epoch: int, next_batch: int, permutation: torch.Tensor | None) -> None:
-        if self.ckpt_path is None or (self.group is not None and not self.group.is_main):
-            return
-        step, path = self.step, str(self.ckpt_path)
-        checkpointing.save(self.ckpt_path, {
-            "fingerprint": self.fingerprint, "step": self.step, "epoch": epoch, "next_batch": next_batch,
-            "permutation": permutation, "generator": self.generator.get_state(), "rng": checkpointing.rng_state(),
-            "stage_index": self.stage_index, "stage_start_step": self.stage_start_step,
-            "model": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-            "matches": [s.match_loss.state_dict() if s.match_loss else None for s in self.stages],
-            "best": self.best, "best_state": self.best_state, "bad_evals": self.bad_evals,
-            "stopped_early": self.stopped_early, "last_eval_step": self.last_eval_step,
-        }, before_replace=lambda: self.sink.emit("checkpoint", {"step": step, "path": path}))
-
-    def _restore(self, state: dict[str, Any]) -> tuple[int, int, torch.Tensor | None]:
-        self.student.load_state_dict(state["model"])
-        for stage, match_state in zip(self.stages, state["matches"], strict=True):
-            if stage.match_loss is not None:
-                stage.match_loss.load_state_dict(match_state)
-        self.step = self.resumed_from = state["step"]
-        self._start_stage(state["stage_index"], state["stage_start_step"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.generator.set_state(state["generator"])
-        checkpointing.set_rng_state(state["rng"])
-        parallel.reseed(self.group, self.config.seed, self.step)
-        self.best, self.best_state = state["best"], state["best_state"]
-        self.bad_evals, self.stopped_early = state["bad_evals"], state["stopped_early"]
-        self.last_eval_step = state["last_eval_step"]
-        return state["epoch"], state["next_batch"], state["permutation"]
+        self._judge(metrics, epoch)
 
 
 def build_match_loss(config: ExperimentConfig, stage: StageConfig, student: torch.nn.Module,

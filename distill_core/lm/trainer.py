@@ -16,38 +16,39 @@ fresh optimiser and learning-rate schedule and its own best student, as the clas
 
 On-policy (GKD): with probability lambda_on_policy (a seeded draw, part of the checkpoint) a batch's
 responses are replaced by continuations sampled from the student, then scored by the teacher live.
-Checkpoints hold model, optimiser, scheduler, data order and every RNG: N steps straight equal k steps,
-a resume, and N - k more, bitwise on the CPU.
+The loop itself (stages, epochs, evaluations, checkpoints, early stopping, resume) is train_loop.py's, shared
+with the classifier. Checkpoints hold model, optimiser, scheduler, data order and every RNG: N steps straight
+equal k steps, a resume, and N - k more, bitwise on the CPU.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
-import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from distill_core import checkpointing
 from distill_core.config import ExperimentConfig
-from distill_core.errors import ConfigError, RunCancelled
+from distill_core.errors import ConfigError
 from distill_core.lm.data import LMSplit, collate
 from distill_core.lm.evaluate import score
 from distill_core.lm.losses import gather_topk, sft_cross_entropy, token_losses
 from distill_core.lm.matches import build_match_loss, match_terms
 from distill_core.lm.stages import LMStage, lm_stages
 from distill_core.lm.topk_cache import TopK
-from distill_core.optimizers import apply_gradients, make_optimizer
-from distill_core.progress import Phase
-from distill_core.schedules import lr_factor, temperature_schedules, weight_schedules
+from distill_core.optimizers import apply_gradients
+from distill_core.schedules import temperature_schedules, weight_schedules
+from distill_core.train_loop import AMP_DTYPES, TrainLoop
 
 log = logging.getLogger(__name__)
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-class LMTrainer:
+class LMTrainer(TrainLoop):
+    """A causal-LM run's step (token distillation, SFT, matches, on-policy samples) and dev perplexity."""
+
+    best_metric, higher_is_better = "perplexity", False
+
     def __init__(self, config: ExperimentConfig, student: torch.nn.Module, teacher: torch.nn.Module, pad: int,
                  eos: int | None, splits: dict[str, LMSplit], topk: dict[str, TopK], device: torch.device,
                  sink: Any, should_cancel: Callable[[], bool] | None):
@@ -56,46 +57,14 @@ class LMTrainer:
         o, t = config.lm, config.train
         self.loss_fn = token_losses.get(o.loss)
         self.train_set = splits["train"]
-        batches = math.ceil(len(self.train_set) / t.batch_size)
-        self.steps_per_epoch = math.ceil(batches / t.grad_accumulation)
         self.stages = lm_stages(config)
-        self.total_steps = self.steps_per_epoch * sum(stage.epochs for stage in self.stages)
-        if t.max_steps:
-            self.total_steps = min(self.total_steps, t.max_steps)
-        self.generator = torch.Generator().manual_seed(config.seed)  # data order
-        self.policy_generator = torch.Generator().manual_seed(config.seed + 1)  # which batches are on-policy
         # A stage's matches' projections are trained with the student: one optimiser, one clip, one checkpoint.
         self.match_losses = [_match_loss(config, i, stage, student, teacher, device)
                              for i, stage in enumerate(self.stages)]
+        self._setup_loop()
+        self.policy_generator = torch.Generator().manual_seed(config.seed + 1)  # which batches are on-policy
         self.scaler = torch.amp.GradScaler(device.type, enabled=t.amp == "fp16" and device.type == "cuda")
-        self.step = 0
-        self.stage_index = self.stage_start_step = 0
-        self.match_loss: Any = None
-        self._reset_best()
-        self.stopped_early = False
-        self.resumed_from: int | None = None
         self.sampled_batches = 0
-        self.progress: Phase | None = None
-        self.ckpt_path = checkpointing.checkpoint_path(config.output_dir) if config.output_dir else None
-        self.fingerprint = checkpointing.fingerprint(config.to_dict())
-
-    def _reset_best(self) -> None:
-        """Each stage picks its own best student; the last stage's is the run's."""
-        self.best: dict[str, Any] = {"perplexity": math.inf}
-        self.best_state = copy.deepcopy(self.student.state_dict())
-        self.bad_evals = 0
-        self.last_eval_step: int | None = None
-
-    def _start_stage(self, index: int, start_step: int | None = None) -> None:
-        """A fresh optimiser and learning-rate schedule over the stage's steps (cut by max_steps)."""
-        stage, t = self.stages[index], self.config.train
-        self.stage_index, self.match_loss = index, self.match_losses[index]
-        self.stage_start_step = self.step if start_step is None else start_step
-        self.params = list(self.student.parameters()) + (list(self.match_loss.parameters()) if self.match_loss else [])
-        self.optimizer = make_optimizer(self.config, self.params, stage.learning_rate)
-        steps = min(self.steps_per_epoch * stage.epochs, self.total_steps - self.stage_start_step)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
-                                                           lr_factor(t.lr_schedule, t.warmup_ratio, steps))
 
     # --- teacher targets -------------------------------------------------------------------
     def targets(self, split: str, index: list[int] | None, input_ids: torch.Tensor, attention: torch.Tensor,
@@ -127,63 +96,18 @@ class LMTrainer:
         return (T, stage.distill_weight * weight_schedules.get(kd.kd_weight_schedule)(progress),
                 stage.sft_weight * weight_schedules.get(kd.hard_weight_schedule)(progress))
 
-    # --- the loop -------------------------------------------------------------------------
-    def train(self, resume: bool) -> None:
-        t = self.config.train
-        epoch, next_batch, permutation = 1, 0, None
-        state = checkpointing.load(self.ckpt_path, self.fingerprint) if resume and self.ckpt_path else None
-        if state is not None:
-            epoch, next_batch, permutation = self._restore(state)
-        else:
-            self._start_stage(0)
-        self.sink.emit("start", {"total_steps": self.total_steps, "steps_per_epoch": self.steps_per_epoch,
-                                 "train_examples": len(self.train_set), "device": str(self.device),
-                                 "resumed_from": self.resumed_from, "stages": [s.name for s in self.stages],
-                                 "train_response_tokens": self.train_set.response_tokens()})
-        if self.progress is not None:
-            self.progress.resume_at(self.step)
-        while self.step < self.total_steps:
-            if self._stage_done(next_batch):
-                if self.stage_index + 1 == len(self.stages):
-                    break
-                self._start_stage(self.stage_index + 1)
-                self._reset_best()
-                self.stopped_early = False
-                continue
-            if permutation is None:
-                permutation = torch.randperm(len(self.train_set), generator=self.generator)
-            batches = [permutation[i: i + t.batch_size].tolist() for i in range(0, len(self.train_set), t.batch_size)]
-            b = next_batch
-            while b < len(batches) and self.step < self.total_steps and not self.stopped_early:
-                group = batches[b: b + t.grad_accumulation]
-                b += len(group)
-                self._optimisation_step(group, epoch)
-                if t.eval_every and self.step % t.eval_every == 0:
-                    self._evaluate(epoch)
-                if self.step % t.checkpoint_every == 0:
-                    self._save(epoch, b, permutation)
-                if self.should_cancel is not None and self.should_cancel():
-                    self._save(epoch, b, permutation)
-                    raise RunCancelled(f"Cancelled at step {self.step}.")
-            if b >= len(batches) and not t.eval_every:
-                self._evaluate(epoch)
-            last = self.stage_index + 1 == len(self.stages)
-            if self.stopped_early and not last:  # skip the rest of this stage's epochs
-                stage_end = self.stage_start_step + self.steps_per_epoch * self.stages[self.stage_index].epochs
-                self.step = max(self.step, stage_end)
-            epoch, next_batch, permutation = epoch + 1, 0, None
-            self._save(epoch, 0, None)
-            if self.stopped_early and last:
-                break
-        if self.last_eval_step != self.step:
-            self._evaluate(epoch - 1)
+    # --- the loop's kind-specific parts (train_loop.py) -------------------------------------
+    def _start_extras(self) -> dict[str, Any]:
+        return {"train_response_tokens": self.train_set.response_tokens()}
 
-    def _stage_done(self, next_batch: int) -> bool:
-        """The current stage ran its epochs, or stopped early at an epoch's end."""
-        epochs_done = (self.step - self.stage_start_step) // self.steps_per_epoch
-        return epochs_done >= self.stages[self.stage_index].epochs or (self.stopped_early and next_batch == 0)
+    def _state_extras(self) -> dict[str, Any]:
+        return {"policy_generator": self.policy_generator.get_state(), "sampled_batches": self.sampled_batches}
 
-    def _optimisation_step(self, group: list[list[int]], epoch: int) -> None:
+    def _restore_extras(self, state: dict[str, Any]) -> None:
+        self.policy_generator.set_state(state["policy_generator"])
+        self.sampled_batches = state["sampled_batches"]
+
+    def _optimisation_step(self, group: list[torch.Tensor], epoch: int) -> None:
         from distill_core.run_parts import check_finite
 
         t, o = self.config.train, self.config.lm
@@ -193,7 +117,7 @@ class LMTrainer:
         sums: dict[str, float] = {}
         T, distill_w, sft_w = self.schedule()
         amp = torch.autocast(self.device.type, dtype=AMP_DTYPES.get(t.amp, torch.bfloat16), enabled=t.amp != "off")
-        for index in group:
+        for index in (batch.tolist() for batch in group):
             sampled = o.mode == "on_policy" and float(torch.rand(1, generator=self.policy_generator)) < o.lambda_on_policy
             if sampled:
                 ids, starts = self._sample(index)
@@ -265,51 +189,7 @@ class LMTrainer:
                                 "metrics": metrics})
         log.info("Epoch %d, step %d/%d: dev perplexity %.4f, agreement %.4f", epoch, self.step, self.total_steps,
                  metrics["perplexity"], metrics["agreement"])
-        self.last_eval_step = self.step
-        if metrics["perplexity"] < self.best["perplexity"]:
-            self.best = {**metrics, "epoch": epoch, "step": self.step}
-            self.best_state = copy.deepcopy(self.student.state_dict())
-            self.bad_evals = 0
-        else:
-            self.bad_evals += 1
-            if t.early_stopping_patience and self.bad_evals >= t.early_stopping_patience:
-                self.stopped_early = True
-
-    # --- checkpoints ----------------------------------------------------------------------
-    def _save(self, epoch: int, next_batch: int, permutation: torch.Tensor | None) -> None:
-        if self.ckpt_path is None:
-            return
-        step, path = self.step, str(self.ckpt_path)
-        checkpointing.save(self.ckpt_path, {
-            "fingerprint": self.fingerprint, "step": self.step, "epoch": epoch, "next_batch": next_batch,
-            "permutation": permutation, "generator": self.generator.get_state(),
-            "policy_generator": self.policy_generator.get_state(), "rng": checkpointing.rng_state(),
-            "model": self.student.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-            "best": self.best, "best_state": self.best_state, "bad_evals": self.bad_evals,
-            "stopped_early": self.stopped_early, "last_eval_step": self.last_eval_step,
-            "sampled_batches": self.sampled_batches,
-            "stage_index": self.stage_index, "stage_start_step": self.stage_start_step,
-            "matches": [m.state_dict() if m is not None else None for m in self.match_losses],
-        }, before_replace=lambda: self.sink.emit("checkpoint", {"step": step, "path": path}))
-
-    def _restore(self, state: dict[str, Any]) -> tuple[int, int, torch.Tensor | None]:
-        self.student.load_state_dict(state["model"])
-        for match_loss, match_state in zip(self.match_losses, state["matches"], strict=True):
-            if match_loss is not None:
-                match_loss.load_state_dict(match_state)
-        self.step = self.resumed_from = state["step"]
-        self._start_stage(state["stage_index"], state["stage_start_step"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.generator.set_state(state["generator"])
-        self.policy_generator.set_state(state["policy_generator"])
-        checkpointing.set_rng_state(state["rng"])
-        self.best, self.best_state = state["best"], state["best_state"]
-        self.bad_evals, self.stopped_early = state["bad_evals"], state["stopped_early"]
-        self.last_eval_step, self.sampled_batches = state["last_eval_step"], state["sampled_batches"]
-        return state["epoch"], state["next_batch"], state["permutation"]
+        self._judge(metrics, epoch)
 
 
 def _match_loss(config: ExperimentConfig, index: int, stage: LMStage, student: torch.nn.Module,
