@@ -100,15 +100,16 @@ class Timing:
 
     def __init__(self) -> None:
         self.start: float | None = None
-        self.last_step = (0, 0.0)
+        self.start_cpu = 0.0
+        self.last_step = (0, 0.0, 0.0)  # (step, wall clock, process CPU time)
         self.phases: dict[str, float] = {}
 
     def emit(self, kind: str, payload: dict) -> None:
         now = time.monotonic()
         if kind == "start":
-            self.start = now
+            self.start, self.start_cpu = now, time.process_time()
         elif kind == "step":
-            self.last_step = (payload["step"], now)
+            self.last_step = (payload["step"], now, time.process_time())
         elif kind == "phase":
             self.phases.setdefault(payload["name"], now)
 
@@ -136,13 +137,15 @@ def child(rows: int, root: Path, steps: int, batch_size: int) -> dict:
     timing = Timing()
     started = time.monotonic()
     results = run(config, sink=timing, cache_dir=cache)
-    step, last = timing.last_step
+    step, last, last_cpu = timing.last_step
     marks = sorted(timing.phases.items(), key=lambda kv: kv[1])
     phase_seconds = {name: round(end - begin, 1) for (name, begin), (_, end) in itertools.pairwise(marks)}
     shutil.rmtree(cache, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
     return {"rows": rows, "peak_rss_mb": common.peak_rss_mb(), "steps": step,
             "samples_per_s": round(step * batch_size / (last - timing.start), 1),
+            # per CPU-second of this (one-thread) process: what other work on the machine distorts least
+            "samples_per_cpu_s": round(step * batch_size / (last_cpu - timing.start_cpu), 1),
             "train_examples": results["examples"]["train"], "accuracy": results["student"]["accuracy"],
             "seconds_before_training": round(timing.start - started, 1), "phase_seconds": phase_seconds, "seconds_total": round(time.monotonic()
                                                                                                  - started, 1)}
@@ -165,7 +168,10 @@ def measure(rows: list[int], root: Path, steps: int, batch_size: int, threads: i
     base = runs[0]
     return {"runs": runs, "ratios": {str(r["rows"]): {"peak_rss": round(r["peak_rss_mb"] / base["peak_rss_mb"], 3),
                                                        "samples_per_s": round(r["samples_per_s"] / base["samples_per_s"],
-                                                                              3)} for r in runs},
+                                                                              3),
+                                                       "samples_per_cpu_s": round(r["samples_per_cpu_s"]
+                                                                                  / base["samples_per_cpu_s"], 3)}
+                       for r in runs},
             "steps": steps, "batch_size": batch_size, "threads": threads,
             "load_average": [round(x, 2) for x in os.getloadavg()]}
 
