@@ -30,10 +30,14 @@ import _common as common
 import data_scale
 
 
-def child(rows: int, root: Path, steps: int, batch_size: int) -> dict:
+def child(rows: int, root: Path, steps: int, batch_size: int, threads: int) -> dict:
     """One fine-tuning run of `rows` train rows in this process; its figures."""
+    import torch
+
     from distill_core.config import ExperimentConfig
     from distill_core.distiller import run
+
+    torch.set_num_threads(threads)
 
     paths = data_scale.dataset(root, rows)
     out, cache = root / f"finetune-{rows}", root / f"finetune-cache-{rows}"
@@ -82,17 +86,14 @@ def sizes(rows: list[int], root: Path, steps: int, batch_size: int, threads: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--steps", type=int, default=300, help="training steps per size (samples/s window)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=1)
+    for flag, default, meaning in (("--steps", 300, "training steps per size (the samples/s window)"),
+                                   ("--batch-size", 64, "examples a step"), ("--threads", 1, "torch threads")):
+        parser.add_argument(flag, type=int, default=default, help=meaning)
     parser.add_argument("--root", type=Path, default=common.VAR / "data_scale")  # shares data_scale's files
-    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)  # the one size a subprocess runs
     args = parser.parse_args()
     if args.child:
-        import torch
-
-        torch.set_num_threads(args.threads)
-        print(json.dumps(child(args.child, args.root, args.steps, args.batch_size)))
+        print(json.dumps(child(args.child, args.root, args.steps, args.batch_size, args.threads)))
         return
     started = time.monotonic()
     runs = sizes(args.rows, args.root, args.steps, args.batch_size, args.threads)
