@@ -90,7 +90,7 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     if config.kind == "finetune_teacher":
         from distill_core.finetune import run_finetune
 
-        return run_finetune(config, sink, should_cancel, resume=resume, hub_cache=hub_cache)
+        return run_finetune(config, sink, should_cancel, resume=resume, cache_dir=cache_dir, hub_cache=hub_cache)
     if config.kind == "lm_distill":
         from distill_core.lm.run import run_lm
 

@@ -4,29 +4,40 @@ It reuses the distiller's Trainer (schedules, evaluation, best checkpoint, exact
 the model is wrapped to look like a student, there is no teacher (zero soft targets) and the
 soft-label weight is 0. The output directory becomes a `save_pretrained` checkpoint that any
 later experiment can name as its teacher.
+
+The data path is the streamed one of a distillation (streaming.py): every split is counted and
+checked from its file, tokenised chunk by chunk with the base checkpoint's own tokenizer into a
+token store (token_store.py) and read batch by batch, so RSS does not grow with the data. The
+batches equal those of the in-memory encoding (TeacherPieces.encode, trimmed to each batch's
+longest example), bitwise; tested.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from distill_core import checkpointing, environment
+from distill_core import checkpointing, environment, streaming
 from distill_core.config import ExperimentConfig
-from distill_core.encoding import Encoded, label_tensor, load_splits
 from distill_core.errors import CheckpointError, ConfigError
 from distill_core.evaluate import report_for
+from distill_core.progress import Phases
 from distill_core.run_parts import NullSink, resolve_device
 from distill_core.seeding import seed_everything
 from distill_core.size import count_parameters, size_report
 from distill_core.storage import writing
+from distill_core.token_store import StoredSplit, TokenStore
 from distill_core.trainer import Trainer, predict_labels
+from distill_core.vocab import Encoder, TeacherPieces
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +58,46 @@ class HFClassifier(torch.nn.Module):
         return self.model(input_ids=input_ids, attention_mask=mask).logits  # (B, C)
 
 
+class HardLabelSplit(StoredSplit):
+    """A streamed split whose KD targets are zeros: there is no teacher, and the Trainer wants targets even
+    when their weight is 0 (as the in-memory path's zero `teacher` tensor gave it)."""
+
+    def __init__(self, store: TokenStore, num_labels: int):
+        super().__init__(store, None)
+        self.num_labels = num_labels
+
+    def teacher_rows(self, index: np.ndarray) -> torch.Tensor:
+        return torch.zeros(len(index), self.num_labels)  # (b, C)
+
+
+def tokenise_splits(config: ExperimentConfig, sources: dict[str, streaming.SplitSource], encoder: Encoder,
+                    cache_dir: str | Path | None, phases: Phases) -> dict[str, HardLabelSplit]:
+    """Every split's token store, under `cache_dir`/tokens (kept, keyed like a distillation's) or in a
+    scratch directory removed once the stores are mapped (they stay readable until the run ends)."""
+    scratch = Path(tempfile.mkdtemp(prefix="distillery-finetune-")) if cache_dir is None else None
+    root = Path(cache_dir) / "tokens" if cache_dir is not None else scratch
+    try:
+        identity = streaming.encoder_identity(encoder, config.teacher.path)
+        with phases.phase("tokenising", total=sum(s.rows for s in sources.values()), poll_cancel=True) as progress:
+            return {name: HardLabelSplit(streaming.tokenise(config, source, encoder, identity, root, progress),
+                                         len(config.data.labels)) for name, source in sources.items()}
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
 def run_finetune(config: ExperimentConfig, sink: Any = None, should_cancel: Callable[[], bool] | None = None, *,
-                 resume: bool = True, hub_cache: str | Path | None = None) -> dict[str, Any]:
+                 resume: bool = True, cache_dir: str | Path | None = None,
+                 hub_cache: str | Path | None = None) -> dict[str, Any]:
     """Fine-tune `config.teacher.path` on the dataset's hard labels; the result is a teacher checkpoint.
 
-    Started by distiller.run; the Trainer and the data helpers come from trainer.py and encoding.py.
-    The base may be a Hub reference (`hub:org/name@rev`), resolved into `hub_cache` first (hub.py).
+    Started by distiller.run; the Trainer comes from trainer.py, the streamed data path from streaming.py.
+    `cache_dir` keeps the token stores for later runs (a resumed one skips tokenising); without it they
+    live in a scratch directory. The base may be a Hub reference (`hub:org/name@rev`), resolved into
+    `hub_cache` first (hub.py).
     """
     from distill_core import hub
-    from distill_core.progress import Phases
     from distill_core.teachers import inspect_checkpoint
-    from distill_core.vocab import TeacherPieces
 
     sink = sink or NullSink()
     config = copy.deepcopy(hub.localise(config, hub_cache)[0])  # hard-label-only settings below must not leak
@@ -72,18 +112,11 @@ def run_finetune(config: ExperimentConfig, sink: Any = None, should_cancel: Call
     phases = Phases(sink, should_cancel)
     reading = phases.phase("reading", total=1 + bool(config.data.dev) + bool(config.data.test) + 1, unit="file")
     with reading:
-        splits = load_splits(config, reading)
+        sources, _ = streaming.plan_splits(config, None, reading)  # rows counted and checked; nothing held
         base_info = inspect_checkpoint(config.teacher.path)
         model, tokenizer = _load_base(config, labels)
         reading.advance()
-    encoder = TeacherPieces(tokenizer)
-    encoded = {}
-    with phases.phase("tokenising", total=sum(len(split) for split in splits.values()), poll_cancel=True) as progress:
-        for name, split in splits.items():
-            ids, lengths = encoder.encode(split.texts, split.pairs, config.data.max_length)
-            y = label_tensor(split.labels, len(labels), config.data.multi_label)
-            encoded[name] = Encoded(ids, lengths, y, torch.zeros(len(y), len(labels)))  # no teacher: zero soft targets
-            progress.advance(len(split))
+    encoded = tokenise_splits(config, sources, TeacherPieces(tokenizer), cache_dir, phases)
     wrapped = HFClassifier(model).to(device)
     config.kd.alpha, config.kd.kd_weight = 1.0, 0.0  # hard labels only
     trainer = Trainer(config, wrapped, encoded, labels, device, sink, should_cancel)
