@@ -50,7 +50,7 @@ from distill_core.run_parts import NullSink, Sink, resolve_device
 from distill_core.seeding import seed_everything
 from distill_core.size import compare, size_report
 from distill_core.students import build_student
-from distill_core.teacher_outputs import encode_splits, live_train_logits, load_teachers, teacher_predictions  # noqa: F401
+from distill_core.teacher_outputs import live_train_logits, load_teachers, teacher_predictions
 from distill_core.trainer import Trainer, predict_labels
 from distill_core.vocab import TeacherPieces
 from distill_core.vocab_pruning import prune_student, split_ids

@@ -128,7 +128,7 @@ def encode_rows(encoder: Encoder, texts: list[str], pairs: list[str] | None, max
 
 
 def pad_id(encoder: Encoder) -> int:
-    """What encoder.encode pads with (encoding.encode_in_chunks)."""
+    """What encoder.encode pads with."""
     return getattr(getattr(encoder, "tokenizer", None), "pad_token_id", None) or 0
 
 

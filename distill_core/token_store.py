@@ -174,7 +174,7 @@ class StoredSplit:
         return self.store.lengths()
 
     def teacher_rows(self, index: np.ndarray) -> torch.Tensor | None:
-        """(b, C) float32 weighted mean of the teachers' logits, summed in teacher_outputs.encode_splits' order."""
+        """(b, C) float32 weighted mean of the teachers' logits, summed in ensemble order (teacher first)."""
         if not self.teachers:
             return None
         mean = None
