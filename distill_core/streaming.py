@@ -9,8 +9,9 @@ into a token store (token_store.py, keyed like the teacher cache: file contents,
 columns, labels, tokenisation), and the teacher pass, whose logits go chunk by chunk into the
 fp32 teacher cache (teacher_cache.get_or_write). Without a cache directory, stores and logits are
 built in a scratch directory that is removed as soon as they are mapped (the mappings keep them
-readable until the run ends; nothing is left behind). The results equal the in-memory path's
-(encoding.load_splits, teacher_outputs.encode_splits), bitwise; tested.
+readable until the run ends; nothing is left behind; data_root). The results equal what encoding
+the texts and running the teacher in memory gives, bitwise; tested. Augmented copies are one more
+source (augment_store.CopiesSource), encoded like the others.
 """
 
 from __future__ import annotations
