@@ -122,8 +122,9 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
           streaming.data_root(shared_cache) as root):
         if config.augment.enabled:  # the copies go to disk a chunk of rows at a time (augment_store.py)
             with phases.phase("augmenting", total=2 * splits["train"].rows, unit="row", poll_cancel=True) as progress:
-                splits["augmented"] = augment_store.copies_source(config, splits["train"], teachers[0], root,
-                                                                  progress)
+                copies = augment_store.copies_source(config, splits["train"], teachers[0], root, progress)
+            if copies.rows:  # else every candidate repeated a text: the train split alone
+                splits["augmented"] = copies
         encoded = streaming.encode_sources(config, splits, encoder, teachers, device, root,
                                            lambda: phases.check_cancel("teacher"), without_logits=unlabelled,
                                            phases=phases)

@@ -116,3 +116,14 @@ def test_an_augmented_run_resumed_mid_epoch_equals_an_uninterrupted_one(make_con
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     meta = json.loads(next((tmp_path / "cache" / "augment").iterdir()).joinpath("meta.json").read_text())
     assert results["examples"]["train"] == 200 + meta["rows"]
+
+
+def test_a_run_whose_augmentation_makes_no_copy_trains_on_the_originals(make_config, tmp_path):
+    rows = open(make_config()["data"]["train"], encoding="utf-8").read().splitlines()
+    train = tmp_path / "unspaced.tsv"  # no spaces: units are characters, and joined back they are the text again
+    train.write_text("".join("".join(r.split("\t")[0].split()) + "\t" + r.split("\t")[1] + "\n" for r in rows),
+                     encoding="utf-8")
+    unchanged = {"enabled": True, "n_iter": 2, "p_mask": 0.0, "p_replace": 0.0, "p_ng": 0.0}  # copies = originals
+    results = run(ExperimentConfig.from_dict(make_config(augment=unchanged, data={"train": str(train)},
+                                                         train={"epochs": 1}, output_dir=None)))
+    assert results["examples"]["train"] == len(rows) == 200
