@@ -198,7 +198,8 @@ def tokenise(config: ExperimentConfig, source: SplitSource, encoder: Encoder, en
 def encode_sources(config: ExperimentConfig, sources: dict[str, SplitSource], encoder: Encoder, teachers: list,
                    device: torch.device, cache_dir: str | Path | None, on_batch: Callable[[], None] | None = None,
                    without_logits: set[str] = frozenset(), phases: Phases | None = None) -> dict[str, StoredSplit]:
-    """teacher_outputs.encode_splits for sources on disk: {split: StoredSplit}, read batch by batch."""
+    """Student ids of every split and the teachers' (weighted mean) logits, computed once or read from the cache
+    under `cache_dir`: {split: StoredSplit}, read batch by batch. Splits in `without_logits` get none."""
     from distill_core.run_parts import NullSink
 
     phases = phases or Phases(NullSink())
