@@ -100,7 +100,8 @@ class Seen:
     """The texts a copy must differ from (every original, every copy kept so far), as sorted digests."""
 
     def __init__(self, originals: np.ndarray):
-        self.originals = np.unique(originals)
+        originals.sort()  # in place: no second copy of 8 bytes a row (repeated texts may stay repeated)
+        self.originals = originals
         self.copies = np.zeros(0, dtype=np.uint64)
 
     def keep(self, candidates: list[str], room: int) -> list[str]:
@@ -114,7 +115,9 @@ class Seen:
             if not old and digest not in new:
                 new.add(digest)
                 kept.append(text)
-        self.copies = np.union1d(self.copies, np.fromiter(new, dtype=np.uint64, count=len(new)))
+        merged = np.concatenate([self.copies, np.fromiter(new, dtype=np.uint64, count=len(new))])
+        merged.sort()  # every new digest is unseen: no unique pass needed
+        self.copies = merged
         return kept
 
 
