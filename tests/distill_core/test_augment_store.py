@@ -127,3 +127,26 @@ def test_a_run_whose_augmentation_makes_no_copy_trains_on_the_originals(make_con
     results = run(ExperimentConfig.from_dict(make_config(augment=unchanged, data={"train": str(train)},
                                                          train={"epochs": 1}, output_dir=None)))
     assert results["examples"]["train"] == len(rows) == 200
+
+
+def test_multi_label_copies_are_labelled_with_the_teachers_positive_logits(make_config, tmp_path):
+    from tests.conftest import demo_labels
+
+    labels = demo_labels()
+    rows = open(make_config()["data"]["train"], encoding="utf-8").read().splitlines()
+    train = tmp_path / "ml.tsv"  # every row with its label and the next one
+    train.write_text("".join(f"{r.split(chr(9))[0]}\t{labels[int(r.split(chr(9))[1])]},"
+                             f"{labels[(int(r.split(chr(9))[1]) + 1) % 10]}\n" for r in rows), encoding="utf-8")
+    config = ExperimentConfig.from_dict(make_config(augment=AUGMENT, data={
+        "train": str(train), "dev": None, "test": None, "multi_label": True}))
+    sources, vocab = streaming.plan_splits(config, "char")
+    teachers = load_teachers(config, CPU, config.data.labels)
+    with Phases(NullSink()).phase("augmenting") as progress:
+        sources["augmented"] = augment_store.copies_source(config, sources["train"], teachers[0], tmp_path, progress)
+    encoded = streaming.encode_sources(config, sources, vocab, teachers, CPU, tmp_path)
+    split = augment_store.joined(encoded["train"], encoded["augmented"], multi_label=True)
+    n = len(encoded["train"])
+    _, _, y, z = split.batch(torch.tensor([0, n, 1, n + 1]), CPU)
+    assert y.dtype == torch.float32 and y.shape == (4, 10)
+    assert (y[[0, 2]].sum(dim=1) == 2).all()  # the originals' two gold labels
+    assert torch.equal(y[[1, 3]], (z[[1, 3]] > 0).float())  # the copies': the teacher's positive logits
