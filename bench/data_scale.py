@@ -172,7 +172,7 @@ def measure(rows: list[int], root: Path, steps: int, batch_size: int, threads: i
     return {"runs": runs, "ratios": {str(r["rows"]): {"peak_rss": round(r["peak_rss_mb"] / base["peak_rss_mb"], 3),
                                                        "samples_per_s": round(r["samples_per_s"] / base["samples_per_s"],
                                                                               3)} for r in runs},
-            "steps": steps, "batch_size": batch_size, "threads": threads, "augment": augment,
+            "steps": steps, "batch_size": batch_size, "threads": threads,
             "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
@@ -195,6 +195,7 @@ def main() -> None:
     started = time.monotonic()
     result = measure(args.rows, args.root, args.steps, args.batch_size, args.threads, args.augment)
     result["seconds"] = round(time.monotonic() - started, 1)
+    result["augment"] = args.augment
     result["max_rss_kb_self"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps(result))
 
