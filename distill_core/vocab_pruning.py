@@ -47,7 +47,8 @@ class PrunedEmbedding(nn.Module):
 
 
 def kept_ids(train_ids: Any, vocab_size: int, special_ids: list[int]) -> torch.Tensor:
-    """Sorted teacher ids (long) that occur in `train_ids` (a tensor or numpy array of any shape) or are special."""
+    """Sorted teacher ids (long) that occur in `train_ids` (a tensor or numpy array of any shape, or a list of them)
+    or are special."""
     seen = np.zeros(vocab_size, dtype=bool)
     for part in train_ids if isinstance(train_ids, list) else [train_ids]:  # an augmented split: its two stores
         flat = part.numpy() if isinstance(part, torch.Tensor) else np.asarray(part)
