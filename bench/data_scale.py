@@ -2,6 +2,7 @@
 
     python bench/data_scale.py                                  # 100k, 1M and 5M synthetic rows
     python bench/data_scale.py --rows 20000 200000 --steps 100  # a test-sized run
+    python bench/data_scale.py --rows 100000 1000000 --augment  # augmented runs (copies streamed too)
 
 Each size runs `distill_core.distiller.run` in its own subprocess (so each peak is its own): a
 synthetic TSV train split of N rows (4-24 words from 5,000 made-up lowercase words; the label is
@@ -14,7 +15,9 @@ a random 1-layer, 16-wide BERT written with save_pretrained whose word-piece voc
 The teacher pass over all N rows and tokenisation are part of the run (and of its peak RSS);
 samples/s counts only the training loop, from the "start" event to the last step. The data,
 teacher and token/teacher caches live under var/bench/data_scale/ (caches are removed after each
-size). Prints one JSON line; the targets: peak RSS at the largest size <= 1.2x the smallest, and
+size). With `--augment` each run also makes one augmented copy per train row (AUGMENT: n_iter 1,
+no cap on the copies, so they grow with N), which the teacher labels and training draws from.
+Prints one JSON line; the targets: peak RSS at the largest size <= 1.2x the smallest, and
 samples/s within 10 %.
 """
 
@@ -36,6 +39,7 @@ import numpy as np
 
 WORDS, POSITIVE = 5000, 500
 DEV_TEST_ROWS = 2000
+AUGMENT = {"enabled": True, "n_iter": 1, "max_examples": 100_000_000}
 
 
 def words(seed: int = 0) -> list[str]:
@@ -114,7 +118,7 @@ class Timing:
             self.phases.setdefault(payload["name"], now)
 
 
-def child(rows: int, root: Path, steps: int, batch_size: int) -> dict:
+def child(rows: int, root: Path, steps: int, batch_size: int, augment: bool) -> dict:
     from distill_core.config import ExperimentConfig
     from distill_core.distiller import run
 
@@ -132,6 +136,7 @@ def child(rows: int, root: Path, steps: int, batch_size: int) -> dict:
         "kd": {"temperature": 2.0, "alpha": 0.5},
         "train": {"epochs": 1, "batch_size": batch_size, "max_steps": steps, "learning_rate": 0.001,
                   "log_every": 1, "checkpoint_every": 100, "device": "cpu"},
+        "augment": AUGMENT if augment else {"enabled": False},
         "output_dir": str(out),
     })
     timing = Timing()
@@ -151,7 +156,7 @@ def child(rows: int, root: Path, steps: int, batch_size: int) -> dict:
                                                                                                  - started, 1)}
 
 
-def measure(rows: list[int], root: Path, steps: int, batch_size: int, threads: int) -> dict:
+def measure(rows: list[int], root: Path, steps: int, batch_size: int, threads: int, augment: bool) -> dict:
     """Run every size in its own subprocess; the JSON of each and the ratios against the smallest."""
     runs = []
     for n in rows:
@@ -159,7 +164,8 @@ def measure(rows: list[int], root: Path, steps: int, batch_size: int, threads: i
         teacher(root)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
         proc = subprocess.run([sys.executable, __file__, "--child", str(n), "--root", str(root), "--steps", str(steps),
-                               "--batch-size", str(batch_size), "--threads", str(threads)],
+                               "--batch-size", str(batch_size), "--threads", str(threads)]
+                              + (["--augment"] if augment else []),
                               capture_output=True, text=True, env=env)
         if proc.returncode != 0:
             raise SystemExit(f"The {n}-row run failed:\n{proc.stderr[-4000:]}")
@@ -183,17 +189,19 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--root", type=Path, default=common.VAR / "data_scale")
+    parser.add_argument("--augment", action="store_true", help="one augmented copy per train row (AUGMENT)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         import torch
 
         torch.set_num_threads(args.threads)
-        print(json.dumps(child(args.child, args.root, args.steps, args.batch_size)))
+        print(json.dumps(child(args.child, args.root, args.steps, args.batch_size, args.augment)))
         return
     started = time.monotonic()
-    result = measure(args.rows, args.root, args.steps, args.batch_size, args.threads)
+    result = measure(args.rows, args.root, args.steps, args.batch_size, args.threads, args.augment)
     result["seconds"] = round(time.monotonic() - started, 1)
+    result["augment"] = args.augment
     result["max_rss_kb_self"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps(result))
 

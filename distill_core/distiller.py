@@ -38,11 +38,10 @@ from typing import Any
 
 import torch
 
-from distill_core import checkpointing, environment, parallel, storage, streaming
+from distill_core import augment_store, checkpointing, environment, parallel, storage, streaming
 from distill_core.config import ExperimentConfig
-from distill_core.data import Split
 from distill_core.embedding_init import fold_embeddings, initialise_embeddings
-from distill_core.encoding import Encoded, build_encoder, load_splits  # noqa: F401  (Encoded: benchmarks, tests)
+from distill_core.encoding import Encoded, build_encoder, load_splits  # noqa: F401  (bench, tests)
 from distill_core.errors import ConfigError
 from distill_core.evaluate import report_for
 from distill_core.export import save_student
@@ -51,7 +50,7 @@ from distill_core.run_parts import NullSink, Sink, resolve_device
 from distill_core.seeding import seed_everything
 from distill_core.size import compare, size_report
 from distill_core.students import build_student
-from distill_core.teacher_outputs import encode_splits, live_train_logits, load_teachers, teacher_predictions
+from distill_core.teacher_outputs import live_train_logits, load_teachers, teacher_predictions
 from distill_core.trainer import Trainer, predict_labels
 from distill_core.vocab import TeacherPieces
 from distill_core.vocab_pruning import prune_student, split_ids
@@ -110,46 +109,27 @@ def run(config: ExperimentConfig, sink: Sink | None = None, should_cancel: Calla
     labels = list(config.data.labels)
     phases = Phases(sink, should_cancel)
     files = 1 + bool(config.data.dev) + bool(config.data.test)
-    augmenting = config.augment.enabled  # augmentation holds the train texts and their copies in memory
     vocab_kind = None if config.student.vocab == "teacher" else config.student.vocab
     with phases.phase("reading", total=files + len(config.teacher.members()), unit="file") as progress:
-        if augmenting:
-            splits = load_splits(config, progress)
-        else:  # every split streamed from disk into token stores (streaming.py)
-            splits, vocab = streaming.plan_splits(config, vocab_kind, progress)
+        splits, vocab = streaming.plan_splits(config, vocab_kind, progress)  # every split streamed from disk
         teachers = load_teachers(config, device, labels, progress)
     teacher, tokenizer, teacher_info = teachers[0].model, teachers[0].tokenizer, teachers[0].info
-    if augmenting:
-        from distill_core.augment import augment_texts
-
-        with phases.phase("augmenting", total=len(splits["train"]), poll_cancel=True) as progress:
-            neighbours = None
-            if config.augment.replace == "teacher_neighbours":  # seconds; cached with the teacher outputs
-                from distill_core.augment import units
-                from distill_core.augment_neighbours import teacher_neighbours
-
-                neighbours = teacher_neighbours([u for text in splits["train"].texts for u in units(text)[0]],
-                                                tokenizer, teacher, config.augment.neighbours, cache_dir,
-                                                teachers[0].path)
-            texts = augment_texts(splits["train"].texts, config.augment, config.seed, progress=progress.advance,
-                                  neighbours=neighbours)
-        splits["augmented"] = Split("augmented", splits["train"].path, texts, None, [-1] * len(texts))
-        log.info("Augmentation made %d extra training texts", len(texts))
-        encoder = build_encoder(config, splits["train"], tokenizer)  # after augmentation, as before
-    else:
-        encoder = vocab if vocab is not None else TeacherPieces(tokenizer)
-
+    encoder = vocab if vocab is not None else TeacherPieces(tokenizer)  # the train split's, copies not counted
     unlabelled = {"train"} if live_train_logits(config, len(teachers)) else set()
     if "test" in splits:
         unlabelled.add("dev")  # judged on gold labels only; the teacher's report is on test
-    encode = encode_splits if augmenting else streaming.encode_sources
-    with parallel.teacher_cache_turn(group, cache_dir, config.output_dir) as shared_cache:
-        encoded = encode(config, splits, encoder, teachers, device, shared_cache, lambda: phases.check_cancel("teacher"),
-                         without_logits=unlabelled, phases=phases)
-    if "augmented" in encoded:
-        augmented = encoded.pop("augmented")
-        augmented.labels = teacher_predictions(augmented.teacher, config.data.multi_label)  # the teacher labels copies
-        encoded["train"] = encoded["train"].concat(augmented)
+    with (parallel.teacher_cache_turn(group, cache_dir, config.output_dir) as shared_cache,
+          streaming.data_root(shared_cache) as root):
+        if config.augment.enabled:  # the copies go to disk a chunk of rows at a time (augment_store.py)
+            with phases.phase("augmenting", total=2 * splits["train"].rows, unit="row", poll_cancel=True) as progress:
+                copies = augment_store.copies_source(config, splits["train"], teachers[0], root, progress)
+            if copies.rows:  # else every candidate repeated a text: the train split alone
+                splits["augmented"] = copies
+        encoded = streaming.encode_sources(config, splits, encoder, teachers, device, root,
+                                           lambda: phases.check_cancel("teacher"), without_logits=unlabelled,
+                                           phases=phases)
+    if "augmented" in encoded:  # the teacher labels the copies
+        encoded["train"] = augment_store.joined(encoded["train"], encoded.pop("augmented"), config.data.multi_label)
     teacher_seconds = time.monotonic() - started
     log.info("Teacher outputs for %s in %.1f s", {k: len(v) for k, v in encoded.items()}, teacher_seconds)
 

@@ -1,7 +1,9 @@
-"""Data encoding: the splits read from disk, the student's encoder, and `Encoded`, a split as the loop sees it.
+"""Splits held in memory: read whole from disk, the student's encoder built from them, and `Encoded`, a split
+as the loop sees it.
 
-The in-memory path (augmentation on); the streamed path builds the same tensors from token stores
-(streaming.py, token_store.py).
+A distillation run streams every split instead (streaming.py, token_store.py, augment_store.py);
+this path serves teacher fine-tuning (finetune.py), the benchmarks and the tests that check the
+streamed tensors against it.
 """
 
 from __future__ import annotations
@@ -30,17 +32,6 @@ class Encoded:
 
     def __len__(self) -> int:
         return self.labels.size(0)
-
-    def concat(self, other: Encoded) -> Encoded:
-        if self.teacher is None or other.teacher is None:
-            raise ValueError("Only splits with precomputed teacher logits can be joined")
-        width = max(self.ids.size(1), other.ids.size(1))
-
-        def pad(ids: torch.Tensor) -> torch.Tensor:
-            return torch.nn.functional.pad(ids, (0, width - ids.size(1)))  # (N, width)
-
-        return Encoded(torch.cat([pad(self.ids), pad(other.ids)]), torch.cat([self.lengths, other.lengths]),
-                       torch.cat([self.labels, other.labels]), torch.cat([self.teacher, other.teacher]))
 
     def batch(self, index: torch.Tensor, device: torch.device, width: int | None = None) -> tuple[torch.Tensor | None, ...]:
         lengths = self.lengths[index]
@@ -75,25 +66,6 @@ def build_encoder(config: ExperimentConfig, train: Split, tokenizer: Any) -> Enc
     if config.student.vocab == "teacher":
         return TeacherPieces(tokenizer)
     return Vocab.build(train.texts + (train.pairs or []), config.student.vocab)
-
-
-def encode_in_chunks(encoder: Encoder, split: Split, max_length: int, progress: Phase,
-                     chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
-    """encoder.encode over `split` a chunk at a time, so a large split reports progress; the same tensors."""
-    if len(split) <= chunk:
-        ids, lengths = encoder.encode(split.texts, split.pairs, max_length)
-        progress.advance(len(split))
-        return ids, lengths
-    parts = []
-    for start in range(0, len(split), chunk):
-        end = start + chunk
-        parts.append(encoder.encode(split.texts[start:end], split.pairs[start:end] if split.pairs is not None else None,
-                                    max_length))
-        progress.advance(len(parts[-1][1]))
-    width = max(ids.size(1) for ids, _ in parts)
-    pad_id = getattr(getattr(encoder, "tokenizer", None), "pad_token_id", None) or 0  # what encode pads with
-    ids = torch.cat([torch.nn.functional.pad(ids, (0, width - ids.size(1)), value=pad_id) for ids, _ in parts])
-    return ids, torch.cat([lengths for _, lengths in parts])  # (N, width), (N,)
 
 
 def label_tensor(labels: list, num_labels: int, multi_label: bool) -> torch.Tensor:

@@ -9,12 +9,14 @@ into a token store (token_store.py, keyed like the teacher cache: file contents,
 columns, labels, tokenisation), and the teacher pass, whose logits go chunk by chunk into the
 fp32 teacher cache (teacher_cache.get_or_write). Without a cache directory, stores and logits are
 built in a scratch directory that is removed as soon as they are mapped (the mappings keep them
-readable until the run ends; nothing is left behind). The results equal the in-memory path's
-(encoding.load_splits, teacher_outputs.encode_splits), bitwise; tested.
+readable until the run ends; nothing is left behind; data_root). The results equal what encoding
+the texts and running the teacher in memory gives, bitwise; tested. Augmented copies are one more
+source (augment_store.CopiesSource), encoded like the others.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -127,7 +129,7 @@ def encode_rows(encoder: Encoder, texts: list[str], pairs: list[str] | None, max
 
 
 def pad_id(encoder: Encoder) -> int:
-    """What encoder.encode pads with (encoding.encode_in_chunks)."""
+    """What encoder.encode pads with."""
     return getattr(getattr(encoder, "tokenizer", None), "pad_token_id", None) or 0
 
 
@@ -138,16 +140,34 @@ def encoder_identity(encoder: Encoder, teacher_path: str) -> dict[str, Any]:
     return {"kind": encoder.kind, "tokenizer": teacher_cache.checkpoint_digest(teacher_path)}
 
 
-def store_key(config: ExperimentConfig, source: SplitSource, encoder_id: dict[str, Any], pad: int) -> str:
+def source_spec(config: ExperimentConfig, source: SplitSource) -> dict[str, Any]:
+    """What a split's rows are made of (file contents, selection, columns, labels): part of every key built on them."""
     data = config.data
     keep = None if source.keep is None else hashlib.blake2b(np.packbits(source.keep).tobytes(),
                                                             digest_size=16).hexdigest()
-    spec = {"source": source_digest(source.path), "keep": keep, "selection": source.selection,
+    return {"source": source_digest(source.path), "keep": keep, "selection": source.selection,
             "format": data.format, "has_header": data.has_header, "columns": [data.text_column, data.label_column,
                                                                                data.text_pair_column],
-            "labels": list(data.labels), "multi_label": data.multi_label, "separator": data.label_separator,
-            "max_length": data.max_length, "encoder": encoder_id, "pad": pad}
+            "labels": list(data.labels), "multi_label": data.multi_label, "separator": data.label_separator}
+
+
+def store_key(config: ExperimentConfig, source: SplitSource, encoder_id: dict[str, Any], pad: int) -> str:
+    spec = {**source_spec(config, source), "max_length": config.data.max_length, "encoder": encoder_id, "pad": pad}
     return hashlib.blake2b(json.dumps(spec, sort_keys=True, default=str).encode(), digest_size=16).hexdigest()
+
+
+@contextlib.contextmanager
+def data_root(cache_dir: str | Path | None) -> Iterator[Path]:
+    """Where a run's stores, copies and logits go: the cache directory, else a scratch directory removed on
+    exit (the mappings keep what was mapped readable until the run ends; nothing is left behind)."""
+    if cache_dir is not None:
+        yield Path(cache_dir)
+        return
+    scratch = Path(tempfile.mkdtemp(prefix="distillery-data-"))
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def tokenise(config: ExperimentConfig, source: SplitSource, encoder: Encoder, encoder_id: dict[str, Any],
@@ -178,19 +198,17 @@ def tokenise(config: ExperimentConfig, source: SplitSource, encoder: Encoder, en
 def encode_sources(config: ExperimentConfig, sources: dict[str, SplitSource], encoder: Encoder, teachers: list,
                    device: torch.device, cache_dir: str | Path | None, on_batch: Callable[[], None] | None = None,
                    without_logits: set[str] = frozenset(), phases: Phases | None = None) -> dict[str, StoredSplit]:
-    """teacher_outputs.encode_splits for sources on disk: {split: StoredSplit}, read batch by batch."""
+    """Student ids of every split and the teachers' (weighted mean) logits, computed once or read from the cache
+    under `cache_dir`: {split: StoredSplit}, read batch by batch. Splits in `without_logits` get none."""
     from distill_core.run_parts import NullSink
 
     phases = phases or Phases(NullSink())
-    scratch = Path(tempfile.mkdtemp(prefix="distillery-data-")) if cache_dir is None else None
-    token_root = Path(cache_dir) / "tokens" if cache_dir is not None else scratch / "tokens"
-    logits_root = Path(cache_dir) if cache_dir is not None else scratch / "teacher"
-    try:
+    with data_root(cache_dir) as root:
         encoder_id = encoder_identity(encoder, teachers[0].path)
         stores = {}
         with phases.phase("tokenising", total=sum(s.rows for s in sources.values()), poll_cancel=True) as progress:
             for name, source in sources.items():
-                stores[name] = tokenise(config, source, encoder, encoder_id, token_root, progress)
+                stores[name] = tokenise(config, source, encoder, encoder_id, root / "tokens", progress)
         labels = list(config.data.labels)
         total_weight = sum(t.weight for t in teachers)
         labelled = [name for name in sources if name not in without_logits]
@@ -200,15 +218,12 @@ def encode_sources(config: ExperimentConfig, sources: dict[str, SplitSource], en
                 members = []
                 for t in teachers if name in labelled else ():
                     done = progress.done + source.rows
-                    entry = teacher_entry(config, source, stores[name], t, device, logits_root, on_batch, progress)
+                    entry = teacher_entry(config, source, stores[name], t, device, root, on_batch, progress)
                     progress.update_to(done)  # a cache hit counts as labelled at once
                     members.append((Mapped.npy(entry / "logits.npy"), label_order(t.info["labels"], labels),
                                     t.weight / total_weight))
                 encoded[name] = StoredSplit(stores[name], members if name in labelled else None)
         return encoded
-    finally:
-        if scratch is not None:  # mapped files stay readable after their names are gone
-            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def teacher_entry(config: ExperimentConfig, source: SplitSource, store: TokenStore, teacher: Any,

@@ -1,24 +1,19 @@
-"""Teacher outputs: the teachers loaded and checked, and their logits over every split, computed once or
-read from the cache (teacher_cache.py), beside the students' token ids (encoding.py).
+"""Teacher outputs: the teachers loaded and checked, whether the live pass can give the train split's
+KD targets, and predictions from logits. streaming.py computes the logits over every split (or reads
+them from teacher_cache.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from distill_core.config import ExperimentConfig
-from distill_core.data import Split
-from distill_core.encoding import Encoded, encode_in_chunks, label_tensor
 from distill_core.errors import CheckpointError
-from distill_core.progress import Phase, Phases
-from distill_core.run_parts import NullSink
-from distill_core.teachers import inspect_checkpoint, label_order, load_teacher, teacher_logits
-from distill_core.vocab import Encoder
+from distill_core.progress import Phase
+from distill_core.teachers import inspect_checkpoint, load_teacher
 
 
 def live_train_logits(config: ExperimentConfig, n_teachers: int) -> bool:
@@ -64,50 +59,6 @@ def load_teachers(config: ExperimentConfig, device: torch.device, labels: list[s
         if progress is not None:
             progress.advance()
     return loaded
-
-
-def encode_splits(config: ExperimentConfig, splits: dict[str, Split], encoder: Encoder, teachers: list[LoadedTeacher],
-                  device: torch.device, cache_dir: str | Path | None,
-                  on_batch: Callable[[], None] | None = None,
-                  without_logits: set[str] = frozenset(), phases: Phases | None = None) -> dict[str, Encoded]:
-    """Student ids for every split and the teachers' (weighted mean) logits, computed once or read from the cache.
-
-    Splits in `without_logits` get none (Encoded.teacher None): the teacher does not run over them here.
-    `phases` reports the tokenising and the teacher labelling (examples done over all splits and teachers).
-    """
-    from distill_core import teacher_cache
-
-    phases = phases or Phases(NullSink())
-    labels = list(config.data.labels)
-    max_length = config.data.max_length
-    total_weight = sum(t.weight for t in teachers)
-    tokens = {}
-    with phases.phase("tokenising", total=sum(len(split) for split in splits.values()), poll_cancel=True) as progress:
-        for name, split in splits.items():
-            tokens[name] = encode_in_chunks(encoder, split, max_length, progress)
-    labelled = [name for name in splits if name not in without_logits]
-    encoded = {}
-    with phases.phase("teacher", total=sum(len(splits[name]) for name in labelled) * len(teachers)) as progress:
-        for name, split in splits.items():
-            mean = None
-            for t in teachers if name in labelled else ():
-                def compute(split: Split = split, t: LoadedTeacher = t) -> torch.Tensor:
-                    return teacher_logits(t.model, t.tokenizer, split.texts, split.pairs, max_length,
-                                          batch_size=max(64, config.train.batch_size), device=device,
-                                          on_batch=on_batch, progress=progress.advance)
-
-                done = progress.done + len(split)
-                key = teacher_cache.cache_key(t.path, split, max_length, features=("logits",), extra=t.cache_extra())
-                logits = teacher_cache.get_or_compute(cache_dir, key, compute)  # (N, C)
-                progress.update_to(done)  # a cache hit counts as labelled at once
-                order = label_order(t.info["labels"], labels)
-                if order is not None:
-                    logits = logits[:, order]
-                mean = logits * (t.weight / total_weight) + (0 if mean is None else mean)
-            encoded[name] = Encoded(*tokens.pop(name), label_tensor(split.labels, len(labels), config.data.multi_label),
-                                    mean)
-    return encoded
-
 
 
 def teacher_predictions(logits: torch.Tensor, multi_label: bool) -> torch.Tensor:

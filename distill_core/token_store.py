@@ -174,7 +174,7 @@ class StoredSplit:
         return self.store.lengths()
 
     def teacher_rows(self, index: np.ndarray) -> torch.Tensor | None:
-        """(b, C) float32 weighted mean of the teachers' logits, summed in teacher_outputs.encode_splits' order."""
+        """(b, C) float32 weighted mean of the teachers' logits, summed in ensemble order (teacher first)."""
         if not self.teachers:
             return None
         mean = None
@@ -184,6 +184,10 @@ class StoredSplit:
                 rows = rows[:, order]
             mean = rows * share + (0 if mean is None else mean)
         return mean
+
+    def label_rows(self, index: np.ndarray) -> torch.Tensor:
+        """(b,) long gold class indices, or (b, C) float multi-hot (augment_store.TeacherLabelled: the teacher's)."""
+        return self.store.label_rows(index)
 
     def release(self) -> None:
         self.store.release()
@@ -199,13 +203,13 @@ class StoredSplit:
         if self.rows_read >= RELEASE_ROWS:  # random rows touch a page each: give them back
             self.rows_read = 0
             self.release()
-        return (ids.to(device), lengths.to(device), self.store.label_rows(rows).to(device),
+        return (ids.to(device), lengths.to(device), self.label_rows(rows).to(device),
                 None if teacher is None else teacher.to(device))
 
     @property
     def labels(self) -> torch.Tensor:
         """Every gold label in memory (for dev/test reports)."""
-        return self.store.label_rows(np.arange(len(self)))
+        return self.label_rows(np.arange(len(self)))
 
     @property
     def teacher(self) -> torch.Tensor | None:

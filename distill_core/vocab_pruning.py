@@ -47,11 +47,13 @@ class PrunedEmbedding(nn.Module):
 
 
 def kept_ids(train_ids: Any, vocab_size: int, special_ids: list[int]) -> torch.Tensor:
-    """Sorted teacher ids (long) that occur in `train_ids` (a tensor or numpy array of any shape) or are special."""
+    """Sorted teacher ids (long) that occur in `train_ids` (a tensor or numpy array of any shape, or a list of them)
+    or are special."""
     seen = np.zeros(vocab_size, dtype=bool)
-    flat = train_ids.numpy() if isinstance(train_ids, torch.Tensor) else np.asarray(train_ids)
-    for start in range(0, flat.size, 1 << 22):  # a streamed split's ids are a mapped file: a chunk at a time
-        seen[flat.reshape(-1)[start: start + (1 << 22)]] = True
+    for part in train_ids if isinstance(train_ids, list) else [train_ids]:  # an augmented split: its two stores
+        flat = part.numpy() if isinstance(part, torch.Tensor) else np.asarray(part)
+        for start in range(0, flat.size, 1 << 22):  # a streamed split's ids are a mapped file: a chunk at a time
+            seen[flat.reshape(-1)[start: start + (1 << 22)]] = True
     seen[[i for i in special_ids if 0 <= i < vocab_size]] = True
     return torch.from_numpy(np.flatnonzero(seen)).long()
 
@@ -120,5 +122,8 @@ def pruned_rows(student: nn.Module) -> int | None:
 
 
 def split_ids(split: Any) -> Any:
-    """Every token id of a train split: an in-memory distiller.Encoded's tensor or a streamed split's mapped file."""
+    """Every token id of a train split: an in-memory distiller.Encoded's tensor, a streamed split's mapped file,
+    or a list of those for an augmented split (augment_store.Joined)."""
+    if hasattr(split, "parts"):
+        return [split_ids(part) for part in split.parts]
     return split.ids if isinstance(getattr(split, "ids", None), torch.Tensor) else split.store.ids.array

@@ -39,19 +39,18 @@ def test_an_augmented_run_trains_on_teacher_labelled_copies(make_config):
 
 
 def test_an_ensemble_averages_its_teachers_logits(make_config, tmp_path):
-    from distill_core.distiller import encode_splits, load_splits, load_teachers
+    from distill_core import streaming
+    from distill_core.distiller import load_teachers
     from distill_core.testing import make_tiny_teacher
-    from distill_core.vocab import Vocab
 
     text = "".join(open(p, encoding="utf-8").read() for p in make_config()["data"].values()
                    if isinstance(p, str) and p.endswith(".tsv"))
     second = make_tiny_teacher(tmp_path / "second", demo_labels(), text, layers=1, hidden=16, seed=5)
     config = ExperimentConfig.from_dict(make_config(teacher={"ensemble": [{"path": str(second), "weight": 3.0}]}))
-    splits = load_splits(config)
+    sources, encoder = streaming.plan_splits(config, "char")
     teachers = load_teachers(config, torch.device("cpu"), demo_labels())
-    encoder = Vocab.build(splits["train"].texts, "char")
-    duo = encode_splits(config, splits, encoder, teachers, torch.device("cpu"), None)
-    one = [encode_splits(config, splits, encoder, [t], torch.device("cpu"), None) for t in teachers]
+    duo = streaming.encode_sources(config, sources, encoder, teachers, torch.device("cpu"), None)
+    one = [streaming.encode_sources(config, sources, encoder, [t], torch.device("cpu"), None) for t in teachers]
     expected = one[0]["dev"].teacher * 0.25 + one[1]["dev"].teacher * 0.75
     assert torch.allclose(duo["dev"].teacher, expected, atol=1e-6)
     assert not torch.allclose(one[0]["dev"].teacher, one[1]["dev"].teacher)

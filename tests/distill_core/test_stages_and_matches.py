@@ -83,17 +83,16 @@ def test_matches_are_checked_against_the_real_models_before_training(make_config
 def test_with_matches_in_every_stage_the_train_logits_come_from_the_live_teacher(make_config, monkeypatch):
     """The teacher runs on every batch for the matches; its logits there are the KD targets (no second pass)."""
     import distill_core.distiller as distiller
-    import distill_core.teacher_outputs as teacher_outputs
+    import distill_core.streaming as streaming
 
     labelled = []
-    real_logits = teacher_outputs.teacher_logits
+    real_logits = streaming.teacher_logits
 
     def counting(model, tokenizer, texts, *args, **kwargs):
         labelled.append(len(texts))
         return real_logits(model, tokenizer, texts, *args, **kwargs)
 
-    monkeypatch.setattr(teacher_outputs, "teacher_logits", counting)
-    monkeypatch.setattr("distill_core.streaming.teacher_logits", counting)  # the run streams its splits
+    monkeypatch.setattr(streaming, "teacher_logits", counting)  # the one teacher pass over the splits
     raw = make_config(student=STUDENT, matches=MATCHES[:2], train={"epochs": 1}, output_dir=None)
     live_sink = ListSink()
     live = run(ExperimentConfig.from_dict(raw), sink=live_sink)

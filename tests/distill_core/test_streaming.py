@@ -1,4 +1,4 @@
-"""The streamed data path (token stores, mapped teacher logits) gives the in-memory path's tensors, bitwise."""
+"""The streamed data path (token stores, mapped teacher logits) gives the tensors computed in memory, bitwise."""
 
 from __future__ import annotations
 
@@ -8,7 +8,26 @@ import torch
 
 from distill_core import streaming
 from distill_core.config import ExperimentConfig
-from distill_core.distiller import build_encoder, encode_splits, load_splits, load_teachers
+from distill_core.distiller import build_encoder, load_splits, load_teachers
+from distill_core.encoding import Encoded, label_tensor
+from distill_core.teachers import label_order, teacher_logits
+
+
+def _in_memory(config: ExperimentConfig, splits, encoder, teachers) -> dict[str, Encoded]:
+    """Every split encoded and labelled straight from its texts in memory: what the stores must equal, bitwise."""
+    labels, max_length = list(config.data.labels), config.data.max_length
+    out = {}
+    for name, split in splits.items():
+        mean = None
+        for t in teachers:
+            logits = teacher_logits(t.model, t.tokenizer, split.texts, split.pairs, max_length,
+                                    batch_size=max(64, config.train.batch_size), device=torch.device("cpu"))
+            order = label_order(t.info["labels"], labels)
+            logits = logits if order is None else logits[:, order]
+            mean = logits * (t.weight / sum(m.weight for m in teachers)) + (0 if mean is None else mean)
+        out[name] = Encoded(*encoder.encode(split.texts, split.pairs, max_length),
+                            label_tensor(split.labels, len(labels), config.data.multi_label), mean)
+    return out
 
 
 def _both(config: ExperimentConfig, cache_dir=None):
@@ -16,7 +35,7 @@ def _both(config: ExperimentConfig, cache_dir=None):
     teachers = load_teachers(config, device, config.data.labels)
     splits = load_splits(config)
     encoder = build_encoder(config, splits["train"], teachers[0].tokenizer)
-    memory = encode_splits(config, splits, encoder, teachers, device, None)
+    memory = _in_memory(config, splits, encoder, teachers)
     vocab_kind = None if config.student.vocab == "teacher" else config.student.vocab
     sources, vocab = streaming.plan_splits(config, vocab_kind)
     if vocab is not None:

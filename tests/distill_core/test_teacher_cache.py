@@ -27,7 +27,6 @@ def test_a_second_run_reads_the_cache_and_runs_no_teacher_forward(make_config, t
     def no_teacher(*args, **kwargs):
         raise AssertionError("the teacher ran although its outputs were cached")
 
-    monkeypatch.setattr("distill_core.teacher_outputs.teacher_logits", no_teacher)
     monkeypatch.setattr("distill_core.streaming.teacher_logits", no_teacher)
     second = run(config, cache_dir=tmp_path / "cache")
     assert second["teacher"] == first["teacher"] and second["student"] == first["student"]
