@@ -92,7 +92,10 @@ def teacher_neighbours(units: list[str], tokenizer: Any, teacher: torch.nn.Modul
     from distill_core.teacher_cache import checkpoint_digest
 
     h = hashlib.blake2b(digest_size=16)
-    h.update(json.dumps({"what": "neighbours", "checkpoint": checkpoint_digest(checkpoint), "k": k}).encode())
+    key = {"what": "neighbours", "checkpoint": checkpoint_digest(checkpoint), "k": k}
+    if embeddings.dtype != torch.float32:  # teacher.precision bfloat16: rounded embeddings, maybe other neighbours
+        key["dtype"] = str(embeddings.dtype)
+    h.update(json.dumps(key).encode())
     h.update("\x1f".join(units).encode())
     entry = Path(cache_dir) / f"neighbours-{h.hexdigest()}.json"
     if entry.is_file():
