@@ -46,7 +46,7 @@ run: install
 # run up to a few minutes). A quick local pass: make test PYTEST_ARGS='-m "not slow"'.
 PYTEST_WORKERS ?= 2
 test: install-dev
-	DISTILLERY_VAR_DIR=$(CURDIR)/var/test $(BIN)/python -m pytest -p tests.xdist_worker_env -n $(PYTEST_WORKERS) --dist worksteal --max-worker-restart=0 \
+	DISTILLERY_VAR_DIR=$(CURDIR)/var/test $(BIN)/python -m pytest -p tests.xdist_worker_env -n $(PYTEST_WORKERS) --dist worksteal --max-worker-restart=0 --durations=25 \
 		$(PYTEST_ARGS)
 
 lint: install-dev

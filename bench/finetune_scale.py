@@ -55,7 +55,7 @@ def child(rows: int, root: Path, steps: int, batch_size: int, threads: int) -> d
     timing = data_scale.Timing()
     started = time.monotonic()
     results = run(config, sink=timing, cache_dir=cache)
-    step, last = timing.last_step
+    step, last, _ = timing.last_step  # (step, wall clock, CPU time)
     marks = sorted(timing.phases.items(), key=lambda kv: kv[1]) + [("end", time.monotonic())]
     shutil.rmtree(cache, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)

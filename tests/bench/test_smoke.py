@@ -38,7 +38,7 @@ def test_throughput_runs_every_contender_at_the_tiny_size(tmp_path):
     out = run_script("throughput.py", ["--size", "tiny", "--setups", "textcnn,t4tiny_matches", "--threads", "1"],
                      tmp_path)
     contenders = out["setups"]["textcnn"]["contenders"]
-    expected = {"student_only", "distillery", "distillery_unbucketed"}
+    expected = {"student_only", "distillery", "distillery_unbucketed", "distillery_bucketed", "distillery_bf16"}
     if importlib.util.find_spec("textbrewer") is not None:
         expected |= {"textbrewer", "textbrewer_cached"}
     assert set(contenders) == expected
