@@ -232,7 +232,7 @@ def teacher_entry(config: ExperimentConfig, source: SplitSource, store: TokenSto
     max_length = config.data.max_length
     extra = {"sort_chunk": TEACHER_CHUNK} if source.rows > TEACHER_CHUNK else {}  # else: one global sort
     extra.update(teacher.cache_extra())
-    key = teacher_cache.key_for_examples(teacher.path, store.meta["examples"], max_length, ("logits",), extra or None)
+    key = teacher_cache.key_for_examples(teacher.path, store.meta["examples"], max_length, ("logits",), extra)
 
     def chunks() -> Iterator[torch.Tensor]:
         for texts, pairs, _ in source.chunks(config, rows=TEACHER_CHUNK):

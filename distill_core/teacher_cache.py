@@ -66,41 +66,15 @@ class ExamplesDigest:
         return self.h.hexdigest()
 
 
-def cache_key(checkpoint_dir: str | Path, split: Any, max_length: int, features: Iterable[str] = ("logits",),
-              extra: dict[str, Any] | None = None) -> str:
-    """The entry name for the teacher's outputs on `split` (texts, optional pairs)."""
-    examples = ExamplesDigest()
-    examples.update(split.texts, split.pairs)
-    return key_for_examples(checkpoint_dir, examples.hexdigest(), max_length, features, extra)
-
-
 def key_for_examples(checkpoint_dir: str | Path, examples: str, max_length: int,
                      features: Iterable[str] = ("logits",), extra: dict[str, Any] | None = None) -> str:
-    """cache_key given the split's ExamplesDigest (a streamed split is never held to hash it again)."""
+    """The entry name for the teacher's outputs on a split, given its ExamplesDigest (computed as the split
+    streams by: it is never held to hash it again)."""
     h = hashlib.blake2b(digest_size=16)
     h.update(json.dumps({"v": VERSION, "checkpoint": checkpoint_digest(checkpoint_dir), "max_length": max_length,
                          "features": sorted(features), "extra": extra or {}}, sort_keys=True).encode())
     h.update(examples.encode())
     return h.hexdigest()
-
-
-def get_or_compute(cache_dir: str | Path | None, key: str, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
-    """The cached tensor for `key`, else `compute()` stored then read back (bitwise the same values either way).
-
-    Without a cache_dir, `compute()` is returned as it is.
-    """
-    if cache_dir is None:
-        return compute()
-    entry = Path(cache_dir) / key
-    if (entry / "meta.json").is_file():
-        log.info("Teacher cache hit %s", entry)
-        return _read(entry)
-    log.info("Teacher cache miss %s: running the teacher", entry)
-    values = compute()
-    with writing(cache_dir, "teacher cache"), NewEntry(cache_dir, key, "teacher cache") as tmp:
-        np.save(tmp / "logits.npy", values.detach().cpu().float().numpy())
-        (tmp / "meta.json").write_text(json.dumps({"version": VERSION, "shape": list(values.shape)}))
-    return _read(entry)
 
 
 def get_or_write(cache_dir: str | Path, key: str, rows: int, compute: Callable[[], Iterator[torch.Tensor]]) -> Path:
@@ -126,8 +100,3 @@ def get_or_write(cache_dir: str | Path, key: str, rows: int, compute: Callable[[
             raise RuntimeError(f"the teacher pass gave {written} rows for {rows} examples")
         (tmp / "meta.json").write_text(json.dumps({"version": VERSION, "shape": [rows, width]}))
     return entry
-
-
-def _read(entry: Path) -> torch.Tensor:
-    array = np.load(entry / "logits.npy", mmap_mode="r")  # (N, C) float32 on disk
-    return torch.from_numpy(np.array(array, dtype=np.float32))  # (N, C) float32 in memory, a private copy

@@ -17,6 +17,26 @@ def split(texts, pairs=None):
     return SimpleNamespace(texts=texts, pairs=pairs)
 
 
+def cache_key(checkpoint, split, max_length, extra=None) -> str:
+    """The key a streamed split's entry gets: its ExamplesDigest, as streaming.py computes it chunk by chunk."""
+    examples = teacher_cache.ExamplesDigest()
+    examples.update(split.texts, split.pairs)
+    return teacher_cache.key_for_examples(checkpoint, examples.hexdigest(), max_length, ("logits",), extra)
+
+
+def get_or_compute(cache_dir, key, rows, compute) -> torch.Tensor:
+    """get_or_write with the values in two parts, read back as a run reads them (memory-mapped fp32)."""
+    from distill_core.token_store import Mapped
+
+    def parts():
+        values = compute()
+        yield values[:1]
+        yield values[1:]
+
+    entry = teacher_cache.get_or_write(cache_dir, key, rows, parts)
+    return torch.from_numpy(Mapped.npy(entry / "logits.npy").array.copy())
+
+
 def test_a_second_run_reads_the_cache_and_runs_no_teacher_forward(make_config, tmp_path, monkeypatch):
     config = ExperimentConfig.from_dict(make_config(train={"epochs": 1}, output_dir=None))
     first = run(config, cache_dir=tmp_path / "cache")
@@ -33,25 +53,25 @@ def test_a_second_run_reads_the_cache_and_runs_no_teacher_forward(make_config, t
 
 
 def test_the_key_changes_with_the_texts_the_length_and_the_checkpoint(tiny_teacher, tmp_path):
-    base = teacher_cache.cache_key(tiny_teacher, split(["a", "b"]), 16)
-    assert base == teacher_cache.cache_key(tiny_teacher, split(["a", "b"]), 16)
-    assert base != teacher_cache.cache_key(tiny_teacher, split(["a", "c"]), 16)
-    assert base != teacher_cache.cache_key(tiny_teacher, split(["a", "b"], ["x", "y"]), 16)
-    assert base != teacher_cache.cache_key(tiny_teacher, split(["a", "b"]), 32)
-    assert base != teacher_cache.cache_key(tiny_teacher, split(["a", "b"]), 16, extra={"augment": 1})
+    base = cache_key(tiny_teacher, split(["a", "b"]), 16)
+    assert base == cache_key(tiny_teacher, split(["a", "b"]), 16)
+    assert base != cache_key(tiny_teacher, split(["a", "c"]), 16)
+    assert base != cache_key(tiny_teacher, split(["a", "b"], ["x", "y"]), 16)
+    assert base != cache_key(tiny_teacher, split(["a", "b"]), 32)
+    assert base != cache_key(tiny_teacher, split(["a", "b"]), 16, extra={"augment": 1})
     import shutil
 
     copy = tmp_path / "copy"
     shutil.copytree(tiny_teacher, copy)
-    assert teacher_cache.cache_key(copy, split(["a", "b"]), 16) == base  # same content, other path
+    assert cache_key(copy, split(["a", "b"]), 16) == base  # same content, other path
     (copy / "config.json").write_text((copy / "config.json").read_text().replace("}", ', "x": 1}', 1))
-    assert teacher_cache.cache_key(copy, split(["a", "b"]), 16) != base
+    assert cache_key(copy, split(["a", "b"]), 16) != base
 
 
 def test_values_come_back_bitwise_unchanged_on_a_miss_and_a_hit(tmp_path):
     values = torch.tensor([[0.1234567, -3.3333333], [7.0, 1e-3]])
-    miss = teacher_cache.get_or_compute(tmp_path, "k", lambda: values)
-    hit = teacher_cache.get_or_compute(tmp_path, "k", lambda: pytest.fail("computed twice"))
+    miss = get_or_compute(tmp_path, "k", 2, lambda: values)
+    hit = get_or_compute(tmp_path, "k", 2, lambda: pytest.fail("computed twice"))
     assert miss.dtype == hit.dtype == torch.float32
     assert torch.equal(miss, values) and torch.equal(hit, values)  # fp32 on disk: not rounded to fp16
 
@@ -81,7 +101,7 @@ def _build(args):
         time.sleep(0.3)
         return torch.full((4, 2), float(value))
 
-    return teacher_cache.get_or_compute(cache_dir, "shared", slow).tolist()
+    return get_or_compute(cache_dir, "shared", 4, slow).tolist()
 
 
 def test_two_processes_building_one_entry_agree_on_one_copy(tmp_path):
