@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -74,16 +72,11 @@ def tokenise_splits(config: ExperimentConfig, sources: dict[str, streaming.Split
                     cache_dir: str | Path | None, phases: Phases) -> dict[str, HardLabelSplit]:
     """Every split's token store, under `cache_dir`/tokens (kept, keyed like a distillation's) or in a
     scratch directory removed once the stores are mapped (they stay readable until the run ends)."""
-    scratch = Path(tempfile.mkdtemp(prefix="distillery-finetune-")) if cache_dir is None else None
-    root = Path(cache_dir) / "tokens" if cache_dir is not None else scratch
-    try:
-        identity = streaming.encoder_identity(encoder, config.teacher.path)
-        with phases.phase("tokenising", total=sum(s.rows for s in sources.values()), poll_cancel=True) as progress:
-            return {name: HardLabelSplit(streaming.tokenise(config, source, encoder, identity, root, progress),
-                                         len(config.data.labels)) for name, source in sources.items()}
-    finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
+    identity = streaming.encoder_identity(encoder, config.teacher.path)
+    with streaming.data_root(cache_dir) as root, phases.phase(
+            "tokenising", total=sum(s.rows for s in sources.values()), poll_cancel=True) as progress:
+        return {name: HardLabelSplit(streaming.tokenise(config, source, encoder, identity, root / "tokens", progress),
+                                     len(config.data.labels)) for name, source in sources.items()}
 
 
 def run_finetune(config: ExperimentConfig, sink: Any = None, should_cancel: Callable[[], bool] | None = None, *,
